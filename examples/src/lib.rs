@@ -1,0 +1,21 @@
+//! Shared helpers of the examples.
+
+use std::net::SocketAddr;
+
+/// The address an example listens on: 127.0.0.1:8000, or the port in `PORT`.
+pub fn listen_addr() -> SocketAddr {
+    let port = std::env::var("PORT")
+        .ok()
+        .and_then(|port| port.parse().ok())
+        .unwrap_or(8000);
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Logs to stderr, at `info` unless `RUST_LOG` says otherwise.
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+}

@@ -1,0 +1,247 @@
+//! How a stream ended, and the hooks that run when it does: exactly once, on every exit path.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Why a Server-Sent Event stream ended. Every response reports exactly one.
+///
+/// | reason | the client sees | [`background`](crate::EventSourceResponse::background) runs |
+/// | --- | --- | --- |
+/// | `Completed` | a clean end of the body | yes |
+/// | `ClientDisconnected` | (it is gone) | yes |
+/// | `SendTimeout` | an aborted connection | no |
+/// | `Shutdown` | a clean end if the stream finished within its grace period, else an abort | yes |
+/// | `Error` | an aborted connection (no terminating chunk) | no |
+///
+/// ```
+/// use sse_runtime::CloseReason;
+///
+/// assert!(CloseReason::Completed.runs_background());
+/// assert!(!CloseReason::SendTimeout.runs_background());
+/// assert_eq!(CloseReason::ClientDisconnected.to_string(), "client disconnected");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The source stream ended by itself.
+    Completed,
+    /// The client went away (the response body was dropped).
+    ClientDisconnected,
+    /// The client stopped reading for longer than the send timeout.
+    SendTimeout,
+    /// The server shut down (see [`Shutdown`](crate::Shutdown)).
+    Shutdown,
+    /// The source failed or panicked, or yielded a value that could not be encoded.
+    Error,
+}
+
+impl CloseReason {
+    /// Whether background tasks run after this ending (SPEC 118-119): not after a send timeout
+    /// or an error.
+    pub const fn runs_background(self) -> bool {
+        !matches!(self, CloseReason::SendTimeout | CloseReason::Error)
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Completed => "completed",
+            CloseReason::ClientDisconnected => "client disconnected",
+            CloseReason::SendTimeout => "send timeout",
+            CloseReason::Shutdown => "server shutdown",
+            CloseReason::Error => "stream error",
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+type ClientCloseHook = Box<dyn FnOnce() + Send + 'static>;
+type CloseHook = Box<dyn FnOnce(CloseReason) + Send + 'static>;
+
+/// The hooks of one response.
+#[derive(Default)]
+pub(crate) struct HookSet {
+    on_client_close: Vec<ClientCloseHook>,
+    on_close: Vec<CloseHook>,
+    background: Vec<BoxFuture>,
+}
+
+impl HookSet {
+    pub(crate) fn on_client_close(&mut self, hook: impl FnOnce() + Send + 'static) {
+        self.on_client_close.push(Box::new(hook));
+    }
+
+    pub(crate) fn on_close(&mut self, hook: impl FnOnce(CloseReason) + Send + 'static) {
+        self.on_close.push(Box::new(hook));
+    }
+
+    pub(crate) fn background(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        self.background.push(Box::pin(task));
+    }
+
+    fn append(&mut self, other: HookSet) {
+        self.on_client_close.extend(other.on_client_close);
+        self.on_close.extend(other.on_close);
+        self.background.extend(other.background);
+    }
+}
+
+impl fmt::Debug for HookSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hooks")
+            .field("on_client_close", &self.on_client_close.len())
+            .field("on_close", &self.on_close.len())
+            .field("background", &self.background.len())
+            .finish()
+    }
+}
+
+/// Hooks registered while a stream runs, for state that only exists per request.
+///
+/// A handle is cheap to clone. Give one clone to the response with
+/// [`EventSourceResponse::close_hooks`](crate::EventSourceResponse::close_hooks) and keep another
+/// in the stream; whatever is registered before the stream ends runs like the builder's hooks. In
+/// an `#[sse_endpoint]` function, declare a parameter of type `CloseHooks` and the attribute wires
+/// it for you.
+///
+/// ```
+/// use std::net::SocketAddr;
+///
+/// use axum::extract::ConnectInfo;
+/// use futures_util::stream;
+/// use sse_runtime::{CloseHooks, EventSourceResponse};
+///
+/// async fn handler(ConnectInfo(addr): ConnectInfo<SocketAddr>) -> EventSourceResponse {
+///     let hooks = CloseHooks::new();
+///     hooks.on_client_close(move || tracing::info!(%addr, "client left"));
+///     EventSourceResponse::new(stream::iter([1, 2, 3])).close_hooks(&hooks)
+/// }
+/// # let _ = handler;
+/// ```
+#[derive(Clone, Default)]
+pub struct CloseHooks(Arc<Mutex<Option<HookSet>>>);
+
+impl CloseHooks {
+    /// An empty set of hooks.
+    pub fn new() -> Self {
+        Self(Arc::new(Mutex::new(Some(HookSet::default()))))
+    }
+
+    /// Runs `hook` if the client disconnects, before the stream is dropped (SPEC 93).
+    ///
+    /// Registering after the stream ended runs nothing: the hook is dropped.
+    pub fn on_client_close(&self, hook: impl FnOnce() + Send + 'static) {
+        self.with(|hooks| hooks.on_client_close(hook));
+    }
+
+    /// Runs `hook` with the [`CloseReason`] once the stream ended, whatever the reason.
+    pub fn on_close(&self, hook: impl FnOnce(CloseReason) + Send + 'static) {
+        self.with(|hooks| hooks.on_close(hook));
+    }
+
+    /// Spawns `task` after the stream ended, unless it ended by a send timeout or an error.
+    pub fn background(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.with(|hooks| hooks.background(task));
+    }
+
+    fn with(&self, register: impl FnOnce(&mut HookSet)) {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match slot.as_mut() {
+            Some(hooks) => register(hooks),
+            None => tracing::debug!("close hook registered after the stream ended; ignored"),
+        }
+    }
+
+    /// Takes every registered hook; later registrations are ignored.
+    pub(crate) fn take(&self) -> HookSet {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.take().unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for CloseHooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CloseHooks")
+    }
+}
+
+/// Everything that must happen once when a stream ends.
+#[derive(Debug, Default)]
+pub(crate) struct Closer {
+    hooks: HookSet,
+    shared: Vec<CloseHooks>,
+    reason: Option<CloseReason>,
+}
+
+impl Closer {
+    pub(crate) fn new(hooks: HookSet, shared: Vec<CloseHooks>) -> Self {
+        Self {
+            hooks,
+            shared,
+            reason: None,
+        }
+    }
+
+    pub(crate) fn reason(&self) -> Option<CloseReason> {
+        self.reason
+    }
+
+    /// Runs the client-close hooks if `reason` is a disconnect. The first call decides the
+    /// reason; the caller drops the source between this and [`Closer::finish`].
+    pub(crate) fn begin(&mut self, reason: CloseReason) -> bool {
+        if self.reason.is_some() {
+            return false;
+        }
+        self.reason = Some(reason);
+        for shared in self.shared.drain(..) {
+            self.hooks.append(shared.take());
+        }
+        if reason == CloseReason::ClientDisconnected {
+            for hook in self.hooks.on_client_close.drain(..) {
+                guarded("on_client_close", hook);
+            }
+        }
+        true
+    }
+
+    /// Runs the close hooks and starts the background tasks the reason allows.
+    pub(crate) fn finish(&mut self) {
+        let Some(reason) = self.reason else { return };
+        self.hooks.on_client_close.clear();
+        for hook in self.hooks.on_close.drain(..) {
+            guarded("on_close", || hook(reason));
+        }
+        let background = std::mem::take(&mut self.hooks.background);
+        if reason.runs_background() {
+            for task in background {
+                spawn_background(task);
+            }
+        }
+    }
+}
+
+/// Runs a user hook; a panic is logged instead of tearing down the connection task.
+fn guarded(name: &str, hook: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(hook)).is_err() {
+        tracing::error!(hook = name, "server-sent event close hook panicked");
+    }
+}
+
+fn spawn_background(task: BoxFuture) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn(task);
+        }
+        Err(_) => tracing::warn!(
+            "server-sent event stream ended outside a tokio runtime; its background task was dropped"
+        ),
+    }
+}

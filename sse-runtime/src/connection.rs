@@ -1,0 +1,260 @@
+//! The server setup that lets a send timeout close the socket: a listener whose connections
+//! time out stalled writes.
+//!
+//! hyper stops polling a response body while its write buffer is full, and it has no write
+//! timeout of its own, so a client that stops reading keeps its connection (and the buffers
+//! behind it) forever. [`Listener`] wraps each accepted `TcpStream` in an [`Io`] that arms a timer
+//! whenever a write cannot proceed; an SSE response with a
+//! [`send_timeout`](crate::EventSourceResponse::send_timeout) sets that timer's length through the
+//! [`Connection`] it finds in the request. When it fires, the write fails, hyper closes the
+//! connection (with a reset, so the kernel frees its buffers at once), and the stream ends with
+//! [`CloseReason::SendTimeout`](crate::CloseReason::SendTimeout), all without an extra task or any
+//! cost per event.
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use sse_runtime::connection::{Connection, Listener};
+//!
+//! # async fn run(app: Router) -> std::io::Result<()> {
+//! let listener = Listener::bind("127.0.0.1:8000").await?;
+//! axum::serve(listener, app.into_make_service_with_connect_info::<Connection>()).await
+//! # }
+//! ```
+//!
+//! Without this setup a send timeout still works: the stream then runs in a task of its own,
+//! which drops the source and reports `SendTimeout`, but the socket stays open until the client
+//! goes away.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::connect_info::Connected;
+use axum::serve::IncomingStream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::time::{Instant, Sleep};
+
+/// A TCP listener for `axum::serve` whose connections can enforce send timeouts.
+///
+/// Accepted sockets get `TCP_NODELAY`, so that small events are not held back by Nagle's
+/// algorithm.
+#[derive(Debug)]
+pub struct Listener {
+    inner: TcpListener,
+}
+
+impl Listener {
+    /// Binds a new listener.
+    pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<Self> {
+        TcpListener::bind(addr).await.map(Self::new)
+    }
+
+    /// Wraps a bound `TcpListener`.
+    pub fn new(inner: TcpListener) -> Self {
+        Self { inner }
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+impl axum::serve::Listener for Listener {
+    type Io = Io;
+    type Addr = SocketAddr;
+
+    fn accept(&mut self) -> impl Future<Output = (Io, SocketAddr)> + Send {
+        async {
+            let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+            (Io::new(stream), addr)
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// The shared state of one connection.
+#[derive(Debug, Default)]
+struct Shared {
+    /// The write timeout in nanoseconds; 0 means none.
+    timeout_nanos: AtomicU64,
+    timed_out: AtomicBool,
+}
+
+/// What a response holds of its connection.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnectionHandle(Arc<Shared>);
+
+impl ConnectionHandle {
+    pub(crate) fn set_write_timeout(&self, timeout: Option<Duration>) {
+        let nanos = timeout.map_or(0, |t| {
+            u64::try_from(t.as_nanos()).unwrap_or(u64::MAX).max(1)
+        });
+        self.0.timeout_nanos.store(nanos, Ordering::Relaxed);
+    }
+
+    pub(crate) fn timed_out(&self) -> bool {
+        self.0.timed_out.load(Ordering::Relaxed)
+    }
+}
+
+/// A connection accepted by [`Listener`]: a `TcpStream` whose stalled writes time out.
+pub struct Io {
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    stall: Option<Pin<Box<Sleep>>>,
+    stalled: bool,
+}
+
+impl Io {
+    fn new(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            shared: Arc::default(),
+            stall: None,
+            stalled: false,
+        }
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Tracks a write's result: progress clears the stall, a blocked write arms the timer.
+    fn track(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        if poll.is_ready() {
+            self.stalled = false;
+            return poll;
+        }
+        let nanos = self.shared.timeout_nanos.load(Ordering::Relaxed);
+        if nanos == 0 {
+            return poll;
+        }
+        if !self.stalled {
+            self.stalled = true;
+            let deadline = Instant::now() + Duration::from_nanos(nanos);
+            match &mut self.stall {
+                Some(sleep) => sleep.as_mut().reset(deadline),
+                None => self.stall = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+        }
+        let expired = self
+            .stall
+            .as_mut()
+            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
+        if !expired {
+            return Poll::Pending;
+        }
+        self.shared.timed_out.store(true, Ordering::Relaxed);
+        // Reset instead of a FIN that would wait behind unread data for a client that is gone.
+        if let Err(error) = self.stream.set_zero_linger() {
+            tracing::debug!(%error, "cannot set SO_LINGER");
+        }
+        tracing::warn!("send timeout: the client stopped reading; closing the connection");
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "send timeout: the client stopped reading",
+        )))
+    }
+}
+
+impl fmt::Debug for Io {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Io")
+            .field("stream", &self.stream)
+            .field("stalled", &self.stalled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.track(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.track(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// Connection info for `into_make_service_with_connect_info::<Connection>()` with a
+/// [`Listener`]: the peer's address, and what a response needs to time out its writes.
+///
+/// Handlers can take `ConnectInfo<Connection>` to learn the client's address.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    remote_addr: SocketAddr,
+    handle: ConnectionHandle,
+}
+
+impl Connection {
+    /// The client's address.
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.remote_addr
+    }
+
+    pub(crate) fn handle(&self) -> &ConnectionHandle {
+        &self.handle
+    }
+}
+
+impl Connected<IncomingStream<'_, Listener>> for Connection {
+    fn connect_info(stream: IncomingStream<'_, Listener>) -> Self {
+        Self {
+            remote_addr: *stream.remote_addr(),
+            handle: ConnectionHandle(stream.io().shared.clone()),
+        }
+    }
+}

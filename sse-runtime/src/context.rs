@@ -1,0 +1,73 @@
+//! `SseContext`: what a response needs to know about its request.
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use http::Version;
+use http::request::Parts;
+
+use crate::connection::{Connection, ConnectionHandle};
+use crate::shutdown::{Shutdown, ShutdownSignal};
+
+/// What an [`EventSourceResponse`](crate::EventSourceResponse) learns from its request: the HTTP
+/// version, the app's [`Shutdown`] handle and the [`Connection`]. It is an extractor that never
+/// fails; `#[sse_endpoint]` functions use it behind the scenes.
+///
+/// * The **HTTP version** decides whether `connection: keep-alive` is sent: only on HTTP/1.x,
+///   because the header is illegal in HTTP/2 (hyper strips it there and logs a warning).
+/// * The **shutdown handle** (installed by [`Shutdown::layer`]) ends the stream on shutdown.
+/// * The **connection** (present with the [`connection`](crate::connection) server setup) lets a
+///   send timeout close the socket without a task of its own.
+///
+/// ```
+/// use futures_util::stream;
+/// use sse_runtime::{EventSourceResponse, SseContext};
+///
+/// async fn handler(context: SseContext) -> EventSourceResponse {
+///     EventSourceResponse::new(stream::iter(["a", "b"])).context(context)
+/// }
+/// # let _ = handler;
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct SseContext {
+    pub(crate) version: Option<Version>,
+    pub(crate) shutdown: Option<Shutdown>,
+    pub(crate) connection: Option<ConnectionHandle>,
+}
+
+impl SseContext {
+    /// Reads the context from request parts.
+    pub fn from_parts(parts: &Parts) -> Self {
+        Self {
+            version: Some(parts.version),
+            shutdown: parts.extensions.get::<Shutdown>().cloned(),
+            connection: parts
+                .extensions
+                .get::<ConnectInfo<Connection>>()
+                .map(|info| info.0.handle().clone()),
+        }
+    }
+
+    /// The request's HTTP version.
+    pub fn version(&self) -> Option<Version> {
+        self.version
+    }
+
+    /// The app's shutdown handle, if the router has [`Shutdown::layer`].
+    pub fn shutdown(&self) -> Option<&Shutdown> {
+        self.shutdown.as_ref()
+    }
+
+    /// A signal the stream can wait on to send farewell events (never fires without a handle).
+    pub fn shutdown_signal(&self) -> ShutdownSignal {
+        self.shutdown
+            .as_ref()
+            .map_or_else(ShutdownSignal::never, Shutdown::signal)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SseContext {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_parts(parts))
+    }
+}

@@ -1,0 +1,362 @@
+//! `ServerSentEvent`, `Separator`, and the byte-exact encoder behind them.
+//!
+//! The wire format is the one sse-starlette writes (SPEC §A): fields in the fixed order
+//! comment, `id`, `event`, `data`, `retry`; one space after every colon; data and comments split
+//! on `\r\n`, `\r` and `\n` (keeping empty pieces); CR and LF deleted from `id` and `event`; one
+//! extra separator ending the event.
+
+use std::fmt;
+use std::str::FromStr;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// The line separator an event is written with.
+///
+/// The default is [`Separator::CrLf`], as in sse-starlette (SPEC 2). Every line of an event and
+/// the blank line that ends it use the same separator (SPEC 12).
+///
+/// ```
+/// use sse_runtime::Separator;
+///
+/// assert_eq!(Separator::default(), Separator::CrLf);
+/// assert_eq!("\n".parse::<Separator>().unwrap(), Separator::Lf);
+/// assert_eq!(Separator::Cr.as_str(), "\r");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Separator {
+    /// `"\r\n"`, the default.
+    #[default]
+    CrLf,
+    /// `"\r"`.
+    Cr,
+    /// `"\n"`.
+    Lf,
+}
+
+impl Separator {
+    /// The separator as text.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Separator::CrLf => "\r\n",
+            Separator::Cr => "\r",
+            Separator::Lf => "\n",
+        }
+    }
+
+    /// The separator as bytes.
+    pub const fn as_bytes(self) -> &'static [u8] {
+        self.as_str().as_bytes()
+    }
+}
+
+impl fmt::Display for Separator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error of parsing a [`Separator`] from anything but `"\r\n"`, `"\r"` or `"\n"`.
+///
+/// Its message follows sse-starlette's (SPEC 50), with the separators written as escapes:
+///
+/// ```
+/// use sse_runtime::Separator;
+///
+/// let err = "xx".parse::<Separator>().unwrap_err();
+/// assert_eq!(err.to_string(), r"sep must be one of: \r\n, \r, \n, got: xx");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseSeparatorError {
+    got: String,
+}
+
+impl fmt::Display for ParseSeparatorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            r"sep must be one of: \r\n, \r, \n, got: {}",
+            self.got.escape_debug()
+        )
+    }
+}
+
+impl std::error::Error for ParseSeparatorError {}
+
+impl FromStr for Separator {
+    type Err = ParseSeparatorError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "\r\n" => Ok(Separator::CrLf),
+            "\r" => Ok(Separator::Cr),
+            "\n" => Ok(Separator::Lf),
+            other => Err(ParseSeparatorError {
+                got: other.to_owned(),
+            }),
+        }
+    }
+}
+
+/// One Server-Sent Event: optional comment, `id`, `event`, `data` and `retry` fields.
+///
+/// Build it with the builder methods, in any order; the fields are always written in the order
+/// comment, `id`, `event`, `data`, `retry` (SPEC 3).
+///
+/// ```
+/// use sse_runtime::{Separator, ServerSentEvent};
+///
+/// let event = ServerSentEvent::new()
+///     .data("foo")
+///     .event("bar")
+///     .id("xyz")
+///     .retry(1);
+/// assert_eq!(
+///     event.encode(Separator::CrLf),
+///     &b"id: xyz\r\nevent: bar\r\ndata: foo\r\nretry: 1\r\n\r\n"[..]
+/// );
+/// ```
+///
+/// * `data` and `comment` are split on `\r\n`, `\r` and `\n`; every piece, empty ones included,
+///   becomes a line of its own (SPEC 13-16, 19).
+/// * `id` and `event` have every CR and LF deleted (SPEC 20-21).
+/// * An event with no field at all encodes as a bare separator (SPEC 17).
+///
+/// **Separator.** [`encode`](Self::encode) takes the separator of the response the event is sent
+/// in, and uses it unless the event chose its own with [`separator`](Self::separator). This is a
+/// deliberate improvement on sse-starlette, where a pre-built event always kept CRLF whatever the
+/// response used (SPEC 43).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerSentEvent {
+    data: Option<String>,
+    event: Option<String>,
+    id: Option<String>,
+    retry: Option<u64>,
+    comment: Option<String>,
+    separator: Option<Separator>,
+}
+
+impl ServerSentEvent {
+    /// An event with no fields.
+    ///
+    /// ```
+    /// use sse_runtime::{Separator, ServerSentEvent};
+    ///
+    /// assert_eq!(ServerSentEvent::new().encode(Separator::CrLf), &b"\r\n"[..]);
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the `data` field to the value's `Display` text.
+    ///
+    /// ```
+    /// use sse_runtime::{Separator, ServerSentEvent};
+    ///
+    /// let event = ServerSentEvent::new().data("a\nb");
+    /// assert_eq!(event.encode(Separator::CrLf), &b"data: a\r\ndata: b\r\n\r\n"[..]);
+    /// assert_eq!(
+    ///     ServerSentEvent::new().data(42).encode(Separator::Lf),
+    ///     &b"data: 42\n\n"[..]
+    /// );
+    /// ```
+    pub fn data(mut self, data: impl fmt::Display) -> Self {
+        self.data = Some(data.to_string());
+        self
+    }
+
+    /// Sets the `event` field (the event type). CR and LF are deleted when encoding.
+    ///
+    /// ```
+    /// use sse_runtime::{Separator, ServerSentEvent};
+    ///
+    /// let event = ServerSentEvent::new().event("a\nb");
+    /// assert_eq!(event.encode(Separator::CrLf), &b"event: ab\r\n\r\n"[..]);
+    /// ```
+    pub fn event(mut self, event: impl fmt::Display) -> Self {
+        self.event = Some(event.to_string());
+        self
+    }
+
+    /// Sets the `id` field. CR and LF are deleted when encoding.
+    ///
+    /// ```
+    /// use sse_runtime::{Separator, ServerSentEvent};
+    ///
+    /// let event = ServerSentEvent::new().id(7).data("x");
+    /// assert_eq!(event.encode(Separator::CrLf), &b"id: 7\r\ndata: x\r\n\r\n"[..]);
+    /// ```
+    pub fn id(mut self, id: impl fmt::Display) -> Self {
+        self.id = Some(id.to_string());
+        self
+    }
+
+    /// Sets the `retry` field: the reconnection time, in milliseconds.
+    ///
+    /// ```
+    /// use sse_runtime::{Separator, ServerSentEvent};
+    ///
+    /// let event = ServerSentEvent::new().retry(0);
+    /// assert_eq!(event.encode(Separator::CrLf), &b"retry: 0\r\n\r\n"[..]);
+    /// ```
+    pub fn retry(mut self, milliseconds: u64) -> Self {
+        self.retry = Some(milliseconds);
+        self
+    }
+
+    /// Sets a comment. Clients ignore comments; each line becomes a `: ` line.
+    ///
+    /// ```
+    /// use sse_runtime::{Separator, ServerSentEvent};
+    ///
+    /// let event = ServerSentEvent::new().comment("a comment").data("foo");
+    /// assert_eq!(
+    ///     event.encode(Separator::CrLf),
+    ///     &b": a comment\r\ndata: foo\r\n\r\n"[..]
+    /// );
+    /// ```
+    pub fn comment(mut self, comment: impl fmt::Display) -> Self {
+        self.comment = Some(comment.to_string());
+        self
+    }
+
+    /// Fixes the separator of this event, whatever the response uses.
+    ///
+    /// ```
+    /// use sse_runtime::{Separator, ServerSentEvent};
+    ///
+    /// let event = ServerSentEvent::new().data("x").separator(Separator::CrLf);
+    /// assert_eq!(event.encode(Separator::Lf), &b"data: x\r\n\r\n"[..]);
+    /// ```
+    pub fn separator(mut self, separator: Separator) -> Self {
+        self.separator = Some(separator);
+        self
+    }
+
+    /// The `data` field, if set.
+    pub fn get_data(&self) -> Option<&str> {
+        self.data.as_deref()
+    }
+
+    /// The `event` field, if set (as given, before CR/LF deletion).
+    pub fn get_event(&self) -> Option<&str> {
+        self.event.as_deref()
+    }
+
+    /// The `id` field, if set (as given, before CR/LF deletion).
+    pub fn get_id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    /// The `retry` field, if set.
+    pub fn get_retry(&self) -> Option<u64> {
+        self.retry
+    }
+
+    /// The comment, if set.
+    pub fn get_comment(&self) -> Option<&str> {
+        self.comment.as_deref()
+    }
+
+    /// The separator this event chose for itself, if any.
+    pub fn get_separator(&self) -> Option<Separator> {
+        self.separator
+    }
+
+    /// Encodes the event. `separator` is the response's; the event's own wins if it set one.
+    ///
+    /// Encoding is pure: the same event always gives the same bytes (SPEC 28).
+    ///
+    /// ```
+    /// use sse_runtime::{Separator, ServerSentEvent};
+    ///
+    /// let event = ServerSentEvent::new().data("foo").event("event");
+    /// assert_eq!(event.encode(Separator::Cr), &b"event: event\rdata: foo\r\r"[..]);
+    /// ```
+    pub fn encode(&self, separator: Separator) -> Bytes {
+        let mut buf = BytesMut::with_capacity(self.encoded_len_hint());
+        self.encode_to(separator, &mut buf);
+        buf.freeze()
+    }
+
+    /// Appends the encoded event to `buf`, without an intermediate allocation.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use sse_runtime::{Separator, ServerSentEvent};
+    ///
+    /// let mut buf = BytesMut::new();
+    /// ServerSentEvent::new().data(1).encode_to(Separator::Lf, &mut buf);
+    /// ServerSentEvent::new().data(2).encode_to(Separator::Lf, &mut buf);
+    /// assert_eq!(&buf[..], b"data: 1\n\ndata: 2\n\n");
+    /// ```
+    pub fn encode_to(&self, separator: Separator, buf: &mut BytesMut) {
+        let sep = self.separator.unwrap_or(separator).as_bytes();
+        buf.reserve(self.encoded_len_hint());
+        if let Some(comment) = &self.comment {
+            put_lines(buf, b": ", comment, sep);
+        }
+        if let Some(id) = &self.id {
+            put_stripped(buf, b"id: ", id, sep);
+        }
+        if let Some(event) = &self.event {
+            put_stripped(buf, b"event: ", event, sep);
+        }
+        if let Some(data) = &self.data {
+            put_lines(buf, b"data: ", data, sep);
+        }
+        if let Some(retry) = self.retry {
+            buf.put_slice(b"retry: ");
+            buf.put_slice(itoa::Buffer::new().format(retry).as_bytes());
+            buf.put_slice(sep);
+        }
+        buf.put_slice(sep);
+    }
+
+    /// A size that usually fits the encoded event (exact when no field holds a line break).
+    fn encoded_len_hint(&self) -> usize {
+        const SEP: usize = 2;
+        let text = |field: &Option<String>, name: usize| {
+            field.as_ref().map_or(0, |t| name + t.len() + SEP)
+        };
+        text(&self.comment, 2)
+            + text(&self.id, 4)
+            + text(&self.event, 7)
+            + text(&self.data, 6)
+            + self.retry.map_or(0, |_| 7 + 20 + SEP)
+            + SEP
+    }
+}
+
+/// Writes `text` split on `\r\n`, `\r` and `\n` as `prefix piece sep` lines, keeping empty
+/// pieces (SPEC 13-16).
+pub(crate) fn put_lines(buf: &mut BytesMut, prefix: &[u8], text: &str, sep: &[u8]) {
+    let mut rest = text.as_bytes();
+    loop {
+        buf.put_slice(prefix);
+        match memchr::memchr2(b'\r', b'\n', rest) {
+            None => {
+                buf.put_slice(rest);
+                buf.put_slice(sep);
+                return;
+            }
+            Some(at) => {
+                buf.put_slice(&rest[..at]);
+                buf.put_slice(sep);
+                let crlf = rest[at] == b'\r' && rest.get(at + 1) == Some(&b'\n');
+                rest = &rest[at + if crlf { 2 } else { 1 }..];
+            }
+        }
+    }
+}
+
+/// Writes one `prefix text sep` line with every CR and LF of `text` deleted (SPEC 20-21).
+fn put_stripped(buf: &mut BytesMut, prefix: &[u8], text: &str, sep: &[u8]) {
+    buf.put_slice(prefix);
+    let mut rest = text.as_bytes();
+    while let Some(at) = memchr::memchr2(b'\r', b'\n', rest) {
+        buf.put_slice(&rest[..at]);
+        rest = &rest[at + 1..];
+    }
+    buf.put_slice(rest);
+    buf.put_slice(sep);
+}

@@ -1,0 +1,97 @@
+//! Server-Sent Events for axum: byte-exact events, keep-alive pings, send timeouts, disconnect
+//! hooks and graceful shutdown.
+//!
+//! The wire format and behaviour follow the Python library sse-starlette (`EventSourceResponse`,
+//! `ServerSentEvent`, `JSONServerSentEvent`), byte for byte by default. On top of the runtime
+//! API, the [`sse_endpoint`] attribute turns a generator-like async fn into an axum handler:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use axum::{Router, extract::Path, routing::get};
+//! use sse_runtime::{ServerSentEvent, sse_endpoint};
+//!
+//! #[sse_endpoint(ping = 15, send_timeout = 5)]
+//! async fn numbers(Path((lo, hi)): Path<(u32, u32)>) {
+//!     for i in lo..=hi {
+//!         tokio::time::sleep(Duration::from_millis(900)).await;
+//!         yield ServerSentEvent::new().id(i).data(i);
+//!     }
+//! }
+//!
+//! let app: Router = Router::new().route("/numbers/{lo}/{hi}", get(numbers));
+//! ```
+//!
+//! The same endpoint with the runtime API:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use axum::extract::Path;
+//! use sse_runtime::{EventSourceResponse, ServerSentEvent, SseContext};
+//!
+//! async fn numbers(Path((lo, hi)): Path<(u32, u32)>, context: SseContext) -> EventSourceResponse {
+//!     let events = async_stream::stream! {
+//!         for i in lo..=hi {
+//!             tokio::time::sleep(Duration::from_millis(900)).await;
+//!             yield ServerSentEvent::new().id(i).data(i);
+//!         }
+//!     };
+//!     EventSourceResponse::new(events)
+//!         .ping(Duration::from_secs(15))
+//!         .send_timeout(Duration::from_secs(5))
+//!         .context(context)
+//! }
+//! # let _ = numbers;
+//! ```
+//!
+//! Where to look:
+//!
+//! * [`ServerSentEvent`], [`Separator`], [`JsonServerSentEvent`]: events and their encoding;
+//! * [`IntoEvent`]: what a stream may yield;
+//! * [`EventSourceResponse`]: the response, its options and hooks ([`CloseReason`]);
+//! * [`Shutdown`], [`ShutdownSignal`]: graceful shutdown that never hangs;
+//! * [`connection`]: the server setup that lets a send timeout close the socket;
+//! * [`testing`]: reading SSE responses in tests (feature `testing`).
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod channel;
+mod close;
+pub mod connection;
+mod context;
+mod driver;
+mod event;
+mod into_event;
+#[cfg(feature = "json")]
+mod json;
+mod response;
+mod shutdown;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use channel::{SendError, Sender, TrySendError};
+pub use close::{CloseHooks, CloseReason};
+pub use context::SseContext;
+pub use driver::StreamAborted;
+pub use event::{ParseSeparatorError, Separator, ServerSentEvent};
+pub use into_event::{IntoEvent, Payload};
+#[cfg(feature = "json")]
+pub use json::{Json, JsonError, JsonServerSentEvent};
+pub use response::{DEFAULT_PING_INTERVAL, EventSourceResponse};
+pub use shutdown::{Shutdown, ShutdownSignal};
+
+#[cfg(feature = "macros")]
+pub use sse_macros::sse_endpoint;
+
+/// A boxed error, as axum's.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Names the `#[sse_endpoint]` expansion uses, so users need not depend on them. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use async_stream;
+    pub use axum;
+    pub use futures_core;
+    pub use http;
+}
