@@ -87,11 +87,6 @@ pub use sse_macros::sse_endpoint;
 /// A boxed error, as axum's.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Names the `#[sse_endpoint]` expansion uses, so users need not depend on them. Not public API.
 #[doc(hidden)]
-pub mod __private {
-    pub use async_stream;
-    pub use axum;
-    pub use futures_core;
-    pub use http;
-}
+#[path = "private.rs"]
+pub mod __private;
