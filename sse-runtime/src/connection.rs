@@ -26,7 +26,6 @@
 //! goes away.
 
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -71,14 +70,12 @@ impl axum::serve::Listener for Listener {
     type Io = Io;
     type Addr = SocketAddr;
 
-    fn accept(&mut self) -> impl Future<Output = (Io, SocketAddr)> + Send {
-        async {
-            let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-            (Io::new(stream), addr)
+    async fn accept(&mut self) -> (Io, SocketAddr) {
+        let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
+        (Io::new(stream), addr)
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {

