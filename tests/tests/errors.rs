@@ -1,0 +1,116 @@
+//! A failing or panicking source ends its own response only (SPEC section M): that connection is
+//! aborted without the terminating chunk, and the server keeps serving everyone else.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use futures_util::StreamExt;
+use sse_runtime::{EventSourceResponse, SseContext};
+use tests::{WITHIN, serve};
+
+fn app() -> Router {
+    Router::new()
+        .route(
+            "/fail",
+            get(|context: SseContext| async move {
+                let source = async_stream::stream! {
+                    yield Ok("before the error");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    yield Err(std::io::Error::other("database went away"));
+                };
+                EventSourceResponse::from_try_stream(source).context(context)
+            }),
+        )
+        .route(
+            "/panic",
+            get(|context: SseContext| async move {
+                let source = async_stream::stream! {
+                    yield "before the panic";
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    panic!("the source panicked");
+                };
+                EventSourceResponse::new(source).context(context)
+            }),
+        )
+        .route(
+            "/ticks",
+            get(|context: SseContext| async move {
+                let source = async_stream::stream! {
+                    for i in 0.. {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        yield i;
+                    }
+                };
+                EventSourceResponse::new(source).context(context)
+            }),
+        )
+        .route("/health", get(|| async { "ok" }))
+}
+
+/// Reads a whole body with reqwest; returns the bytes and whether it ended with an error.
+async fn fetch(client: &reqwest::Client, url: &str) -> (Vec<u8>, bool) {
+    let response = client.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let mut bytes = Vec::new();
+    let mut failed = false;
+    while let Some(chunk) = tokio::time::timeout(WITHIN, body.next()).await.unwrap() {
+        match chunk {
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    (bytes, failed)
+}
+
+#[tokio::test]
+async fn a_failing_or_panicking_source_aborts_only_its_own_response() {
+    let server = serve(app()).await;
+    let client = reqwest::Client::new();
+
+    // A long-lived stream on its own connection, running through the failures.
+    let watcher = reqwest::Client::new();
+    let mut ticks = watcher
+        .get(server.url("/ticks"))
+        .send()
+        .await
+        .unwrap()
+        .bytes_stream();
+    let first = tokio::time::timeout(WITHIN, ticks.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(first.starts_with(b"data: 0"));
+
+    for round in 0..3 {
+        let (bytes, failed) = fetch(&client, &server.url("/fail")).await;
+        assert_eq!(bytes, b"data: before the error\r\n\r\n", "round {round}");
+        assert!(
+            failed,
+            "an error must abort the response, not end it cleanly"
+        );
+
+        let (bytes, failed) = fetch(&client, &server.url("/panic")).await;
+        assert_eq!(bytes, b"data: before the panic\r\n\r\n", "round {round}");
+        assert!(failed, "a panic must abort the response");
+
+        let health = client.get(server.url("/health")).send().await.unwrap();
+        assert_eq!(health.text().await.unwrap(), "ok");
+    }
+
+    // The long-lived stream kept going throughout.
+    let mut later = Vec::new();
+    while later.len() < 3 {
+        let chunk = tokio::time::timeout(WITHIN, ticks.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        later.push(chunk);
+    }
+}
