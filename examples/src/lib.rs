@@ -14,6 +14,7 @@ pub fn listen_addr() -> SocketAddr {
 /// Logs to stderr, at `info` unless `RUST_LOG` says otherwise.
 pub fn init_tracing() {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )

@@ -92,6 +92,8 @@ pub(crate) struct Core {
     /// The decided ending, delivered once the buffer is flushed.
     ending: Option<Outcome>,
     started: bool,
+    /// Whether anything was handed to hyper yet.
+    delivered: bool,
     done: bool,
     /// Size of the last frame: the next buffer starts with about this much room.
     last_frame: usize,
@@ -127,6 +129,7 @@ impl Core {
             pending_raw: None,
             ending: None,
             started: false,
+            delivered: false,
             done: false,
             last_frame: 0,
         }
@@ -138,9 +141,18 @@ impl Core {
             self.pump(cx);
         }
         if let Some(frame) = self.take_frame() {
+            self.delivered = true;
             return Poll::Ready(Step::Data(frame));
         }
         if let Some(outcome) = self.ending.take() {
+            if matches!(outcome, Outcome::Abort(_)) && !self.delivered {
+                // Nothing was sent yet: let hyper flush the response head first, so the client
+                // sees the status and headers before the abort (SPEC 70, 105).
+                self.delivered = true;
+                self.ending = Some(outcome);
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             self.done = true;
             return Poll::Ready(match outcome {
                 Outcome::Clean(_) => Step::End,

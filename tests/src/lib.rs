@@ -131,3 +131,155 @@ pub fn rss_kib() -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
+
+/// A server shut down through a [`sse_runtime::Shutdown`] handle.
+pub struct GracefulServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Resolves when `axum::serve` has returned.
+    pub done: JoinHandle<()>,
+}
+
+/// Serves `app` with `shutdown.layer()` and `with_graceful_shutdown(shutdown.on_signal())`.
+pub async fn serve_graceful(app: Router, shutdown: &sse_runtime::Shutdown) -> GracefulServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = app.layer(shutdown.layer());
+    let signal = shutdown.on_signal();
+    let done = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .await
+            .unwrap();
+    });
+    GracefulServer { addr, done }
+}
+
+/// Reads `stream` until the server closes it; returns everything read.
+pub async fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut seen = Vec::new();
+    tokio::time::timeout(WITHIN, async {
+        let mut chunk = [0u8; 8192];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the server did not close the connection");
+    seen
+}
+
+/// Whether a chunked HTTP/1.1 body ended with its terminating chunk (a clean end), as opposed
+/// to an aborted connection.
+pub fn ended_cleanly(raw: &[u8]) -> bool {
+    raw.ends_with(b"\r\n0\r\n\r\n")
+}
+
+/// The path of an example binary of the `examples` package.
+///
+/// `cargo test --workspace` builds every example before running the tests. When the binary is
+/// missing or older than the sources it is built from (only this package was tested after an
+/// edit), it is built here, so a stale binary is never tested.
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target layout");
+    let binary = profile_dir.join("examples").join(name);
+    let built = std::fs::metadata(&binary).and_then(|m| m.modified()).ok();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    let sources = ["examples", "sse-runtime/src", "sse-macros/src"].map(|dir| root.join(dir));
+    let newest_source = sources.iter().filter_map(|dir| newest_mtime(dir)).max();
+    if built.is_none() || newest_source > built {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = std::process::Command::new(cargo);
+        build.args(["build", "--quiet", "-p", "examples", "--example", name]);
+        if profile_dir
+            .file_name()
+            .is_some_and(|profile| profile == "release")
+        {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo");
+        assert!(status.success(), "could not build example {name}");
+    }
+    assert!(binary.exists(), "no example binary at {}", binary.display());
+    binary
+}
+
+fn newest_mtime(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_dir() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .filter_map(|entry| newest_mtime(&entry.ok()?.path()))
+        .max()
+}
+
+/// A running example process; killed when dropped.
+pub struct ExampleProcess {
+    /// The child process.
+    pub child: tokio::process::Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its log lines (stderr), as they arrive.
+    pub logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl ExampleProcess {
+    /// Starts example `name` on a free port (`PORT=0`) and waits until it listens.
+    pub async fn start(name: &str) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(example_binary(name))
+            .env("PORT", "0")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the example");
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let addr = tokio::time::timeout(WITHIN, async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                logs.lock().unwrap().push(line.clone());
+                if let Some(url) = line.split("listening on http://").nth(1) {
+                    return url
+                        .trim()
+                        .parse::<SocketAddr>()
+                        .expect("address in the log line");
+                }
+            }
+            panic!(
+                "the example exited before listening: {:?}",
+                logs.lock().unwrap()
+            );
+        })
+        .await
+        .expect("the example did not start listening");
+        let sink = logs.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self { child, addr, logs }
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let pid = self.child.id().expect("running") as i32;
+        let pid = rustix::process::Pid::from_raw(pid).expect("a valid pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("send SIGTERM");
+    }
+}

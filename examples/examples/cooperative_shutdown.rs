@@ -1,0 +1,52 @@
+//! Cooperative shutdown: ticks every second until the server shuts down, then a farewell event
+//! and a clean end within the grace period.
+//!
+//! ```sh
+//! cargo run -p examples --example cooperative_shutdown
+//! curl -N http://127.0.0.1:8000/events
+//! # press Ctrl-C in the server's terminal (or `kill -TERM <pid>`): curl shows
+//! #   event: shutdown
+//! #   data: server is shutting down, goodbye
+//! # and ends cleanly; the server exits at once.
+//! ```
+
+use std::time::Duration;
+
+use axum::{Router, routing::get};
+use sse_runtime::{EventSourceResponse, ServerSentEvent, Shutdown, ShutdownSignal, SseContext};
+
+async fn events(shutdown: ShutdownSignal, context: SseContext) -> EventSourceResponse {
+    let source = async_stream::stream! {
+        let mut n = 0;
+        loop {
+            tokio::select! {
+                () = shutdown.wait() => break,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            n += 1;
+            yield ServerSentEvent::new().id(n).data(format!("tick {n}"));
+        }
+        yield ServerSentEvent::new()
+            .event("shutdown")
+            .data("server is shutting down, goodbye");
+    };
+    EventSourceResponse::new(source)
+        .shutdown_grace(Duration::from_secs(5))
+        .context(context)
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    examples::init_tracing();
+    let shutdown = Shutdown::new();
+    let app = Router::new()
+        .route("/events", get(events))
+        .layer(shutdown.layer());
+    let listener = tokio::net::TcpListener::bind(examples::listen_addr()).await?;
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.on_signal())
+        .await?;
+    tracing::info!("server stopped");
+    Ok(())
+}
