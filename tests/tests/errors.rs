@@ -7,30 +7,41 @@ use axum::Router;
 use axum::routing::get;
 use futures_util::StreamExt;
 use sse_runtime::{EventSourceResponse, SseContext};
-use tests::{WITHIN, serve};
+use tests::{Log, WITHIN, serve};
 
-fn app() -> Router {
+fn app(log: Log) -> Router {
+    let fail_log = log.clone();
     Router::new()
         .route(
             "/fail",
-            get(|context: SseContext| async move {
-                let source = async_stream::stream! {
-                    yield Ok("before the error");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    yield Err(std::io::Error::other("database went away"));
-                };
-                EventSourceResponse::from_try_stream(source).context(context)
+            get(move |context: SseContext| {
+                let log = fail_log.clone();
+                async move {
+                    let source = async_stream::stream! {
+                        yield Ok("before the error");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        yield Err(std::io::Error::other("database went away (e2e)"));
+                    };
+                    EventSourceResponse::from_try_stream(source)
+                        .on_close(move |reason| log.push(format!("fail:{reason:?}")))
+                        .context(context)
+                }
             }),
         )
         .route(
             "/panic",
-            get(|context: SseContext| async move {
-                let source = async_stream::stream! {
-                    yield "before the panic";
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    panic!("the source panicked");
-                };
-                EventSourceResponse::new(source).context(context)
+            get(move |context: SseContext| {
+                let log = log.clone();
+                async move {
+                    let source = async_stream::stream! {
+                        yield "before the panic";
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        panic!("the source panicked (e2e)");
+                    };
+                    EventSourceResponse::new(source)
+                        .on_close(move |reason| log.push(format!("panic:{reason:?}")))
+                        .context(context)
+                }
             }),
         )
         .route(
@@ -69,7 +80,9 @@ async fn fetch(client: &reqwest::Client, url: &str) -> (Vec<u8>, bool) {
 
 #[tokio::test]
 async fn a_failing_or_panicking_source_aborts_only_its_own_response() {
-    let server = serve(app()).await;
+    tests::captured_logs();
+    let log = Log::default();
+    let server = serve(app(log.clone())).await;
     let client = reqwest::Client::new();
 
     // A long-lived stream on its own connection, running through the failures.
@@ -102,6 +115,27 @@ async fn a_failing_or_panicking_source_aborts_only_its_own_response() {
         let health = client.get(server.url("/health")).send().await.unwrap();
         assert_eq!(health.text().await.unwrap(), "ok");
     }
+
+    // Each failure was reported to its hooks and logged.
+    let entries = log.wait_for(|e| e.len() == 6).await;
+    assert_eq!(
+        entries.iter().filter(|e| *e == "fail:Error").count(),
+        3,
+        "{entries:?}"
+    );
+    assert_eq!(
+        entries.iter().filter(|e| *e == "panic:Error").count(),
+        3,
+        "{entries:?}"
+    );
+    let logs = tests::captured_logs();
+    let errors = |needle: &str| {
+        logs.lines()
+            .filter(|l| l.contains("ERROR") && l.contains(needle))
+            .count()
+    };
+    assert_eq!(errors("database went away (e2e)"), 3, "{logs}");
+    assert_eq!(errors("the source panicked (e2e)"), 3, "{logs}");
 
     // The long-lived stream kept going throughout.
     let mut later = Vec::new();
