@@ -5,3 +5,220 @@ pub use async_stream;
 pub use axum;
 pub use futures_core;
 pub use http;
+#[cfg(feature = "macros")]
+pub use sse_macros::sse_block;
+
+/// Defines SSE endpoints whose bodies `yield` their events, on stable Rust.
+///
+/// Write `async fn`s inside the braces, each with an optional
+/// [`#[sse_endpoint(..)]`](crate::sse_endpoint) carrying its options; every one becomes an axum
+/// handler returning an [`EventSourceResponse`](crate::EventSourceResponse). The options, the
+/// parameters and the rules of the body are those of [`sse_endpoint`](crate::sse_endpoint).
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use axum::{Router, extract::Path, routing::get};
+/// use sse_runtime::{ServerSentEvent, sse};
+///
+/// sse! {
+///     #[sse_endpoint(ping = 15, send_timeout = 5)]
+///     async fn numbers(Path((lo, hi)): Path<(u32, u32)>) {
+///         for i in lo..=hi {
+///             tokio::time::sleep(Duration::from_millis(900)).await;
+///             yield ServerSentEvent::new().id(i).data(i);
+///         }
+///     }
+///
+///     /// Counts up once a second, forever.
+///     pub async fn ticks() {
+///         let mut n = 0u64;
+///         loop {
+///             tokio::time::sleep(Duration::from_secs(1)).await;
+///             n += 1;
+///             yield n;
+///         }
+///     }
+/// }
+///
+/// let app: Router = Router::new()
+///     .route("/numbers/{lo}/{hi}", get(numbers))
+///     .route("/ticks", get(ticks));
+/// ```
+///
+/// Why a block: stable rustc rejects `yield` written directly in a fn body ("yield syntax is
+/// experimental") while it parses the file, before any attribute could rewrite it. Tokens inside
+/// a macro's braces are not parsed that way, so the same fn works inside `sse! { .. }`. The
+/// attribute alone works where the body has no `yield` of its own (a nightly toolchain with
+/// `#![feature(yield_expr)]`, or a body whose `yield`s sit inside other macros).
+///
+/// The generated code names the runtime through the path this macro was called by, so it works
+/// through a re-export without `crate = ".."`.
+#[cfg(feature = "macros")]
+#[macro_export]
+macro_rules! sse {
+    ($($tokens:tt)*) => {
+        $crate::__private::sse_block! { ($crate) $($tokens)* }
+    };
+}
+
+use futures_core::Stream;
+use futures_util::StreamExt;
+use http::StatusCode;
+
+use crate::{BoxError, EventSourceResponse, IntoEvent, Payload};
+
+/// The return type of a fallible endpoint, `Result<(), E>`, written however the user spelled
+/// it (`io::Result<()>` included): names its error type.
+pub trait EndpointResult {
+    /// `E`.
+    type Error;
+}
+
+impl<E> EndpointResult for Result<(), E> {
+    type Error = E;
+}
+
+/// The error type of an endpoint that ends its stream on an error.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot end a Server-Sent Event stream as an error",
+    label = "the error type of this `#[sse_endpoint]` fn must convert into `sse_runtime::BoxError`",
+    note = "implement `std::error::Error + Send + Sync + 'static` for it, use a `String` or a boxed error, \
+            or add `on_error = path` to turn the error into a final event"
+)]
+pub trait StreamError {
+    /// Converts the error for the response's log.
+    fn into_box_error(self) -> BoxError;
+}
+
+impl<E: Into<BoxError>> StreamError for E {
+    fn into_box_error(self) -> BoxError {
+        self.into()
+    }
+}
+
+/// The response of a fallible endpoint without `on_error`: an error aborts the response and is
+/// logged. `R` is the fn's return type; it fixes the stream's error type.
+pub fn fallible<R, S>(events: S) -> EventSourceResponse
+where
+    R: EndpointResult,
+    R::Error: StreamError,
+    S: Stream<Item = Result<Payload, R::Error>> + Send + 'static,
+{
+    EventSourceResponse::from_try_stream(
+        events.map(|item| item.map_err(StreamError::into_box_error)),
+    )
+}
+
+/// The stream of a fallible endpoint with `on_error = f`: an error becomes `f(error)`, the last
+/// event (the stream ends right after an error), so the response ends cleanly.
+pub fn recover<R, S, F, T>(
+    events: S,
+    mut on_error: F,
+) -> impl Stream<Item = Payload> + Send + 'static
+where
+    R: EndpointResult,
+    S: Stream<Item = Result<Payload, R::Error>> + Send + 'static,
+    F: FnMut(R::Error) -> T + Send + 'static,
+    T: IntoEvent,
+{
+    events.map(move |item| match item {
+        Ok(payload) => payload,
+        Err(error) => on_error(error).into_event(),
+    })
+}
+
+/// The status of `status = <code>`; the attribute checked that `code` is within 100..=999,
+/// every one of which `StatusCode` accepts.
+pub fn status(code: u16) -> StatusCode {
+    match StatusCode::from_u16(code) {
+        Ok(status) => status,
+        Err(_) => unreachable!("#[sse_endpoint] checks that status codes are within 100..=999"),
+    }
+}
+
+/// Runs what a hook returned, sync or async alike.
+///
+/// The expansion writes `(&output).__sse_hook_kind().run(output)`. Method resolution picks the
+/// kind from the output's type: `()` and futures match on `&T` directly, anything else only
+/// after one more autoref, and its `run` then fails with a message that names the mistake.
+pub mod hook {
+    use std::future::Future;
+
+    /// The kind of a hook returning `()`.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Unit;
+
+    /// The kind of a hook returning a future: it is spawned.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Spawn;
+
+    /// The kind of a hook returning anything else: a compile error.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Other;
+
+    /// Picks [`Unit`] for `()`.
+    pub trait UnitHook {
+        /// The kind.
+        fn __sse_hook_kind(&self) -> Unit {
+            Unit
+        }
+    }
+
+    impl UnitHook for () {}
+
+    /// Picks [`Spawn`] for a future of `()`.
+    pub trait FutureHook {
+        /// The kind.
+        fn __sse_hook_kind(&self) -> Spawn {
+            Spawn
+        }
+    }
+
+    impl<F> FutureHook for F where F: Future<Output = ()> + Send + 'static {}
+
+    /// Picks [`Other`] for everything else.
+    pub trait OtherHook {
+        /// The kind.
+        fn __sse_hook_kind(&self) -> Other {
+            Other
+        }
+    }
+
+    impl<T> OtherHook for &T {}
+
+    impl Unit {
+        /// Nothing left to do.
+        pub fn run(self, (): ()) {}
+    }
+
+    impl Spawn {
+        /// Spawns the hook's future on the current runtime.
+        pub fn run<F>(self, task: F)
+        where
+            F: Future<Output = ()> + Send + 'static,
+        {
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => {
+                    handle.spawn(task);
+                }
+                Err(_) => tracing::warn!(
+                    "an #[sse_endpoint] hook returned a future outside a tokio runtime; it was dropped"
+                ),
+            }
+        }
+    }
+
+    /// What a hook may return; nothing implements it, so that [`Other::run`] reports the mistake.
+    #[diagnostic::on_unimplemented(
+        message = "an `#[sse_endpoint]` hook must return `()` or a future of `()`, but this one returns `{Self}`",
+        label = "this hook returns `{Self}`",
+        note = "a hook is a fn returning nothing, or an `async fn` (its future must be `Send + 'static`: it is spawned)"
+    )]
+    pub trait HookOutput {}
+
+    impl Other {
+        /// Never compiles: reports that the hook's output is neither `()` nor a future.
+        pub fn run<T: HookOutput>(self, _output: T) {}
+    }
+}

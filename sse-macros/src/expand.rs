@@ -1,0 +1,218 @@
+//! Code generation: the axum handler that builds an `EventSourceResponse` from the body.
+
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{ExprPath, FnArg, Ident, ItemFn, Type};
+
+use crate::options::{Options, Seconds, Sep};
+use crate::validate::{Endpoint, is_close_hooks};
+
+/// The handler for a valid endpoint.
+pub(crate) fn expand(endpoint: Endpoint) -> TokenStream {
+    let Endpoint {
+        krate,
+        attrs,
+        vis,
+        sig,
+        extractors,
+        close_hooks,
+        result_type,
+        stmts,
+        yields,
+        options,
+    } = endpoint;
+
+    let ident = &sig.ident;
+    let generics = &sig.generics;
+    let where_clause = &sig.generics.where_clause;
+    let context = Ident::new("__sse_context", Span::mixed_site());
+    let events = Ident::new("__sse_events", Span::mixed_site());
+    let hooks = Ident::new("__sse_hooks", Span::mixed_site());
+
+    // A body without `yield` still makes a stream of `Payload`s (an empty one).
+    let no_yield = (!yields).then(|| {
+        quote! {
+            if false {
+                yield #krate::Payload::nothing();
+            }
+        }
+    });
+
+    let bind_hooks = close_hooks.as_ref().map(|param| {
+        let pat = &param.pat;
+        let ty = &param.ty;
+        quote! {
+            let #hooks = #krate::CloseHooks::new();
+            let #pat: #ty = ::core::clone::Clone::clone(&#hooks);
+        }
+    });
+
+    let (stream, response) = match &result_type {
+        None => (
+            quote! {
+                #krate::__private::async_stream::stream! {
+                    #no_yield
+                    #(#stmts)*
+                }
+            },
+            quote!(#krate::EventSourceResponse::new(#events)),
+        ),
+        Some(result_type) => {
+            let result = Ident::new("__sse_result", Span::mixed_site());
+            let stream = quote! {
+                #krate::__private::async_stream::try_stream! {
+                    #no_yield
+                    let #result: #result_type = {
+                        #(#stmts)*
+                    };
+                    #[allow(unreachable_code)]
+                    {
+                        #result?;
+                    }
+                }
+            };
+            let response = match &options.on_error {
+                Some(on_error) => {
+                    let recover = quote_spanned! {on_error.span()=>
+                        #krate::__private::recover::<#result_type, _, _, _>(#events, #on_error)
+                    };
+                    quote!(#krate::EventSourceResponse::new(#recover))
+                }
+                None => fallible_response(&krate, result_type, &events),
+            };
+            (stream, response)
+        }
+    };
+
+    let settings = settings(&krate, &options);
+    let attach_hooks = close_hooks.as_ref().map(|_| quote!(.close_hooks(&#hooks)));
+
+    quote! {
+        #(#attrs)*
+        #vis async fn #ident #generics (
+            #context: #krate::SseContext,
+            #(#extractors),*
+        ) -> #krate::EventSourceResponse
+        #where_clause
+        {
+            #bind_hooks
+            let #events = #stream;
+            #response
+                #settings
+                #attach_hooks
+                .context(#context)
+        }
+    }
+}
+
+fn fallible_response(krate: &TokenStream, result_type: &Type, events: &Ident) -> TokenStream {
+    quote_spanned! {result_type.span()=>
+        #krate::__private::fallible::<#result_type, _>(#events)
+    }
+}
+
+/// The builder calls for the options, in the order of the option table.
+fn settings(krate: &TokenStream, options: &Options) -> TokenStream {
+    let mut calls = TokenStream::new();
+    if let Some(ping) = &options.ping {
+        let ping = duration(ping);
+        calls.extend(quote!(.ping(#ping)));
+    }
+    if let Some(message) = &options.ping_message {
+        calls.extend(quote_spanned!(message.span()=> .ping_message(#message)));
+    }
+    if let Some(timeout) = &options.send_timeout {
+        let timeout = duration(timeout);
+        calls.extend(quote!(.send_timeout(#timeout)));
+    }
+    if let Some((sep, span)) = &options.sep {
+        let variant = match sep {
+            Sep::CrLf => quote_spanned!(*span=> CrLf),
+            Sep::Cr => quote_spanned!(*span=> Cr),
+            Sep::Lf => quote_spanned!(*span=> Lf),
+        };
+        calls.extend(quote!(.separator(#krate::Separator::#variant)));
+    }
+    if let Some((status, _)) = &options.status {
+        let status = Literal::u16_unsuffixed(*status);
+        calls.extend(quote!(.status(#krate::__private::status(#status))));
+    }
+    for (name, value) in &options.headers {
+        calls.extend(quote!(.header(#name, #value)));
+    }
+    if let Some(value) = &options.cache_control {
+        calls.extend(quote!(.header("cache-control", #value)));
+    }
+    if let Some(media_type) = &options.media_type {
+        calls.extend(quote!(.media_type(#media_type)));
+    }
+    if let Some((retry, _)) = &options.retry {
+        let retry = Literal::u64_unsuffixed(*retry);
+        calls.extend(quote!(.retry(#retry)));
+    }
+    if let Some(hook) = &options.on_client_close {
+        let run = run_hook(krate, hook, quote!());
+        calls.extend(quote!(.on_client_close(|| #run)));
+    }
+    if let Some(hook) = &options.on_close {
+        let reason = Ident::new("__sse_reason", Span::mixed_site());
+        let run = run_hook(krate, hook, quote!(#reason));
+        calls.extend(quote!(.on_close(|#reason| #run)));
+    }
+    if let Some(task) = &options.background {
+        calls.extend(quote_spanned!(task.span()=> .background(#task())));
+    }
+    if let Some(grace) = &options.shutdown_grace {
+        let grace = duration(grace);
+        calls.extend(quote!(.shutdown_grace(#grace)));
+    }
+    calls
+}
+
+fn duration(seconds: &Seconds) -> TokenStream {
+    let secs = Literal::u64_unsuffixed(seconds.secs);
+    let nanos = Literal::u32_unsuffixed(seconds.nanos);
+    quote_spanned!(seconds.span=> ::core::time::Duration::new(#secs, #nanos))
+}
+
+/// Calls a hook and runs what it returns: nothing more for `()`, spawned for a future. The
+/// choice is made by method resolution on the output's type (autoref specialization), so sync
+/// and async hooks are written the same way.
+fn run_hook(krate: &TokenStream, hook: &ExprPath, args: TokenStream) -> TokenStream {
+    let output = Ident::new("__sse_output", Span::mixed_site());
+    quote_spanned! {hook.span()=>
+        {
+            #[allow(unused_imports)]
+            use #krate::__private::hook::{FutureHook as _, OtherHook as _, UnitHook as _};
+            let #output = #hook(#args);
+            (&#output).__sse_hook_kind().run(#output)
+        }
+    }
+}
+
+/// What stands in for the fn when the attribute has errors: the handler's signature with a
+/// body that panics, so the rest of the crate (routes naming the fn, the IDE) still sees it
+/// and only the real mistakes are reported.
+pub(crate) fn fallback(function: &ItemFn, krate: &TokenStream) -> TokenStream {
+    let ItemFn {
+        attrs, vis, sig, ..
+    } = function;
+    let ident = &sig.ident;
+    let generics = &sig.generics;
+    let where_clause = &sig.generics.where_clause;
+    let params = sig.inputs.iter().filter(|input| match input {
+        FnArg::Receiver(_) => false,
+        FnArg::Typed(typed) => !is_close_hooks(&typed.ty),
+    });
+    let message = format!("#[sse_endpoint] could not expand `{ident}`; see the compile errors");
+    quote! {
+        #(#attrs)*
+        #[allow(unused_variables, clippy::unused_async)]
+        #vis async fn #ident #generics (#(#params),*) -> #krate::EventSourceResponse
+        #where_clause
+        {
+            ::core::panic!(#message)
+        }
+    }
+}

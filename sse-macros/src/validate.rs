@@ -1,0 +1,265 @@
+//! Validation: the options, the signature and the body, every mistake recorded in one `Ctxt`.
+
+use proc_macro2::TokenStream;
+use quote::ToTokens;
+use syn::visit_mut::VisitMut;
+use syn::{
+    Attribute, FnArg, GenericArgument, ItemFn, PatType, PathArguments, ReturnType, Signature, Stmt,
+    Type, Visibility,
+};
+
+use crate::body::BodyRewriter;
+use crate::ctxt::Ctxt;
+use crate::options::{Options, validate_options};
+use crate::parse::Args;
+
+/// A checked endpoint, ready to expand.
+pub(crate) struct Endpoint {
+    /// The path of `sse_runtime` (`::sse_runtime` or the `crate = "..."` override).
+    pub(crate) krate: TokenStream,
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) vis: Visibility,
+    pub(crate) sig: Signature,
+    /// The parameters that stay extractors.
+    pub(crate) extractors: Vec<FnArg>,
+    /// The `CloseHooks` parameter, bound inside the body rather than extracted.
+    pub(crate) close_hooks: Option<PatType>,
+    /// `Some(Result<(), E>)` for a fallible fn.
+    pub(crate) result_type: Option<Type>,
+    /// The body, with every `yield` converted through `IntoEvent`.
+    pub(crate) stmts: Vec<Stmt>,
+    /// Whether the body yields at all (a stream that never yields needs its item type named).
+    pub(crate) yields: bool,
+    pub(crate) options: Options,
+}
+
+/// An endpoint with mistakes: every error, and the runtime path its stand-in names.
+pub(crate) struct Invalid {
+    pub(crate) errors: Ctxt,
+    pub(crate) krate: TokenStream,
+}
+
+/// How the fn reached the macro.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// `#[sse_endpoint] async fn ..`: rustc parsed the fn first.
+    Attribute,
+    /// Inside `sse! { .. }`: the fn arrived as tokens.
+    Block,
+}
+
+/// Whether this toolchain may accept `yield` written directly in a fn body (a nightly with
+/// `#![feature(yield_expr)]`). Stable rustc rejects it while parsing, before any attribute runs.
+#[rustversion::nightly]
+const YIELD_SYNTAX_MAY_BE_ENABLED: bool = true;
+#[rustversion::not(nightly)]
+const YIELD_SYNTAX_MAY_BE_ENABLED: bool = false;
+
+/// The path of the runtime crate that generated code names everything through: the
+/// `crate = "..."` override, else `default`.
+pub(crate) fn crate_path(options: &Options, default: &TokenStream) -> TokenStream {
+    match &options.krate {
+        Some(path) => path.to_token_stream(),
+        None => default.clone(),
+    }
+}
+
+/// Checks everything; on success the endpoint, otherwise the context holding every error.
+pub(crate) fn validate(
+    args: Args,
+    function: ItemFn,
+    mode: Mode,
+    default_krate: &TokenStream,
+) -> Result<Endpoint, Invalid> {
+    let mut cx = Ctxt::new();
+    let options = validate_options(&mut cx, args);
+    let krate = crate_path(&options, default_krate);
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = function;
+
+    check_qualifiers(&mut cx, &sig);
+    let (extractors, close_hooks) = check_params(&mut cx, &sig);
+    let result_type = check_return(&mut cx, &sig);
+
+    if let (Some(on_error), None) = (options.keys.get("on_error"), &result_type) {
+        cx.error_spanned_by(
+            on_error,
+            format!(
+                "`on_error` maps the error of a fn returning `Result<(), E>`, but `{}` returns \
+                 nothing; declare `-> Result<(), YourError>` and use `?`, or remove `on_error`",
+                sig.ident
+            ),
+        );
+    }
+
+    let mut stmts = block.stmts;
+    let mut rewriter = BodyRewriter::new(&mut cx, &krate, result_type.as_ref());
+    for stmt in &mut stmts {
+        rewriter.visit_stmt_mut(stmt);
+    }
+    let yields = rewriter.yields > 0;
+    let first_bare_yield = rewriter.first_bare_yield;
+    if mode == Mode::Attribute
+        && !YIELD_SYNTAX_MAY_BE_ENABLED
+        && let Some(span) = first_bare_yield
+    {
+        cx.error_at(
+            span,
+            "stable Rust rejects `yield` written directly in a fn body, before any attribute \
+             runs (hence \"yield syntax is experimental\"): put the fn inside \
+             `sse_runtime::sse! { .. }`, keeping `#[sse_endpoint(..)]` on it",
+        );
+    }
+
+    if cx.has_errors() {
+        return Err(Invalid { errors: cx, krate });
+    }
+    Ok(Endpoint {
+        krate,
+        attrs,
+        vis,
+        sig,
+        extractors,
+        close_hooks,
+        result_type,
+        stmts,
+        yields,
+        options,
+    })
+}
+
+fn check_qualifiers(cx: &mut Ctxt, sig: &Signature) {
+    if sig.asyncness.is_none() {
+        cx.error_spanned_by(
+            sig.fn_token,
+            format!(
+                "#[sse_endpoint] requires an `async fn`: write `async fn {}`",
+                sig.ident
+            ),
+        );
+    }
+    if let Some(constness) = &sig.constness {
+        cx.error_spanned_by(
+            constness,
+            "an `#[sse_endpoint]` fn cannot be `const`; remove `const`",
+        );
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        cx.error_spanned_by(
+            unsafety,
+            "an `#[sse_endpoint]` fn cannot be `unsafe`: axum cannot call an unsafe fn as a \
+             handler; remove `unsafe` and use an `unsafe` block inside",
+        );
+    }
+    if let Some(abi) = &sig.abi {
+        cx.error_spanned_by(abi, "an `#[sse_endpoint]` fn cannot have an ABI; remove it");
+    }
+    if let Some(variadic) = &sig.variadic {
+        cx.error_spanned_by(variadic, "an `#[sse_endpoint]` fn cannot be variadic");
+    }
+}
+
+/// Splits the parameters into extractors and the optional `CloseHooks` parameter.
+fn check_params(cx: &mut Ctxt, sig: &Signature) -> (Vec<FnArg>, Option<PatType>) {
+    let mut extractors = Vec::new();
+    let mut close_hooks: Option<PatType> = None;
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(receiver) => cx.error_spanned_by(
+                receiver,
+                "an `#[sse_endpoint]` fn cannot take `self`: axum handlers are plain fns. Make it \
+                 an associated fn and take what you need from `self` through an extractor, e.g. \
+                 `State(app): State<AppState>`",
+            ),
+            FnArg::Typed(typed) if is_close_hooks(&typed.ty) => {
+                if close_hooks.is_some() {
+                    cx.error_spanned_by(
+                        typed,
+                        "only one `CloseHooks` parameter is allowed; clone the first one \
+                         (clones share their hooks)",
+                    );
+                } else {
+                    close_hooks = Some(typed.clone());
+                }
+            }
+            FnArg::Typed(typed) => {
+                if let Type::Reference(reference) = &*typed.ty
+                    && is_close_hooks(&reference.elem)
+                {
+                    cx.error_spanned_by(
+                        &typed.ty,
+                        "take `CloseHooks` by value: write `hooks: CloseHooks`",
+                    );
+                }
+                extractors.push(input.clone());
+            }
+        }
+    }
+    (extractors, close_hooks)
+}
+
+/// Whether `ty` names `CloseHooks` (by its last path segment).
+pub(crate) fn is_close_hooks(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) => {
+            path.qself.is_none()
+                && path
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|last| last.ident == "CloseHooks" && last.arguments.is_none())
+        }
+        Type::Group(group) => is_close_hooks(&group.elem),
+        Type::Paren(paren) => is_close_hooks(&paren.elem),
+        _ => false,
+    }
+}
+
+/// `None` for a fn returning nothing (or `()`), `Some(ty)` for `-> Result<(), E>`.
+fn check_return(cx: &mut Ctxt, sig: &Signature) -> Option<Type> {
+    let ReturnType::Type(_, ty) = &sig.output else {
+        return None;
+    };
+    if matches!(&**ty, Type::Tuple(tuple) if tuple.elems.is_empty()) {
+        return None;
+    }
+    let result = match &**ty {
+        Type::Path(path) if path.qself.is_none() => path
+            .path
+            .segments
+            .last()
+            .filter(|last| last.ident == "Result"),
+        _ => None,
+    };
+    let Some(result) = result else {
+        cx.error_spanned_by(
+            ty,
+            format!(
+                "an `#[sse_endpoint]` fn returns nothing (its events are yielded) or \
+                 `Result<(), E>` (to use `?`); it returns an `EventSourceResponse` by itself. \
+                 Remove `-> {}`",
+                ty.to_token_stream()
+                    .to_string()
+                    .replace(" < ", "<")
+                    .replace(" >", ">")
+            ),
+        );
+        return None;
+    };
+    if let PathArguments::AngleBracketed(args) = &result.arguments
+        && let Some(GenericArgument::Type(ok)) = args.args.first()
+        && !matches!(ok, Type::Tuple(tuple) if tuple.elems.is_empty())
+    {
+        cx.error_spanned_by(
+            ok,
+            "the `Ok` type of an `#[sse_endpoint]` fn must be `()`: its events are yielded, \
+             not returned. Write `Result<(), E>`",
+        );
+        return None;
+    }
+    Some((**ty).clone())
+}

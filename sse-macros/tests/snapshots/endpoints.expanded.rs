@@ -1,0 +1,66 @@
+/// Counts from `lo` to `hi`, one number a second.
+pub async fn numbers(
+    __sse_context: ::sse_runtime::SseContext,
+    Path((lo, hi)): Path<(u32, u32)>,
+) -> ::sse_runtime::EventSourceResponse {
+    let __sse_hooks = ::sse_runtime::CloseHooks::new();
+    let hooks: CloseHooks = ::core::clone::Clone::clone(&__sse_hooks);
+    let __sse_events = ::sse_runtime::__private::async_stream::stream! {
+        hooks.on_client_close(move || tracing::info!(lo, "client left"));
+        for i in lo..=hi {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            yield ::sse_runtime::IntoEvent::into_event(ServerSentEvent::new().id(i).data(i));
+        }
+    };
+    ::sse_runtime::EventSourceResponse::new(__sse_events)
+        .ping(::core::time::Duration::new(15, 0))
+        .send_timeout(::core::time::Duration::new(2, 500000000))
+        .separator(::sse_runtime::Separator::Lf)
+        .on_close(|__sse_reason| {
+            #[allow(unused_imports)]
+            use ::sse_runtime::__private::hook::{
+                FutureHook as _, OtherHook as _, UnitHook as _,
+            };
+            let __sse_output = log_close(__sse_reason);
+            (&__sse_output).__sse_hook_kind().run(__sse_output)
+        })
+        .close_hooks(&__sse_hooks)
+        .context(__sse_context)
+}
+async fn prices(
+    __sse_context: ::sse_runtime::SseContext,
+    State(db): State<Db>,
+) -> ::sse_runtime::EventSourceResponse {
+    let __sse_events = ::sse_runtime::__private::async_stream::try_stream! {
+        let __sse_result: Result<(), DbError> = {
+            let mut cursor = db.prices().await?;
+            while let Some(price) = cursor.next().await? {
+                if price.is_final() {
+                    {
+                        let __sse_return: Result<(), DbError> = Ok(());
+                        __sse_return?;
+                        return;
+                    };
+                }
+                yield ::sse_runtime::IntoEvent::into_event(Json(price));
+            }
+            Ok(())
+        };
+        #[allow(unreachable_code)]
+        {
+            __sse_result?;
+        }
+    };
+    ::sse_runtime::EventSourceResponse::new(
+            ::sse_runtime::__private::recover::<
+                Result<(), DbError>,
+                _,
+                _,
+                _,
+            >(__sse_events, error_event),
+        )
+        .status(::sse_runtime::__private::status(201))
+        .header("x-feed", "prices")
+        .retry(3000)
+        .context(__sse_context)
+}
