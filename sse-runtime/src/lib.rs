@@ -50,12 +50,14 @@
 //! * [`ServerSentEvent`], [`Separator`], [`JsonServerSentEvent`]: events and their encoding;
 //! * [`IntoEvent`]: what a stream may yield;
 //! * [`EventSourceResponse`]: the response, its options and hooks ([`CloseReason`]);
+//! * [`Broadcast`]: encode-once fan-out to many clients;
 //! * [`Shutdown`], [`ShutdownSignal`]: graceful shutdown that never hangs;
 //! * [`connection`]: the server setup that lets a send timeout close the socket;
 //! * [`testing`]: reading SSE responses in tests (feature `testing`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod broadcast;
 mod channel;
 mod close;
 pub mod connection;
@@ -70,6 +72,7 @@ mod shutdown;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use broadcast::{Broadcast, LagPolicy, Subscription};
 pub use channel::{SendError, Sender, TrySendError};
 pub use close::{CloseHooks, CloseReason};
 pub use context::SseContext;

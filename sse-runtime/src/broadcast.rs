@@ -1,0 +1,227 @@
+//! Encode-once fan-out: one event, encoded once, shared by every subscriber.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+use tokio::sync::broadcast;
+
+use crate::BoxError;
+use crate::event::{Separator, ServerSentEvent};
+use crate::into_event::{IntoEvent, Payload};
+
+/// What a subscriber that fell behind gets.
+///
+/// A subscriber lags when it has not taken events for as long as the broadcast holds them (its
+/// `capacity`): a slow client, or one whose connection stalled. The broadcast never buffers more
+/// than `capacity` events in all, whatever the number of subscribers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LagPolicy {
+    /// Skip the events it missed and tell it with an `event: lagged` whose data is the number of
+    /// events skipped; then go on with the oldest event still held. The default.
+    #[default]
+    Notify,
+    /// Skip the events it missed without a word.
+    Skip,
+    /// End its stream (cleanly: a browser reconnects, sending `Last-Event-ID`, and can catch up
+    /// from your own storage).
+    Disconnect,
+}
+
+/// A fan-out hub: events sent once reach every subscriber, encoded once.
+///
+/// Cheap to clone (share it as axum state). Each [`send`](Self::send) encodes the event with the
+/// broadcast's separator into one `Bytes` that every subscriber's response shares; a subscriber's
+/// stream yields those bytes unframed, so they go out as they are. Memory is bounded: at most
+/// `capacity` events are held, and a subscriber that falls further behind is handled by the
+/// [`LagPolicy`].
+///
+/// ```
+/// use axum::{Router, extract::State, routing::{get, post}};
+/// use sse_runtime::{Broadcast, ServerSentEvent, sse_endpoint};
+///
+/// #[sse_endpoint]
+/// async fn events(State(hub): State<Broadcast>) {
+///     for await event in hub.subscribe() {
+///         yield event;
+///     }
+/// }
+///
+/// async fn send(State(hub): State<Broadcast>, message: String) -> String {
+///     let delivered = hub.send(ServerSentEvent::new().event("message").data(message)).unwrap();
+///     format!("sent to {delivered} clients")
+/// }
+///
+/// let app: Router = Router::new()
+///     .route("/events", get(events))
+///     .route("/send", post(send))
+///     .with_state(Broadcast::new(64));
+/// ```
+#[derive(Clone)]
+pub struct Broadcast {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tx: broadcast::Sender<Bytes>,
+    separator: Separator,
+    policy: LagPolicy,
+}
+
+impl Broadcast {
+    /// A broadcast holding up to `capacity` events (at least 1) for subscribers that are behind.
+    pub fn new(capacity: usize) -> Self {
+        Self::with_options(capacity, Separator::CrLf, LagPolicy::Notify)
+    }
+
+    /// A broadcast with a separator for its encoded events and a policy for lagging subscribers.
+    ///
+    /// ```
+    /// use sse_runtime::{Broadcast, LagPolicy, Separator};
+    ///
+    /// let hub = Broadcast::with_options(16, Separator::Lf, LagPolicy::Disconnect);
+    /// assert_eq!(hub.subscriber_count(), 0);
+    /// ```
+    pub fn with_options(capacity: usize, separator: Separator, policy: LagPolicy) -> Self {
+        let (tx, _) = broadcast::channel(capacity.max(1));
+        Self {
+            inner: Arc::new(Inner {
+                tx,
+                separator,
+                policy,
+            }),
+        }
+    }
+
+    /// Encodes `event` once and hands it to every current subscriber; returns how many there were.
+    ///
+    /// Fails only for a value that cannot be encoded (such as JSON with a NaN).
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    /// use sse_runtime::{Broadcast, Separator};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let hub = Broadcast::new(8);
+    /// let mut first = hub.subscribe();
+    /// let mut second = hub.subscribe();
+    /// assert_eq!(hub.send("hello").unwrap(), 2);
+    /// let a = first.next().await.unwrap().encode(Separator::CrLf);
+    /// let b = second.next().await.unwrap().encode(Separator::CrLf);
+    /// assert_eq!(a, &b"data: hello\r\n\r\n"[..]);
+    /// assert_eq!(a, b);
+    /// # }
+    /// ```
+    pub fn send(&self, event: impl IntoEvent) -> Result<usize, BoxError> {
+        let mut buf = BytesMut::new();
+        if let Err(error) = event.into_event().encode_to(self.inner.separator, &mut buf) {
+            return Err(error.to_string().into());
+        }
+        Ok(self.send_bytes(buf.freeze()))
+    }
+
+    /// Hands already-encoded bytes to every subscriber, unchanged.
+    pub fn send_bytes(&self, bytes: Bytes) -> usize {
+        self.inner.tx.send(bytes).unwrap_or(0)
+    }
+
+    /// A stream of everything sent from now on, for one response.
+    pub fn subscribe(&self) -> Subscription {
+        Subscription::new(
+            self.inner.tx.subscribe(),
+            self.inner.policy.clone(),
+            self.inner.separator,
+        )
+    }
+
+    /// How many subscriptions are alive.
+    pub fn subscriber_count(&self) -> usize {
+        self.inner.tx.receiver_count()
+    }
+}
+
+impl fmt::Debug for Broadcast {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Broadcast")
+            .field("subscribers", &self.subscriber_count())
+            .field("separator", &self.inner.separator)
+            .field("policy", &self.inner.policy)
+            .finish()
+    }
+}
+
+/// One subscriber of a [`Broadcast`]: a stream of encoded events (raw bytes).
+pub struct Subscription {
+    stream: Pin<Box<dyn Stream<Item = Payload> + Send + 'static>>,
+}
+
+impl Subscription {
+    fn new(mut rx: broadcast::Receiver<Bytes>, policy: LagPolicy, separator: Separator) -> Self {
+        let stream = async_stream::stream! {
+            loop {
+                match rx.recv().await {
+                    Ok(bytes) => yield bytes.into_event(),
+                    Err(broadcast::error::RecvError::Closed) => break,
+                    Err(broadcast::error::RecvError::Lagged(missed)) => match policy {
+                        LagPolicy::Notify => {
+                            let notice = ServerSentEvent::new().event("lagged").data(missed);
+                            yield notice.encode(separator).into_event();
+                        }
+                        LagPolicy::Skip => {}
+                        LagPolicy::Disconnect => {
+                            tracing::debug!(missed, "broadcast subscriber lagged; ending its stream");
+                            break;
+                        }
+                    },
+                }
+            }
+        };
+        Self {
+            stream: Box::pin(stream),
+        }
+    }
+}
+
+impl Stream for Subscription {
+    type Item = Payload;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Payload>> {
+        self.stream.as_mut().poll_next(cx)
+    }
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Subscription")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn every_subscriber_shares_the_bytes_encoded_once() {
+        let hub = Broadcast::new(4);
+        let mut subscribers: Vec<_> = (0..3).map(|_| hub.subscribe()).collect();
+        assert_eq!(hub.send(ServerSentEvent::new().id(1).data("x")).unwrap(), 3);
+        let mut addresses = Vec::new();
+        for subscriber in &mut subscribers {
+            let payload = subscriber.next().await.unwrap();
+            let bytes = payload.raw().expect("raw bytes").clone();
+            assert_eq!(&bytes[..], b"id: 1\r\ndata: x\r\n\r\n");
+            addresses.push(bytes.as_ptr());
+        }
+        assert!(
+            addresses.windows(2).all(|pair| pair[0] == pair[1]),
+            "{addresses:?}"
+        );
+    }
+}
