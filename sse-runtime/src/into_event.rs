@@ -29,7 +29,7 @@ pub(crate) enum Repr {
     Float(f64),
     Bool(bool),
     Char(char),
-    Event(Box<ServerSentEvent>),
+    Event(ServerSentEvent),
     Raw(Bytes),
     #[cfg_attr(not(feature = "json"), allow(dead_code))]
     Invalid(crate::BoxError),
@@ -220,7 +220,7 @@ impl IntoEvent for Payload {
 
 impl IntoEvent for ServerSentEvent {
     fn into_event(self) -> Payload {
-        Payload(Repr::Event(Box::new(self)))
+        Payload(Repr::Event(self))
     }
 }
 
