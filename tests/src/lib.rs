@@ -1,5 +1,7 @@
 //! Helpers shared by the end-to-end tests: real servers on 127.0.0.1 port 0, raw clients.
 
+pub mod browser;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
