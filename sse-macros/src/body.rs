@@ -11,6 +11,9 @@ use syn::{Expr, ExprYield, Ident, Item, Macro, Type};
 
 use crate::ctxt::Ctxt;
 
+/// The name under which the expansion imports `IntoEvent` for the converted `yield`s.
+pub(crate) const INTO_EVENT_ALIAS: &str = "__SseIntoEvent";
+
 /// Where a `yield` is, when it is not directly in the body.
 #[derive(Clone, Copy)]
 enum Scope {
@@ -22,7 +25,6 @@ enum Scope {
 /// Rewrites a body in place, recording mistakes in the context.
 pub(crate) struct BodyRewriter<'a> {
     cx: &'a mut Ctxt,
-    krate: &'a TokenStream,
     /// `Some(Result<(), E>)` when the fn returns a `Result`.
     result_type: Option<&'a Type>,
     scopes: Vec<Scope>,
@@ -35,14 +37,9 @@ pub(crate) struct BodyRewriter<'a> {
 }
 
 impl<'a> BodyRewriter<'a> {
-    pub(crate) fn new(
-        cx: &'a mut Ctxt,
-        krate: &'a TokenStream,
-        result_type: Option<&'a Type>,
-    ) -> Self {
+    pub(crate) fn new(cx: &'a mut Ctxt, result_type: Option<&'a Type>) -> Self {
         Self {
             cx,
-            krate,
             result_type,
             scopes: Vec::new(),
             yields: 0,
@@ -77,9 +74,11 @@ impl<'a> BodyRewriter<'a> {
             );
             return;
         };
-        let krate = self.krate;
+        // Every token of the call carries the value's span, so that a value that is not
+        // `IntoEvent` is reported at the value alone (the alias is imported by the expansion).
+        let alias = Ident::new(INTO_EVENT_ALIAS, value.span());
         let converted: Expr = syn::parse_quote_spanned! {value.span()=>
-            #krate::IntoEvent::into_event(#value)
+            #alias::into_event(#value)
         };
         yield_expr.expr = Some(Box::new(converted));
         self.yields += 1;

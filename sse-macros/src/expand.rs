@@ -1,10 +1,11 @@
 //! Code generation: the axum handler that builds an `EventSourceResponse` from the body.
 
-use proc_macro2::{Literal, Span, TokenStream};
-use quote::{quote, quote_spanned};
+use proc_macro2::{Literal, Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{ExprPath, FnArg, Ident, ItemFn, Type};
+use syn::{ExprPath, FnArg, Ident, ItemFn, ReturnType, Type};
 
+use crate::body::INTO_EVENT_ALIAS;
 use crate::options::{Options, Seconds, Sep};
 use crate::validate::{Endpoint, is_close_hooks};
 
@@ -37,6 +38,12 @@ pub(crate) fn expand(endpoint: Endpoint) -> TokenStream {
                 yield #krate::Payload::nothing();
             }
         }
+    });
+
+    // The alias the converted `yield`s call `into_event` through (see `body`).
+    let into_event = yields.then(|| {
+        let alias = Ident::new(INTO_EVENT_ALIAS, Span::call_site());
+        quote!(use #krate::IntoEvent as #alias;)
     });
 
     let bind_hooks = close_hooks.as_ref().map(|param| {
@@ -96,6 +103,7 @@ pub(crate) fn expand(endpoint: Endpoint) -> TokenStream {
         ) -> #krate::EventSourceResponse
         #where_clause
         {
+            #into_event
             #bind_hooks
             let #events = #stream;
             #response
@@ -156,7 +164,7 @@ fn settings(krate: &TokenStream, options: &Options) -> TokenStream {
         calls.extend(quote!(.on_client_close(|| #run)));
     }
     if let Some(hook) = &options.on_close {
-        let reason = Ident::new("__sse_reason", Span::mixed_site());
+        let reason = Ident::new("__sse_reason", at(hook.span()));
         let run = run_hook(krate, hook, quote!(#reason));
         calls.extend(quote!(.on_close(|#reason| #run)));
     }
@@ -170,6 +178,12 @@ fn settings(krate: &TokenStream, options: &Options) -> TokenStream {
     calls
 }
 
+/// A span at `location` with the hygiene of the macro's own locals, for generated names that
+/// appear in errors about the user's tokens.
+fn at(location: Span) -> Span {
+    location.resolved_at(Span::mixed_site())
+}
+
 fn duration(seconds: &Seconds) -> TokenStream {
     let secs = Literal::u64_unsuffixed(seconds.secs);
     let nanos = Literal::u32_unsuffixed(seconds.nanos);
@@ -180,7 +194,9 @@ fn duration(seconds: &Seconds) -> TokenStream {
 /// choice is made by method resolution on the output's type (autoref specialization), so sync
 /// and async hooks are written the same way.
 fn run_hook(krate: &TokenStream, hook: &ExprPath, args: TokenStream) -> TokenStream {
-    let output = Ident::new("__sse_output", Span::mixed_site());
+    // Rustc reports an unsatisfied bound at the macro call when the argument's span comes from
+    // the macro, so the output is named with the hook's own span.
+    let output = Ident::new("__sse_output", hook.span());
     quote_spanned! {hook.span()=>
         {
             #[allow(unused_imports)]
@@ -206,13 +222,29 @@ pub(crate) fn fallback(function: &ItemFn, krate: &TokenStream) -> TokenStream {
         FnArg::Typed(typed) => !is_close_hooks(&typed.ty),
     });
     let message = format!("#[sse_endpoint] could not expand `{ident}`; see the compile errors");
+    // Name the declared return type, so that its imports do not look unused.
+    let return_type = match &sig.output {
+        ReturnType::Type(_, ty) if !mentions_impl(ty.to_token_stream()) => {
+            Some(quote!(let _ = ::core::marker::PhantomData::<#ty>;))
+        }
+        _ => None,
+    };
     quote! {
         #(#attrs)*
         #[allow(unused_variables, clippy::unused_async)]
         #vis async fn #ident #generics (#(#params),*) -> #krate::EventSourceResponse
         #where_clause
         {
+            #return_type
             ::core::panic!(#message)
         }
     }
+}
+
+fn mentions_impl(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|token| match token {
+        TokenTree::Ident(ident) => ident == "impl",
+        TokenTree::Group(group) => mentions_impl(group.stream()),
+        _ => false,
+    })
 }

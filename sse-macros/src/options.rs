@@ -53,8 +53,8 @@ const OPTIONS: &[(&str, Form, &str)] = &[
     ("crate", Form::Value, r#"crate = "my_crate::sse""#),
 ];
 
-/// Durations longer than this are certainly a mistake (a unit mix-up, usually).
-const MAX_SECONDS: u64 = 365 * 24 * 60 * 60;
+/// Durations longer than a day are certainly a mistake: milliseconds written as seconds, usually.
+const MAX_SECONDS: u64 = 24 * 60 * 60;
 
 /// A duration in seconds, ready to become `Duration::new(secs, nanos)`.
 #[derive(Clone, Copy)]
@@ -334,7 +334,8 @@ fn seconds(cx: &mut Ctxt, key: &str, expr: &Expr) -> Option<Seconds> {
 
 fn too_long(key: &str, value: &str) -> String {
     format!(
-        "`{key} = {value}` is more than a year; the value is in seconds (write `0.5` for 500 ms)"
+        "`{key} = {value}` is more than a day; the value is in seconds, not milliseconds \
+         (write `0.5` for 500 ms)"
     )
 }
 

@@ -97,7 +97,7 @@ pub(crate) fn validate(
     }
 
     let mut stmts = block.stmts;
-    let mut rewriter = BodyRewriter::new(&mut cx, &krate, result_type.as_ref());
+    let mut rewriter = BodyRewriter::new(&mut cx, result_type.as_ref());
     for stmt in &mut stmts {
         rewriter.visit_stmt_mut(stmt);
     }
@@ -137,7 +137,7 @@ fn check_qualifiers(cx: &mut Ctxt, sig: &Signature) {
         cx.error_spanned_by(
             sig.fn_token,
             format!(
-                "#[sse_endpoint] requires an `async fn`: write `async fn {}`",
+                "an `#[sse_endpoint]` fn must be `async`: write `async fn {}`",
                 sig.ident
             ),
         );
@@ -232,21 +232,16 @@ fn check_return(cx: &mut Ctxt, sig: &Signature) -> Option<Type> {
             .path
             .segments
             .last()
-            .filter(|last| last.ident == "Result"),
+            .filter(|last| last.ident.to_string().ends_with("Result")),
         _ => None,
     };
     let Some(result) = result else {
         cx.error_spanned_by(
             ty,
-            format!(
-                "an `#[sse_endpoint]` fn returns nothing (its events are yielded) or \
-                 `Result<(), E>` (to use `?`); it returns an `EventSourceResponse` by itself. \
-                 Remove `-> {}`",
-                ty.to_token_stream()
-                    .to_string()
-                    .replace(" < ", "<")
-                    .replace(" >", ">")
-            ),
+            "an `#[sse_endpoint]` fn returns nothing (its events are yielded), or \
+             `Result<(), E>` to use `?`; the attribute makes it return the \
+             `EventSourceResponse`. Remove the return type (an alias of `Result` must have a \
+             name ending in `Result`)",
         );
         return None;
     };

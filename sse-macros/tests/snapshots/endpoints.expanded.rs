@@ -3,13 +3,14 @@ pub async fn numbers(
     __sse_context: ::sse_runtime::SseContext,
     Path((lo, hi)): Path<(u32, u32)>,
 ) -> ::sse_runtime::EventSourceResponse {
+    use ::sse_runtime::IntoEvent as __SseIntoEvent;
     let __sse_hooks = ::sse_runtime::CloseHooks::new();
     let hooks: CloseHooks = ::core::clone::Clone::clone(&__sse_hooks);
     let __sse_events = ::sse_runtime::__private::async_stream::stream! {
         hooks.on_client_close(move || tracing::info!(lo, "client left"));
         for i in lo..=hi {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            yield ::sse_runtime::IntoEvent::into_event(ServerSentEvent::new().id(i).data(i));
+            yield __SseIntoEvent::into_event(ServerSentEvent::new().id(i).data(i));
         }
     };
     ::sse_runtime::EventSourceResponse::new(__sse_events)
@@ -31,6 +32,7 @@ async fn prices(
     __sse_context: ::sse_runtime::SseContext,
     State(db): State<Db>,
 ) -> ::sse_runtime::EventSourceResponse {
+    use ::sse_runtime::IntoEvent as __SseIntoEvent;
     let __sse_events = ::sse_runtime::__private::async_stream::try_stream! {
         let __sse_result: Result<(), DbError> = {
             let mut cursor = db.prices().await?;
@@ -42,7 +44,7 @@ async fn prices(
                         return;
                     };
                 }
-                yield ::sse_runtime::IntoEvent::into_event(Json(price));
+                yield __SseIntoEvent::into_event(Json(price));
             }
             Ok(())
         };

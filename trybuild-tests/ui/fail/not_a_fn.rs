@@ -1,0 +1,11 @@
+use sse_runtime::sse;
+
+sse! {
+    struct Feed;
+
+    async fn numbers() {
+        yield 1;
+    }
+}
+
+fn main() {}

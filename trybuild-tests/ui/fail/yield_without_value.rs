@@ -1,0 +1,9 @@
+use sse_runtime::sse;
+
+sse! {
+    async fn numbers() {
+        yield;
+    }
+}
+
+fn main() {}
