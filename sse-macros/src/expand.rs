@@ -201,6 +201,7 @@ fn run_hook(krate: &TokenStream, hook: &ExprPath, args: TokenStream) -> TokenStr
         {
             #[allow(unused_imports)]
             use #krate::__private::hook::{FutureHook as _, OtherHook as _, UnitHook as _};
+            #[allow(clippy::let_unit_value)]
             let #output = #hook(#args);
             (&#output).__sse_hook_kind().run(#output)
         }

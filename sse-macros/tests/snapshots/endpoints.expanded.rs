@@ -22,6 +22,7 @@ pub async fn numbers(
             use ::sse_runtime::__private::hook::{
                 FutureHook as _, OtherHook as _, UnitHook as _,
             };
+            #[allow(clippy::let_unit_value)]
             let __sse_output = log_close(__sse_reason);
             (&__sse_output).__sse_hook_kind().run(__sse_output)
         })
