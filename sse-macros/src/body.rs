@@ -10,6 +10,7 @@ use syn::visit_mut::{self, VisitMut};
 use syn::{Expr, ExprYield, Ident, Item, Macro, Type};
 
 use crate::ctxt::Ctxt;
+use crate::parse::FOR_AWAIT_MARKER;
 
 /// The name under which the expansion imports `IntoEvent` for the converted `yield`s.
 pub(crate) const INTO_EVENT_ALIAS: &str = "__SseIntoEvent";
@@ -25,6 +26,7 @@ enum Scope {
 /// Rewrites a body in place, recording mistakes in the context.
 pub(crate) struct BodyRewriter<'a> {
     cx: &'a mut Ctxt,
+    krate: &'a TokenStream,
     /// `Some(Result<(), E>)` when the fn returns a `Result`.
     result_type: Option<&'a Type>,
     scopes: Vec<Scope>,
@@ -37,9 +39,14 @@ pub(crate) struct BodyRewriter<'a> {
 }
 
 impl<'a> BodyRewriter<'a> {
-    pub(crate) fn new(cx: &'a mut Ctxt, result_type: Option<&'a Type>) -> Self {
+    pub(crate) fn new(
+        cx: &'a mut Ctxt,
+        krate: &'a TokenStream,
+        result_type: Option<&'a Type>,
+    ) -> Self {
         Self {
             cx,
+            krate,
             result_type,
             scopes: Vec::new(),
             yields: 0,
@@ -115,6 +122,38 @@ impl<'a> BodyRewriter<'a> {
         }
     }
 
+    /// `for await pat in stream { body }` as a loop over `next().await`, the stream pinned on
+    /// the stack (as async-stream writes it).
+    fn rewrite_for_await(&self, for_loop: &syn::ExprForLoop) -> Expr {
+        let syn::ExprForLoop {
+            attrs,
+            label,
+            pat,
+            expr,
+            body,
+            ..
+        } = for_loop;
+        let attrs = attrs
+            .iter()
+            .filter(|attr| !attr.path().is_ident(FOR_AWAIT_MARKER));
+        let krate = self.krate;
+        let stream = Ident::new("__sse_stream", Span::mixed_site());
+        let item = Ident::new("__sse_item", Span::mixed_site());
+        syn::parse_quote! {
+            #(#attrs)*
+            {
+                let mut #stream = ::core::pin::pin!(#expr);
+                #label loop {
+                    let #pat = match #krate::__private::next(&mut #stream).await {
+                        ::core::option::Option::Some(#item) => #item,
+                        ::core::option::Option::None => break,
+                    };
+                    #body
+                }
+            }
+        }
+    }
+
     /// Rewrites the `yield`s inside a macro's tokens (as async-stream does), so that they are
     /// converted too, for instance in the arms of `tokio::select!`.
     fn rewrite_tokens(&mut self, tokens: TokenStream) -> TokenStream {
@@ -166,6 +205,13 @@ impl<'a> BodyRewriter<'a> {
     }
 }
 
+fn is_for_await(for_loop: &syn::ExprForLoop) -> bool {
+    for_loop
+        .attrs
+        .iter()
+        .any(|attr| attr.path().is_ident(FOR_AWAIT_MARKER))
+}
+
 fn misplaced_yield(scope: Scope) -> &'static str {
     match scope {
         Scope::Closure => {
@@ -208,6 +254,10 @@ impl VisitMut for BodyRewriter<'_> {
                 self.in_scope(Scope::Async, |this| {
                     visit_mut::visit_expr_async_mut(this, block)
                 });
+            }
+            Expr::ForLoop(for_loop) if is_for_await(for_loop) => {
+                visit_mut::visit_expr_for_loop_mut(self, for_loop);
+                *expr = self.rewrite_for_await(for_loop);
             }
             Expr::Return(_) if self.scopes.is_empty() => self.rewrite_return(expr),
             Expr::Try(try_expr) if self.scopes.is_empty() && self.result_type.is_none() => {

@@ -16,7 +16,7 @@ use proc_macro::TokenStream;
 
 use crate::validate::Mode;
 
-/// Turns a generator-like async fn into an axum handler returning an SSE response.
+#[doc = include_str!("../docs/sse_endpoint.md")]
 #[proc_macro_attribute]
 pub fn sse_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
     attribute(args.into(), item.into()).into()
@@ -34,7 +34,7 @@ fn attribute(
     args: proc_macro2::TokenStream,
     item: proc_macro2::TokenStream,
 ) -> proc_macro2::TokenStream {
-    let function = match parse::parse_fn(item.clone()) {
+    let function = match parse::parse_fn(parse::mark_for_await(item.clone())) {
         Ok(function) => function,
         Err(error) => {
             let mut out = error.to_compile_error();

@@ -155,7 +155,7 @@ pub(crate) fn parse_block(input: TokenStream) -> Block {
         }
         Ok(items)
     };
-    let rest: TokenStream = tokens.collect();
+    let rest = mark_for_await(tokens.collect());
     match syn::parse::Parser::parse2(parser, rest.clone()) {
         Ok(items) => Block {
             krate,
@@ -255,4 +255,59 @@ fn block_item(item: Item) -> BlockItem {
             function: Box::new(function),
         },
     }
+}
+
+/// The attribute that marks a `for await` loop until `body` rewrites it.
+pub(crate) const FOR_AWAIT_MARKER: &str = "__sse_for_await";
+
+/// Replaces `for await` (async-stream's loop over a stream, which syn cannot parse) with
+/// `#[__sse_for_await] for`. The tokens of other macros are left alone: they own their syntax.
+pub(crate) fn mark_for_await(tokens: TokenStream) -> TokenStream {
+    use proc_macro2::{Ident as Ident2, Punct, Spacing, TokenTree};
+
+    let mut out = Vec::new();
+    let mut tokens = tokens.into_iter().peekable();
+    let mut after_bang = false;
+    while let Some(token) = tokens.next() {
+        let was_bang = std::mem::take(&mut after_bang);
+        match token {
+            TokenTree::Ident(ident)
+                if ident == "for"
+                    && matches!(tokens.peek(), Some(TokenTree::Ident(next)) if next == "await") =>
+            {
+                let Some(TokenTree::Ident(await_token)) = tokens.next() else {
+                    unreachable!("peeked an ident");
+                };
+                let span = await_token.span();
+                let mut pound = Punct::new('#', Spacing::Alone);
+                pound.set_span(span);
+                let marker = TokenTree::Ident(Ident2::new(FOR_AWAIT_MARKER, span));
+                let mut attr = Group::new(proc_macro2::Delimiter::Bracket, marker.into());
+                attr.set_span(span);
+                // An attribute goes before the loop's label (`'label: for`), if any.
+                let at = match &out[..] {
+                    [
+                        ..,
+                        TokenTree::Punct(quote),
+                        TokenTree::Ident(_),
+                        TokenTree::Punct(colon),
+                    ] if quote.as_char() == '\'' && colon.as_char() == ':' => out.len() - 3,
+                    _ => out.len(),
+                };
+                out.splice(at..at, [TokenTree::Punct(pound), TokenTree::Group(attr)]);
+                out.push(TokenTree::Ident(ident));
+            }
+            TokenTree::Group(group) if !was_bang => {
+                let mut new = Group::new(group.delimiter(), mark_for_await(group.stream()));
+                new.set_span(group.span());
+                out.push(TokenTree::Group(new));
+            }
+            TokenTree::Punct(punct) => {
+                after_bang = punct.as_char() == '!';
+                out.push(TokenTree::Punct(punct));
+            }
+            other => out.push(other),
+        }
+    }
+    out.into_iter().collect()
 }

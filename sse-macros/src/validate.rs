@@ -97,7 +97,7 @@ pub(crate) fn validate(
     }
 
     let mut stmts = block.stmts;
-    let mut rewriter = BodyRewriter::new(&mut cx, result_type.as_ref());
+    let mut rewriter = BodyRewriter::new(&mut cx, &krate, result_type.as_ref());
     for stmt in &mut stmts {
         rewriter.visit_stmt_mut(stmt);
     }

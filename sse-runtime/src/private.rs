@@ -128,6 +128,14 @@ where
     })
 }
 
+/// The next item of a `for await` loop's stream.
+pub fn next<S>(stream: &mut S) -> futures_util::stream::Next<'_, S>
+where
+    S: Stream + Unpin + ?Sized,
+{
+    stream.next()
+}
+
 /// The status of `status = <code>`; the attribute checked that `code` is within 100..=999,
 /// every one of which `StatusCode` accepts.
 pub fn status(code: u16) -> StatusCode {

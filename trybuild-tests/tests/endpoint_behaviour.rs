@@ -107,6 +107,31 @@ async fn return_ends_the_stream_cleanly() {
 sse! {
     #[sse_endpoint(ping = 0)]
     async fn never_yields() {}
+
+    #[sse_endpoint(ping = 0)]
+    async fn forwarded() -> Result<(), axum::Error> {
+        let mut chunks = 0;
+        'chunks: for await chunk in Body::from("upstream bytes").into_data_stream() {
+            chunks += 1;
+            if chunks > 1 {
+                break 'chunks;
+            }
+            let chunk = chunk?;
+            yield format!("chunk {}", String::from_utf8_lossy(&chunk));
+        }
+        yield format!("{chunks} chunk");
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn for_await_forwards_every_item_of_a_stream() {
+    let app = Router::new().route("/", get(forwarded));
+    let body = body_of(get_response(app, "/").await).await;
+    assert_eq!(
+        text(&body),
+        "data: chunk upstream bytes\r\n\r\ndata: 1 chunk\r\n\r\n"
+    );
 }
 
 #[tokio::test]
