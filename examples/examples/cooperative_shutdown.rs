@@ -13,10 +13,13 @@
 use std::time::Duration;
 
 use axum::{Router, routing::get};
-use sse_runtime::{EventSourceResponse, ServerSentEvent, Shutdown, ShutdownSignal, SseContext};
+use sse_runtime::{ServerSentEvent, Shutdown, ShutdownSignal, sse};
 
-async fn events(shutdown: ShutdownSignal, context: SseContext) -> EventSourceResponse {
-    let source = async_stream::stream! {
+sse! {
+    /// A tick a second; on shutdown, a farewell and a clean end (within the 5 s grace period,
+    /// after which the stream would be cut).
+    #[sse_endpoint(shutdown_grace = 5)]
+    async fn events(shutdown: ShutdownSignal) {
         let mut n = 0;
         loop {
             tokio::select! {
@@ -29,10 +32,7 @@ async fn events(shutdown: ShutdownSignal, context: SseContext) -> EventSourceRes
         yield ServerSentEvent::new()
             .event("shutdown")
             .data("server is shutting down, goodbye");
-    };
-    EventSourceResponse::new(source)
-        .shutdown_grace(Duration::from_secs(5))
-        .context(context)
+    }
 }
 
 #[tokio::main]

@@ -42,12 +42,13 @@ pub enum LagPolicy {
 ///
 /// ```
 /// use axum::{Router, extract::State, routing::{get, post}};
-/// use sse_runtime::{Broadcast, ServerSentEvent, sse_endpoint};
+/// use sse_runtime::{Broadcast, ServerSentEvent, sse};
 ///
-/// #[sse_endpoint]
-/// async fn events(State(hub): State<Broadcast>) {
-///     for await event in hub.subscribe() {
-///         yield event;
+/// sse! {
+///     async fn events(State(hub): State<Broadcast>) {
+///         for await event in hub.subscribe() {
+///             yield event;
+///         }
 ///     }
 /// }
 ///

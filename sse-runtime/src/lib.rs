@@ -3,19 +3,23 @@
 //!
 //! The wire format and behaviour follow the Python library sse-starlette (`EventSourceResponse`,
 //! `ServerSentEvent`, `JSONServerSentEvent`), byte for byte by default. On top of the runtime
-//! API, the [`sse_endpoint`] attribute turns a generator-like async fn into an axum handler:
+//! API, the [`sse_endpoint`] attribute turns a generator-like async fn into an axum handler. The
+//! fns go inside an [`sse!`] block, because stable Rust rejects a bare `yield` before any
+//! attribute could rewrite it:
 //!
 //! ```
 //! use std::time::Duration;
 //!
 //! use axum::{Router, extract::Path, routing::get};
-//! use sse_runtime::{ServerSentEvent, sse_endpoint};
+//! use sse_runtime::{ServerSentEvent, sse};
 //!
-//! #[sse_endpoint(ping = 15, send_timeout = 5)]
-//! async fn numbers(Path((lo, hi)): Path<(u32, u32)>) {
-//!     for i in lo..=hi {
-//!         tokio::time::sleep(Duration::from_millis(900)).await;
-//!         yield ServerSentEvent::new().id(i).data(i);
+//! sse! {
+//!     #[sse_endpoint(ping = 15, send_timeout = 5)]
+//!     async fn numbers(Path((lo, hi)): Path<(u32, u32)>) {
+//!         for i in lo..=hi {
+//!             tokio::time::sleep(Duration::from_millis(900)).await;
+//!             yield ServerSentEvent::new().id(i).data(i);
+//!         }
 //!     }
 //! }
 //!
@@ -48,6 +52,7 @@
 //! Where to look:
 //!
 //! * [`ServerSentEvent`], [`Separator`], [`JsonServerSentEvent`]: events and their encoding;
+//! * [`sse!`] and [`sse_endpoint`]: declarative endpoints whose bodies `yield` events;
 //! * [`IntoEvent`]: what a stream may yield;
 //! * [`EventSourceResponse`]: the response, its options and hooks ([`CloseReason`]);
 //! * [`Broadcast`]: encode-once fan-out to many clients;

@@ -25,13 +25,14 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 ///
 /// ```no_run
 /// use axum::{Router, routing::get};
-/// use sse_runtime::{Shutdown, sse_endpoint};
+/// use sse_runtime::{Shutdown, sse};
 ///
-/// #[sse_endpoint]
-/// async fn ticks() {
-///     loop {
-///         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-///         yield "tick";
+/// sse! {
+///     async fn ticks() {
+///         loop {
+///             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+///             yield "tick";
+///         }
 ///     }
 /// }
 ///
@@ -171,20 +172,22 @@ async fn sigterm() {
 /// ```
 /// use std::time::Duration;
 ///
-/// use sse_runtime::{ServerSentEvent, ShutdownSignal, sse_endpoint};
+/// use sse_runtime::{ServerSentEvent, ShutdownSignal, sse};
 ///
-/// #[sse_endpoint(shutdown_grace = 5)]
-/// async fn ticks(shutdown: ShutdownSignal) {
-///     let mut n = 0;
-///     loop {
-///         tokio::select! {
-///             () = shutdown.wait() => break,
-///             () = tokio::time::sleep(Duration::from_secs(1)) => {}
+/// sse! {
+///     #[sse_endpoint(shutdown_grace = 5)]
+///     async fn ticks(shutdown: ShutdownSignal) {
+///         let mut n = 0;
+///         loop {
+///             tokio::select! {
+///                 () = shutdown.wait() => break,
+///                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
+///             }
+///             n += 1;
+///             yield ServerSentEvent::new().id(n).data(format!("tick {n}"));
 ///         }
-///         n += 1;
-///         yield ServerSentEvent::new().id(n).data(format!("tick {n}"));
+///         yield ServerSentEvent::new().event("shutdown").data("server is shutting down, goodbye");
 ///     }
-///     yield ServerSentEvent::new().event("shutdown").data("server is shutting down, goodbye");
 /// }
 /// # let _ = ticks;
 /// ```

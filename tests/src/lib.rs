@@ -317,3 +317,130 @@ impl std::io::Write for LogWriter {
         Ok(())
     }
 }
+
+/// A streaming HTTP GET with reqwest, read incrementally.
+pub struct HttpStream {
+    /// The response status.
+    pub status: u16,
+    /// The response headers.
+    pub headers: http::HeaderMap,
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    /// Everything read so far.
+    pub seen: Vec<u8>,
+    /// Whether the body ended, and how: `Some(true)` cleanly, `Some(false)` with an error.
+    pub ended: Option<bool>,
+}
+
+impl HttpStream {
+    /// Sends `GET url` with `headers`.
+    pub async fn get(url: &str, headers: &[(&str, &str)]) -> Self {
+        let mut request = reqwest::Client::new().get(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = tokio::time::timeout(WITHIN, request.send())
+            .await
+            .expect("no response")
+            .unwrap();
+        Self {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: Box::pin(response.bytes_stream()),
+            seen: Vec::new(),
+            ended: None,
+        }
+    }
+
+    /// Reads until the body so far contains `needle`.
+    pub async fn until(&mut self, needle: &str) -> &str {
+        use futures_util::StreamExt;
+        let needle = needle.as_bytes();
+        tokio::time::timeout(WITHIN, async {
+            while !self.seen.windows(needle.len()).any(|w| w == needle) {
+                match self.body.next().await {
+                    Some(Ok(chunk)) => self.seen.extend_from_slice(&chunk),
+                    other => panic!(
+                        "the body ended ({other:?}) before {:?}; read: {:?}",
+                        String::from_utf8_lossy(needle),
+                        String::from_utf8_lossy(&self.seen)
+                    ),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("timed out; read: {:?}", String::from_utf8_lossy(&self.seen)));
+        std::str::from_utf8(&self.seen).expect("UTF-8 body")
+    }
+
+    /// Reads to the end of the body; returns everything read.
+    pub async fn to_end(&mut self) -> &str {
+        use futures_util::StreamExt;
+        tokio::time::timeout(WITHIN, async {
+            loop {
+                match self.body.next().await {
+                    Some(Ok(chunk)) => self.seen.extend_from_slice(&chunk),
+                    Some(Err(_)) => return self.ended = Some(false),
+                    None => return self.ended = Some(true),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the body did not end; read: {:?}",
+                String::from_utf8_lossy(&self.seen)
+            )
+        });
+        std::str::from_utf8(&self.seen).expect("UTF-8 body")
+    }
+
+    /// The value of header `name`.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map_or("", |value| value.to_str().unwrap_or(""))
+    }
+}
+
+impl ExampleProcess {
+    /// Waits until a log line contains `needle`; returns it.
+    pub async fn log_line(&self, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + WITHIN;
+        loop {
+            if let Some(line) = self
+                .logs
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|line| line.contains(needle))
+            {
+                return line.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no log line with {needle:?}: {:?}",
+                self.logs.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// `http://addr` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub async fn stop(mut self) {
+        self.terminate();
+        let status = tokio::time::timeout(WITHIN, self.child.wait())
+            .await
+            .expect("the example did not exit after SIGTERM")
+            .unwrap();
+        assert!(
+            status.success(),
+            "exit status {status}; logs: {:?}",
+            self.logs.lock().unwrap()
+        );
+    }
+}
