@@ -175,6 +175,9 @@ fn settings(krate: &TokenStream, options: &Options) -> TokenStream {
         let grace = duration(grace);
         calls.extend(quote!(.shutdown_grace(#grace)));
     }
+    if let Some(drain) = &options.drain_on_shutdown {
+        calls.extend(quote!(.drain_on_shutdown(#drain)));
+    }
     calls
 }
 

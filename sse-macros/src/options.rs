@@ -49,6 +49,11 @@ const OPTIONS: &[(&str, Form, &str)] = &[
     ("on_close", Form::Value, "on_close = log_close"),
     ("background", Form::Value, "background = cleanup"),
     ("shutdown_grace", Form::Value, "shutdown_grace = 5"),
+    (
+        "drain_on_shutdown",
+        Form::Value,
+        "drain_on_shutdown = false",
+    ),
     ("on_error", Form::Value, "on_error = error_event"),
     ("crate", Form::Value, r#"crate = "my_crate::sse""#),
 ];
@@ -96,6 +101,7 @@ pub(crate) struct Options {
     pub(crate) on_close: Option<ExprPath>,
     pub(crate) background: Option<ExprPath>,
     pub(crate) shutdown_grace: Option<Seconds>,
+    pub(crate) drain_on_shutdown: Option<syn::LitBool>,
     pub(crate) on_error: Option<ExprPath>,
     /// The key of every option given, for errors that involve two options.
     pub(crate) keys: HashMap<String, Ident>,
@@ -169,6 +175,7 @@ fn value_option(cx: &mut Ctxt, options: &mut Options, key: &Ident, expr: &Expr) 
             }
         }
         "shutdown_grace" => options.shutdown_grace = seconds(cx, "shutdown_grace", expr),
+        "drain_on_shutdown" => options.drain_on_shutdown = boolean(cx, "drain_on_shutdown", expr),
         "sep" => options.sep = separator(cx, expr),
         "status" => options.status = status(cx, expr),
         "retry" => options.retry = retry(cx, expr),
@@ -379,6 +386,26 @@ fn separator(cx: &mut Ctxt, expr: &Expr) -> Option<(Sep, Span)> {
         }
     };
     Some((sep, text.span()))
+}
+
+/// `true` or `false`.
+fn boolean(cx: &mut Ctxt, key: &str, expr: &Expr) -> Option<syn::LitBool> {
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(value),
+            ..
+        }) => Some(value.clone()),
+        other => {
+            cx.error_spanned_by(
+                other,
+                format!(
+                    "`{key}` takes `true` or `false`, found {}; e.g. `{key} = false`",
+                    describe(other)
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn status(cx: &mut Ctxt, expr: &Expr) -> Option<(u16, Span)> {

@@ -95,6 +95,11 @@ pub use sse_macros::sse_endpoint;
 /// A boxed error, as axum's.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;

@@ -280,9 +280,18 @@ impl ExampleProcess {
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
+        self.signal(rustix::process::Signal::TERM);
+    }
+
+    /// Sends SIGINT, as Ctrl-C in a terminal does.
+    pub fn interrupt(&self) {
+        self.signal(rustix::process::Signal::INT);
+    }
+
+    fn signal(&self, signal: rustix::process::Signal) {
         let pid = self.child.id().expect("running") as i32;
         let pid = rustix::process::Pid::from_raw(pid).expect("a valid pid");
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("send SIGTERM");
+        rustix::process::kill_process(pid, signal).expect("send a signal");
     }
 }
 
@@ -431,8 +440,13 @@ impl ExampleProcess {
     }
 
     /// Sends SIGTERM and waits for a clean exit.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
         self.terminate();
+        self.wait_for_clean_exit().await;
+    }
+
+    /// Waits for the process to exit with status 0.
+    pub async fn wait_for_clean_exit(mut self) {
         let status = tokio::time::timeout(WITHIN, self.child.wait())
             .await
             .expect("the example did not exit after SIGTERM")

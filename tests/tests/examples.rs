@@ -127,7 +127,7 @@ async fn basic_endless_logs_the_count_when_the_client_leaves(server: &ExamplePro
 }
 
 #[tokio::test]
-async fn basic_conditional_stays_open_on_pings_and_ends_on_shutdown() {
+async fn basic_conditional_stays_open_on_pings_and_ends_on_ctrl_c() {
     let server = ExampleProcess::start("basic").await;
     let mut client = raw_get(server.addr, "/fastapi/conditional").await;
     read_until(
@@ -138,7 +138,8 @@ async fn basic_conditional_stays_open_on_pings_and_ends_on_shutdown() {
     // Silent but alive: a ping comes after 5 s.
     read_until(&mut client, b": ping - ").await;
     let stopping = Instant::now();
-    server.stop().await;
+    server.interrupt();
+    server.wait_for_clean_exit().await;
     let rest = read_to_close(&mut client).await;
     assert!(
         !ended_cleanly(&rest),

@@ -335,6 +335,14 @@ sse! {
         shutdown.wait().await;
         yield ServerSentEvent::new().event("shutdown").data("goodbye");
     }
+
+    #[sse_endpoint(ping = 0, drain_on_shutdown = false)]
+    async fn report() {
+        for part in 1..=3 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            yield part;
+        }
+    }
 }
 
 #[tokio::test]
@@ -363,6 +371,19 @@ async fn shutdown_grace_lets_the_body_send_a_farewell_and_end_cleanly() {
     shutdown.trigger();
     let rest = reader.read_to_end(TIMEOUT).await.expect("a clean end");
     assert_eq!(text(&rest), "event: shutdown\r\ndata: goodbye\r\n\r\n");
+}
+
+#[tokio::test]
+async fn drain_on_shutdown_false_keeps_the_stream_running_to_its_end() {
+    let shutdown = Shutdown::new();
+    let app = Router::new()
+        .route("/", get(report))
+        .layer(shutdown.layer());
+    let response = get_response(app, "/").await;
+    shutdown.trigger();
+    let mut reader = BodyReader::new(response.into_body());
+    let all = reader.read_to_end(TIMEOUT).await.expect("a clean end");
+    assert_eq!(text(&all), "data: 1\r\n\r\ndata: 2\r\n\r\ndata: 3\r\n\r\n");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ sse! {
         on_close = log_close,
         background = cleanup,
         shutdown_grace = 2.5,
+        drain_on_shutdown = false,
         on_error = error_event,
         crate = "sse_runtime",
     )]
