@@ -15,6 +15,22 @@ use crate::into_event::{IntoEvent, Payload};
 
 /// What a subscriber that fell behind gets.
 ///
+/// ```
+/// use futures_util::StreamExt;
+/// use sse_runtime::{Broadcast, LagPolicy, Separator};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let hub = Broadcast::with_options(2, Separator::Lf, LagPolicy::Notify);
+/// let mut slow = hub.subscribe();
+/// for i in 0..5 {
+///     hub.send(i).unwrap();
+/// }
+/// let notice = slow.next().await.unwrap().encode(Separator::Lf);
+/// assert_eq!(notice, &b"event: lagged\ndata: 3\n\n"[..]);
+/// # }
+/// ```
+///
 /// A subscriber lags when it has not taken events for as long as the broadcast holds them (its
 /// `capacity`): a slow client, or one whose connection stalled. The broadcast never buffers more
 /// than `capacity` events in all, whatever the number of subscribers.
@@ -156,7 +172,18 @@ impl fmt::Debug for Broadcast {
     }
 }
 
-/// One subscriber of a [`Broadcast`]: a stream of encoded events (raw bytes).
+/// One subscriber of a [`Broadcast`]: a stream of encoded events (raw bytes), ready to be
+/// yielded or handed to [`EventSourceResponse::new`](crate::EventSourceResponse::new).
+///
+/// ```
+/// use axum::extract::State;
+/// use sse_runtime::{Broadcast, EventSourceResponse};
+///
+/// async fn events(State(hub): State<Broadcast>) -> EventSourceResponse {
+///     EventSourceResponse::new(hub.subscribe())
+/// }
+/// # let _ = events;
+/// ```
 pub struct Subscription {
     stream: Pin<Box<dyn Stream<Item = Payload> + Send + 'static>>,
 }

@@ -45,7 +45,7 @@ impl Sender {
             .map_err(|_| SendError(()))
     }
 
-    /// Sends one event if there is room now.
+    /// Sends one event if there is room now (see [`TrySendError`]).
     pub fn try_send(&self, event: impl IntoEvent) -> Result<(), TrySendError> {
         self.tx
             .try_send(event.into_event())
@@ -75,6 +75,18 @@ impl fmt::Debug for Sender {
 }
 
 /// The error of [`Sender::send`]: the stream has ended, the client is gone.
+///
+/// ```
+/// use sse_runtime::EventSourceResponse;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let (tx, response) = EventSourceResponse::channel(1);
+/// drop(response); // as when the client leaves
+/// let error = tx.send("too late").await.unwrap_err();
+/// assert_eq!(error.to_string(), "the server-sent event stream has ended");
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SendError(());
 
@@ -87,6 +99,16 @@ impl fmt::Display for SendError {
 impl std::error::Error for SendError {}
 
 /// The error of [`Sender::try_send`].
+///
+/// ```
+/// use sse_runtime::{EventSourceResponse, TrySendError};
+///
+/// let (tx, response) = EventSourceResponse::channel(1);
+/// assert_eq!(tx.try_send(1), Ok(()));
+/// assert_eq!(tx.try_send(2), Err(TrySendError::Full));
+/// drop(response);
+/// assert_eq!(tx.try_send(3), Err(TrySendError::Closed));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TrySendError {
     /// The channel is full; try again later.

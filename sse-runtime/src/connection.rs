@@ -44,6 +44,17 @@ use tokio::time::{Instant, Sleep};
 ///
 /// Accepted sockets get `TCP_NODELAY`, so that small events are not held back by Nagle's
 /// algorithm.
+///
+/// ```
+/// use sse_runtime::connection::Listener;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let listener = Listener::bind("127.0.0.1:0").await?;
+/// assert!(listener.local_addr()?.port() > 0);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Listener {
     inner: TcpListener,
@@ -108,7 +119,8 @@ impl ConnectionHandle {
     }
 }
 
-/// A connection accepted by [`Listener`]: a `TcpStream` whose stalled writes time out.
+/// A connection accepted by [`Listener`]: a `TcpStream` whose stalled writes time out once a
+/// response with a send timeout set one. You do not use it directly; `axum::serve` does.
 pub struct Io {
     stream: TcpStream,
     shared: Arc<Shared>,
@@ -229,7 +241,17 @@ impl AsyncWrite for Io {
 /// Connection info for `into_make_service_with_connect_info::<Connection>()` with a
 /// [`Listener`]: the peer's address, and what a response needs to time out its writes.
 ///
-/// Handlers can take `ConnectInfo<Connection>` to learn the client's address.
+/// Handlers can take `ConnectInfo<Connection>` to learn the client's address:
+///
+/// ```
+/// use axum::extract::ConnectInfo;
+/// use sse_runtime::connection::Connection;
+///
+/// async fn whoami(ConnectInfo(connection): ConnectInfo<Connection>) -> String {
+///     connection.remote_addr().to_string()
+/// }
+/// # let _ = whoami;
+/// ```
 #[derive(Clone, Debug)]
 pub struct Connection {
     remote_addr: SocketAddr,

@@ -350,7 +350,29 @@ fn log_panic(what: &str, panic: &(dyn Any + Send)) {
     );
 }
 
-/// The error a body ends with when the response is aborted.
+/// The error a body ends with when the response is aborted: hyper then closes the connection
+/// without the terminating chunk, and the client sees an incomplete body.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use axum::response::IntoResponse;
+/// use futures_util::stream;
+/// use sse_runtime::testing::{BodyReader, ReadError};
+/// use sse_runtime::{CloseReason, EventSourceResponse, StreamAborted};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let failing = stream::iter([Err::<&str, _>(std::io::Error::other("boom"))]);
+/// let response = EventSourceResponse::from_try_stream(failing).into_response();
+/// let mut body = BodyReader::new(response.into_body());
+/// let Err(ReadError::Aborted(error)) = body.frame(Duration::from_secs(1)).await else {
+///     panic!("expected an abort");
+/// };
+/// let aborted = error.downcast_ref::<StreamAborted>().unwrap();
+/// assert_eq!(aborted.reason(), CloseReason::Error);
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct StreamAborted(CloseReason);
 

@@ -92,7 +92,12 @@ pub use shutdown::{Shutdown, ShutdownSignal};
 #[cfg(feature = "macros")]
 pub use sse_macros::sse_endpoint;
 
-/// A boxed error, as axum's.
+/// A boxed error, as axum's: what a failing stream's errors convert into.
+///
+/// ```
+/// let error: sse_runtime::BoxError = "database went away".into();
+/// assert_eq!(error.to_string(), "database went away");
+/// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The README's examples, compiled and run as doctests.

@@ -23,6 +23,10 @@ use crate::into_event::IntoEvent;
 use crate::shutdown::{Shutdown, ShutdownConfig, ShutdownWatch};
 
 /// The default keep-alive ping period: 15 seconds (SPEC 51).
+///
+/// ```
+/// assert_eq!(sse_runtime::DEFAULT_PING_INTERVAL.as_secs(), 15);
+/// ```
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(15);
 
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");

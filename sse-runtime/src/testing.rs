@@ -39,6 +39,23 @@ use crate::BoxError;
 pub use eventsource_stream::Event;
 
 /// Why a read did not return data.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use axum::response::IntoResponse;
+/// use futures_util::stream;
+/// use sse_runtime::EventSourceResponse;
+/// use sse_runtime::testing::{BodyReader, ReadError};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let silent = EventSourceResponse::new(stream::pending::<&str>()).into_response();
+/// let mut body = BodyReader::new(silent.into_body());
+/// let waited = body.frame(Duration::from_secs(1)).await;
+/// assert!(matches!(waited, Err(ReadError::Timeout)));
+/// # }
+/// ```
 #[derive(Debug)]
 pub enum ReadError {
     /// Nothing arrived within the timeout.
@@ -65,7 +82,8 @@ impl ReadError {
     }
 }
 
-/// Reads a response body frame by frame, with a timeout on every read.
+/// Reads a response body frame by frame, with a timeout on every read (see the
+/// [module example](self)).
 #[derive(Debug)]
 pub struct BodyReader {
     body: Body,
