@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::{Json, Router, routing::get};
 use serde_json::{Value, json};
-use sse_runtime::{CloseReason, ServerSentEvent, Shutdown, sse};
+use sse_runtime::{CloseReason, ServerSentEvent, sse};
 
 /// Every ping: a two-line comment, invisible to `EventSource` clients.
 fn invisible_ping() -> ServerSentEvent {
@@ -109,18 +109,11 @@ async fn health() -> Json<Value> {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    examples::init_tracing();
-    let shutdown = Shutdown::new();
     let app = Router::new()
         .route("/custom-ping", get(custom_ping))
         .route("/error-demo", get(error_demo))
         .route("/custom-separator", get(custom_separator))
         .route("/proxy-friendly", get(proxy_friendly))
-        .route("/health", get(health))
-        .layer(shutdown.layer());
-    let listener = tokio::net::TcpListener::bind(examples::listen_addr()).await?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.on_signal())
-        .await
+        .route("/health", get(health));
+    examples::serve(app).await
 }

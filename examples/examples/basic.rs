@@ -22,7 +22,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Html;
 use axum::{Router, routing::get};
-use sse_runtime::{CloseHooks, ServerSentEvent, Shutdown, sse};
+use sse_runtime::{CloseHooks, ServerSentEvent, sse};
 
 sse! {
     /// 1 to 5, 0.9 s apart, then a clean end.
@@ -103,28 +103,22 @@ async fn index() -> Html<&'static str> {
     Html(include_str!("basic.html"))
 }
 
-fn app(shutdown: &Shutdown) -> Router {
-    let fastapi = Router::new()
+/// A router of its own, nested under `/fastapi` (sse-starlette's example mounts a sub-app).
+fn fastapi() -> Router<AppState> {
+    Router::new()
         .route("/endless", get(endless))
         .route("/range/{start}/{end}", get(range))
-        .route("/conditional", get(conditional));
-    Router::new()
-        .route("/", get(index))
-        .route("/numbers", get(numbers))
-        .route("/resume", get(resume))
-        .route("/starlette/numbers", get(starlette_numbers))
-        .nest("/fastapi", fastapi)
-        .with_state(AppState::default())
-        .layer(shutdown.layer())
+        .route("/conditional", get(conditional))
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    examples::init_tracing();
-    let shutdown = Shutdown::new();
-    let listener = tokio::net::TcpListener::bind(examples::listen_addr()).await?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app(&shutdown))
-        .with_graceful_shutdown(shutdown.on_signal())
-        .await
+    let app = Router::new()
+        .route("/", get(index))
+        .route("/numbers", get(numbers))
+        .route("/resume", get(resume))
+        .route("/starlette/numbers", get(starlette_numbers))
+        .nest("/fastapi", fastapi())
+        .with_state(AppState::default());
+    examples::serve(app).await
 }

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sse_runtime::{Broadcast, ServerSentEvent, Shutdown, sse};
+use sse_runtime::{Broadcast, ServerSentEvent, sse};
 
 sse! {
     /// Every message sent from now on.
@@ -51,17 +51,10 @@ async fn status(State(hub): State<Broadcast>) -> Json<Value> {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    examples::init_tracing();
-    let shutdown = Shutdown::new();
     let app = Router::new()
         .route("/events", get(events))
         .route("/send", post(send))
         .route("/status", get(status))
-        .with_state(Broadcast::new(100))
-        .layer(shutdown.layer());
-    let listener = tokio::net::TcpListener::bind(examples::listen_addr()).await?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.on_signal())
-        .await
+        .with_state(Broadcast::new(100));
+    examples::serve(app).await
 }

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use sqlx::{Row, SqliteConnection};
-use sse_runtime::{BoxError, EventSourceResponse, ServerSentEvent, Shutdown, SseContext, sse};
+use sse_runtime::{BoxError, EventSourceResponse, ServerSentEvent, SseContext, sse};
 
 #[derive(Serialize)]
 struct Task {
@@ -162,20 +162,13 @@ async fn database() -> sqlx::Result<SqlitePool> {
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    examples::init_tracing();
     let pool = database().await?;
-    let shutdown = Shutdown::new();
     let app = Router::new()
         .route("/tasks/stream", get(stream_tasks))
         .route("/tasks/stream-function", get(stream_function))
         .route("/tasks/list", get(list_tasks))
         .route("/status", get(status))
-        .with_state(pool)
-        .layer(shutdown.layer());
-    let listener = tokio::net::TcpListener::bind(examples::listen_addr()).await?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.on_signal())
-        .await?;
+        .with_state(pool);
+    examples::serve(app).await?;
     Ok(())
 }

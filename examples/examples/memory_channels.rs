@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use axum::{Router, routing::get};
-use sse_runtime::{EventSourceResponse, Sender, ServerSentEvent, Shutdown, SseContext};
+use sse_runtime::{EventSourceResponse, Sender, ServerSentEvent, SseContext};
 
 static NEXT_REQUEST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
@@ -105,16 +105,9 @@ async fn backpressure(context: SseContext) -> EventSourceResponse {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    examples::init_tracing();
-    let shutdown = Shutdown::new();
     let app = Router::new()
         .route("/memory-channel", get(memory_channel))
         .route("/multi-producer", get(multi_producer))
-        .route("/backpressure", get(backpressure))
-        .layer(shutdown.layer());
-    let listener = tokio::net::TcpListener::bind(examples::listen_addr()).await?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.on_signal())
-        .await
+        .route("/backpressure", get(backpressure));
+    examples::serve(app).await
 }

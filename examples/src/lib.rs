@@ -2,6 +2,9 @@
 
 use std::net::SocketAddr;
 
+use axum::Router;
+use sse_runtime::Shutdown;
+
 /// The address an example listens on: 127.0.0.1:8000, or the port in `PORT`.
 pub fn listen_addr() -> SocketAddr {
     let port = std::env::var("PORT")
@@ -20,4 +23,18 @@ pub fn init_tracing() {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+}
+
+/// Serves `app` on [`listen_addr`] until SIGINT (Ctrl-C) or SIGTERM, with logging, and with a
+/// [`Shutdown`] handle so that open streams end instead of keeping the server alive. The
+/// `cooperative_shutdown` example spells this wiring out.
+pub async fn serve(app: Router) -> std::io::Result<()> {
+    init_tracing();
+    let shutdown = Shutdown::new();
+    let app = app.layer(shutdown.layer());
+    let listener = tokio::net::TcpListener::bind(listen_addr()).await?;
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.on_signal())
+        .await
 }

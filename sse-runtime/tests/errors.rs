@@ -5,18 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Log, Logs, WITHIN, reader, settle};
+use common::{Log, Logs, WITHIN, hooks, reader, settle};
 use futures_util::stream::{self, StreamExt};
 use sse_runtime::testing::ReadError;
 use sse_runtime::{CloseReason, EventSourceResponse, Json};
-
-fn hooks(response: EventSourceResponse, log: &Log) -> EventSourceResponse {
-    let (a, b, c) = (log.clone(), log.clone(), log.clone());
-    response
-        .on_client_close(move || a.push("client_close"))
-        .on_close(move |reason| b.push(format!("close:{reason:?}")))
-        .background(async move { c.push("background") })
-}
 
 #[tokio::test(start_paused = true)]
 async fn spec_120_an_error_after_the_first_item_delivers_it_then_aborts() {

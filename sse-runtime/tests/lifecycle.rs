@@ -6,20 +6,12 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Log, WITHIN, reader, settle};
+use common::{Log, WITHIN, hooks, reader, settle};
 use futures_util::stream::{self, StreamExt};
 use sse_runtime::testing::ReadError;
 use sse_runtime::{
     CloseReason, EventSourceResponse, IntoEvent, Payload, Separator, ServerSentEvent,
 };
-
-fn hooks(response: EventSourceResponse, log: &Log) -> EventSourceResponse {
-    let (a, b, c) = (log.clone(), log.clone(), log.clone());
-    response
-        .on_client_close(move || a.push("client_close"))
-        .on_close(move |reason| b.push(format!("close:{reason:?}")))
-        .background(async move { c.push("background") })
-}
 
 #[tokio::test(start_paused = true)]
 async fn spec_72_clean_end_sends_the_terminator_then_runs_hooks_and_background() {

@@ -6,19 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Log, WITHIN, reader, settle};
+use common::{Log, WITHIN, hooks, reader, settle};
 use futures_util::stream::{self, StreamExt};
 use sse_runtime::testing::ReadError;
 use sse_runtime::{CloseReason, EventSourceResponse, StreamAborted};
 use tokio::time::Instant;
-
-fn hooks(response: EventSourceResponse, log: &Log) -> EventSourceResponse {
-    let (a, b, c) = (log.clone(), log.clone(), log.clone());
-    response
-        .on_client_close(move || a.push("client_close"))
-        .on_close(move |reason| b.push(format!("close:{reason:?}")))
-        .background(async move { c.push("background") })
-}
 
 #[tokio::test(start_paused = true)]
 async fn spec_89_90_a_client_that_stops_reading_is_cut_after_the_timeout() {

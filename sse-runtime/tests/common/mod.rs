@@ -12,6 +12,15 @@ use sse_runtime::testing::BodyReader;
 /// A generous bound for reads that must succeed.
 pub const WITHIN: Duration = Duration::from_secs(30);
 
+/// Adds hooks that record `client_close`, `close:<reason>` and `background` in `log`.
+pub fn hooks(response: EventSourceResponse, log: &Log) -> EventSourceResponse {
+    let (a, b, c) = (log.clone(), log.clone(), log.clone());
+    response
+        .on_client_close(move || a.push("client_close"))
+        .on_close(move |reason| b.push(format!("close:{reason:?}")))
+        .background(async move { c.push("background") })
+}
+
 /// Builds the response and returns a reader of its body.
 pub fn reader(response: EventSourceResponse) -> BodyReader {
     BodyReader::new(response.into_response().into_body())
