@@ -1,5 +1,419 @@
 //! Load benchmark of sse-runtime against axum's built-in `Sse` (see BENCHMARKS.md).
+//!
+//! ```text
+//! cargo run -p bench --release                  # every scenario, 5 runs, medians
+//! cargo run -p bench --release -- --only a,c --runs 3
+//! cargo run -p bench --release -- --quick       # a short smoke run (a tenth of the sizes)
+//! ```
+//!
+//! The driver re-executes itself as `bench server ours|axum` child processes (one fresh process
+//! per scenario run, on 127.0.0.1:0), runs the load clients itself, reads each server's CPU time
+//! and memory from `/proc`, and prints a table of medians with the ratio ours/axum.
 
-fn main() {
-    println!("the benchmark scenarios are not written yet");
+mod client;
+mod measure;
+mod report;
+mod scenarios;
+mod server;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use report::{Goal, Metric, Results, Scenario};
+use scenarios::{ServerProcess, Sizes};
+use server::Setup;
+
+/// Which server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Kind {
+    /// sse-runtime: macro endpoints.
+    Ours,
+    /// axum's `axum::response::sse::Sse`.
+    Axum,
+}
+
+impl Kind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Kind::Ours => "ours",
+            Kind::Axum => "axum",
+        }
+    }
+}
+
+const USAGE: &str = "\
+usage: bench [--runs N] [--only a,b,c,d,e,f] [--quick] [--workers N] [--side ours|axum]
+             [--wrap 'COMMAND ARGS..']
+       bench server ours|axum [--setup plain|connection] [--workers N]";
+
+struct Options {
+    runs: usize,
+    only: Vec<char>,
+    quick: bool,
+    workers: usize,
+    /// Only this side (for profiling one server).
+    side: Option<Kind>,
+    /// A command each server runs under, such as a profiler.
+    wrap: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("server") {
+        return server_main(&args[1..]);
+    }
+    let options = match parse_options(&args) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(drive(options))
+}
+
+fn server_main(args: &[String]) -> ExitCode {
+    let mut kind = None;
+    let mut setup = Setup::Plain;
+    let mut workers = 2;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "ours" => kind = Some(Kind::Ours),
+            "axum" => kind = Some(Kind::Axum),
+            "--setup" => match args.next().and_then(|s| Setup::parse(s)) {
+                Some(s) => setup = s,
+                None => return usage_error("--setup takes plain or connection"),
+            },
+            "--workers" => match args.next().and_then(|s| s.parse().ok()) {
+                Some(n) if n > 0 => workers = n,
+                _ => return usage_error("--workers takes a positive number"),
+            },
+            other => return usage_error(&format!("unknown argument {other:?}")),
+        }
+    }
+    let Some(kind) = kind else {
+        return usage_error("which server: ours or axum?");
+    };
+    match server::run(kind, setup, workers) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bench server {}: {error}", kind.as_str());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("{message}\n{USAGE}");
+    ExitCode::from(2)
+}
+
+fn parse_options(args: &[String]) -> Result<Options, String> {
+    let mut options = Options {
+        runs: 5,
+        only: "abcdef".chars().collect(),
+        quick: false,
+        workers: 2,
+        side: None,
+        wrap: Vec::new(),
+    };
+    let mut runs = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--runs" => match args.next().and_then(|s| s.parse().ok()) {
+                Some(n) if n > 0 => runs = Some(n),
+                _ => return Err("--runs takes a positive number".into()),
+            },
+            "--only" => {
+                let list = args.next().ok_or("--only takes a list such as a,c")?;
+                let only: Vec<char> = list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| match s {
+                        "a" | "b" | "c" | "d" | "e" | "f" => Ok(s.chars().next().unwrap_or('a')),
+                        other => Err(format!("no scenario {other:?}")),
+                    })
+                    .collect::<Result<_, _>>()?;
+                options.only = only;
+            }
+            "--quick" => options.quick = true,
+            "--workers" => match args.next().and_then(|s| s.parse().ok()) {
+                Some(n) if n > 0 => options.workers = n,
+                _ => return Err("--workers takes a positive number".into()),
+            },
+            "--side" => match args.next().map(String::as_str) {
+                Some("ours") => options.side = Some(Kind::Ours),
+                Some("axum") => options.side = Some(Kind::Axum),
+                _ => return Err("--side takes ours or axum".into()),
+            },
+            "--wrap" => {
+                let command = args.next().ok_or("--wrap takes a command")?;
+                options.wrap = command.split_whitespace().map(str::to_owned).collect();
+            }
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    options.runs = runs.unwrap_or(if options.quick { 1 } else { 5 });
+    Ok(options)
+}
+
+fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
+    let n = report::number;
+    let cpu = |goal| Metric {
+        key: "cpu_per_event",
+        label: "server CPU us/event",
+        goal,
+        digits: 3,
+    };
+    let rate = Metric {
+        key: "events_per_s",
+        label: "events/s",
+        goal: Goal::Info,
+        digits: 0,
+    };
+    vec![
+        Scenario {
+            id: 'a',
+            title: format!("one client, {} events", n(sizes.events as f64, 0)),
+            metrics: vec![cpu(Goal::RatioAtMost(0.5)), rate],
+        },
+        Scenario {
+            id: 'b',
+            title: format!(
+                "{} clients in parallel, {} events each",
+                sizes.parallel_clients,
+                n(sizes.events as f64, 0)
+            ),
+            metrics: vec![cpu(Goal::RatioAtMost(0.5)), rate],
+        },
+        Scenario {
+            id: 'c',
+            title: format!(
+                "fan-out: {} clients, {} broadcast events",
+                n(sizes.fanout_clients as f64, 0),
+                sizes.fanout_events
+            ),
+            metrics: vec![
+                Metric {
+                    key: "cpu_per_delivery",
+                    label: "server CPU us/delivered event",
+                    goal: Goal::RatioAtMost(0.4),
+                    digits: 3,
+                },
+                Metric {
+                    key: "delivery_ms",
+                    label: "ms until all delivered",
+                    goal: Goal::Info,
+                    digits: 0,
+                },
+            ],
+        },
+        Scenario {
+            id: 'd',
+            title: format!(
+                "{} idle streams (15 s ping)",
+                n(sizes.idle_clients as f64, 0)
+            ),
+            metrics: vec![
+                Metric {
+                    key: "kib_per_connection",
+                    label: "server RSS KiB/connection",
+                    goal: Goal::RatioAtMost(1.0),
+                    digits: 2,
+                },
+                Metric {
+                    key: "idle_cpu_ms",
+                    label: format_idle_label(sizes.idle_window),
+                    goal: Goal::OursAtMost(1.0),
+                    digits: 2,
+                },
+            ],
+        },
+        Scenario {
+            id: 'e',
+            title: "as (a), send_timeout = 5 (axum: none)".to_owned(),
+            metrics: vec![cpu(Goal::RatioAtMost(0.7)), rate],
+        },
+        Scenario {
+            id: 'f',
+            title: format!(
+                "churn: {} connect/read-one/disconnect cycles",
+                n(sizes.churn_cycles as f64, 0)
+            ),
+            metrics: vec![
+                Metric {
+                    key: "live_after",
+                    label: "live streams after",
+                    goal: Goal::OursAtMost(0.0),
+                    digits: 0,
+                },
+                Metric {
+                    key: "rss_growth_pct",
+                    label: "server RSS growth %",
+                    goal: Goal::OursAtMost(10.0),
+                    digits: 1,
+                },
+                Metric {
+                    key: "cpu_per_cycle",
+                    label: "server CPU us/cycle",
+                    goal: Goal::Info,
+                    digits: 1,
+                },
+            ],
+        },
+    ]
+}
+
+fn format_idle_label(window: Duration) -> &'static str {
+    if window == Duration::from_secs(5) {
+        "server CPU ms over 5 s"
+    } else {
+        "server CPU ms over the idle window"
+    }
+}
+
+async fn drive(options: Options) -> ExitCode {
+    let mut sizes = if options.quick {
+        Sizes::quick()
+    } else {
+        Sizes::full()
+    };
+    let limit = measure::raise_nofile_limit(true);
+    // Each side holds one socket per client, plus files and a margin.
+    let fit = usize::try_from(limit.saturating_sub(256)).unwrap_or(usize::MAX);
+    for (name, clients) in [
+        ("fan-out", &mut sizes.fanout_clients),
+        ("idle", &mut sizes.idle_clients),
+    ] {
+        if *clients > fit {
+            eprintln!(
+                "RLIMIT_NOFILE is {limit} (hard limit): scaling the {name} scenario down from {} to {fit} clients",
+                *clients
+            );
+            *clients = fit;
+        }
+    }
+    let all = scenarios(&sizes);
+    let selected: Vec<Scenario> = all
+        .into_iter()
+        .filter(|s| options.only.contains(&s.id))
+        .collect();
+
+    println!("# sse-runtime vs axum::response::sse\n");
+    for (name, value) in measure::machine() {
+        println!("- {name}: {value}");
+    }
+    println!(
+        "- servers: tokio multi-thread runtime, {} worker threads each; runs: {}{}\n",
+        options.workers,
+        options.runs,
+        if options.quick {
+            " (--quick sizes)"
+        } else {
+            ""
+        }
+    );
+
+    if !options.wrap.is_empty() {
+        eprintln!(
+            "servers run under {:?}: their CPU and memory figures include the wrapper",
+            options.wrap.join(" ")
+        );
+    }
+    let mut results = Results::default();
+    let mut failures = 0;
+    for run in 0..options.runs {
+        for scenario in &selected {
+            // Alternate which side goes first, so drift in the machine evens out.
+            let order = if run % 2 == 0 {
+                [Kind::Ours, Kind::Axum]
+            } else {
+                [Kind::Axum, Kind::Ours]
+            };
+            for kind in order {
+                if options.side.is_some_and(|side| side != kind) {
+                    continue;
+                }
+                match run_one(scenario.id, kind, &sizes, &options).await {
+                    Ok(figures) => {
+                        let shown: Vec<String> = figures
+                            .iter()
+                            .map(|(key, value)| format!("{key} {}", report::number(*value, 3)))
+                            .collect();
+                        eprintln!(
+                            "run {}/{} ({}) {}: {}",
+                            run + 1,
+                            options.runs,
+                            scenario.id,
+                            kind.as_str(),
+                            shown.join(", ")
+                        );
+                        results.add(scenario.id, kind, figures);
+                    }
+                    Err(error) => {
+                        failures += 1;
+                        eprintln!(
+                            "run {}/{} ({}) {}: FAILED: {error}",
+                            run + 1,
+                            options.runs,
+                            scenario.id,
+                            kind.as_str()
+                        );
+                    }
+                }
+            }
+        }
+    }
+    println!("{}", results.table(&selected));
+    println!(
+        "Setups: axum = `axum::serve(tokio::net::TcpListener, app)`; ours = the same, except (e), which uses sse-runtime's \
+         documented send-timeout setup (`connection::Listener` + `ConnectInfo<Connection>`)."
+    );
+    if failures > 0 {
+        eprintln!("{failures} scenario runs failed");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+async fn run_one(
+    id: char,
+    kind: Kind,
+    sizes: &Sizes,
+    options: &Options,
+) -> std::io::Result<scenarios::Figures> {
+    let setup = if id == 'e' && kind == Kind::Ours {
+        Setup::Connection
+    } else {
+        Setup::Plain
+    };
+    let server = ServerProcess::start(kind, setup, options.workers, &options.wrap).await?;
+    let figures = match id {
+        'a' => scenarios::single(&server, "/events", sizes.events).await,
+        'b' => scenarios::parallel(&server, sizes.parallel_clients, sizes.events).await,
+        'c' => scenarios::fanout(&server, sizes.fanout_clients, sizes.fanout_events).await,
+        'd' => scenarios::idle(&server, sizes.idle_clients, sizes.idle_window).await,
+        'e' => scenarios::single(&server, "/events_timeout", sizes.events).await,
+        'f' => {
+            scenarios::churn(
+                &server,
+                sizes.churn_cycles,
+                sizes.churn_warmup,
+                sizes.churn_concurrency,
+            )
+            .await
+        }
+        _ => Err(std::io::Error::other("no such scenario")),
+    };
+    server.stop().await;
+    figures
 }

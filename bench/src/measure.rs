@@ -1,0 +1,150 @@
+//! What the kernel accounts to a server process: CPU time and resident memory, from `/proc`.
+
+use std::fs;
+
+use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+
+/// Raises `RLIMIT_NOFILE` to its hard limit; returns the limit now in force.
+pub(crate) fn raise_nofile_limit(verbose: bool) -> u64 {
+    let limit = getrlimit(Resource::Nofile);
+    let raised = Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    let now = match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => limit.maximum,
+        Err(error) => {
+            if verbose {
+                eprintln!("cannot raise RLIMIT_NOFILE: {error}");
+            }
+            limit.current
+        }
+    };
+    now.unwrap_or(u64::MAX)
+}
+
+/// CPU time of a process so far.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cpu {
+    /// `utime + stime` from `/proc/PID/stat`, in clock ticks.
+    ticks: u64,
+    /// The same accounting in nanoseconds: the sum of `/proc/PID/task/*/schedstat`'s run time,
+    /// when the kernel exposes it.
+    nanos: Option<u64>,
+}
+
+impl Cpu {
+    pub(crate) fn read(pid: u32) -> std::io::Result<Self> {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        // The command name may hold spaces: fields are counted after its closing parenthesis.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        // Fields 14 and 15 of the file are the 12th and 13th after the name.
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let ticks = field(11) + field(12);
+        Ok(Self {
+            ticks,
+            nanos: schedstat_nanos(pid),
+        })
+    }
+
+    /// The CPU time from `earlier` to `self`, in seconds.
+    ///
+    /// `/proc/PID/stat` counts in ticks of 1/`CLK_TCK` s (10 ms here), too coarse for runs of a
+    /// few hundred milliseconds; the per-thread run time is the same accounting in nanoseconds.
+    /// It misses threads that exited in between, so it is used only when both agree within a
+    /// tick per thread or so; otherwise the ticks are.
+    pub(crate) fn seconds_since(&self, earlier: &Cpu) -> f64 {
+        let tick = 1.0 / clock_ticks_per_second();
+        let by_ticks = (self.ticks.saturating_sub(earlier.ticks)) as f64 * tick;
+        match (self.nanos, earlier.nanos) {
+            (Some(now), Some(then)) if now >= then => {
+                let by_nanos = (now - then) as f64 / 1e9;
+                if (by_nanos - by_ticks).abs() <= 4.0 * tick + 0.05 * by_ticks {
+                    by_nanos
+                } else {
+                    eprintln!(
+                        "  note: CPU by ticks ({by_ticks:.3} s) and by run time ({by_nanos:.3} s) disagree; using ticks"
+                    );
+                    by_ticks
+                }
+            }
+            _ => by_ticks,
+        }
+    }
+}
+
+fn clock_ticks_per_second() -> f64 {
+    rustix::param::clock_ticks_per_second() as f64
+}
+
+fn schedstat_nanos(pid: u32) -> Option<u64> {
+    let mut total = 0u64;
+    for entry in fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let path = entry.ok()?.path().join("schedstat");
+        // A thread may exit between listing and reading: it then counts as nothing.
+        let Ok(text) = fs::read_to_string(path) else {
+            continue;
+        };
+        total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    (total > 0).then_some(total)
+}
+
+/// Resident memory of a process (`VmRSS` of `/proc/PID/status`), in KiB.
+pub(crate) fn rss_kib(pid: u32) -> std::io::Result<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no VmRSS in /proc/PID/status"))
+}
+
+/// The machine, for the report.
+pub(crate) fn machine() -> Vec<(&'static str, String)> {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("model name"))
+                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let memory = fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("MemTotal:"))
+                .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map_or_else(
+            || "unknown".to_owned(),
+            |kib| format!("{} GiB", kib / (1024 * 1024)),
+        );
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "unknown".to_owned(), |text| text.trim().to_owned());
+    let rustc = std::process::Command::new("rustc")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .map_or_else(|| "unknown".to_owned(), |text| text.trim().to_owned());
+    vec![
+        ("CPU", format!("{cpu} ({cores} cores available)")),
+        ("memory", memory),
+        ("kernel", format!("Linux {kernel}")),
+        ("rustc", rustc),
+        (
+            "clock ticks",
+            format!("{} per second", clock_ticks_per_second()),
+        ),
+    ]
+}

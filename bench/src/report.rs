@@ -1,0 +1,173 @@
+//! The scenarios' figures, their targets, and the table of medians.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::Kind;
+use crate::scenarios::Figures;
+
+/// What a figure must satisfy.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Goal {
+    /// No target: shown for context.
+    Info,
+    /// The median ratio ours/axum must be at most this.
+    RatioAtMost(f64),
+    /// Our median must be at most this (an absolute bound).
+    OursAtMost(f64),
+}
+
+/// One figure of a scenario.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Metric {
+    pub(crate) key: &'static str,
+    pub(crate) label: &'static str,
+    pub(crate) goal: Goal,
+    pub(crate) digits: usize,
+}
+
+/// A scenario as the report shows it.
+#[derive(Clone, Debug)]
+pub(crate) struct Scenario {
+    pub(crate) id: char,
+    pub(crate) title: String,
+    pub(crate) metrics: Vec<Metric>,
+}
+
+/// Every run's figures, by scenario and side.
+#[derive(Default)]
+pub(crate) struct Results {
+    figures: BTreeMap<(char, Kind), Vec<Figures>>,
+}
+
+impl Results {
+    pub(crate) fn add(&mut self, scenario: char, kind: Kind, figures: Figures) {
+        self.figures
+            .entry((scenario, kind))
+            .or_default()
+            .push(figures);
+    }
+
+    fn values(&self, scenario: char, kind: Kind, key: &str) -> Vec<f64> {
+        self.figures
+            .get(&(scenario, kind))
+            .map(|runs| {
+                runs.iter()
+                    .filter_map(|figures| figures.iter().find(|(k, _)| *k == key).map(|&(_, v)| v))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The table: medians, spreads (min-max), ratios, targets and verdicts, in Markdown.
+    pub(crate) fn table(&self, scenarios: &[Scenario]) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "| scenario | metric | ours: median [min-max] | axum: median [min-max] | ours/axum | target | |\n",
+        );
+        out.push_str("| --- | --- | ---: | ---: | ---: | --- | --- |\n");
+        for scenario in scenarios {
+            for (i, metric) in scenario.metrics.iter().enumerate() {
+                let ours = Summary::of(self.values(scenario.id, Kind::Ours, metric.key));
+                let axum = Summary::of(self.values(scenario.id, Kind::Axum, metric.key));
+                let ratio = match (&ours, &axum) {
+                    (Some(o), Some(a)) if a.median > 0.0 => Some(o.median / a.median),
+                    _ => None,
+                };
+                let (target, verdict) = match metric.goal {
+                    Goal::Info => (String::from("-"), ""),
+                    Goal::RatioAtMost(bound) => (
+                        format!("ratio <= {bound}"),
+                        verdict(ratio.map(|r| r <= bound)),
+                    ),
+                    Goal::OursAtMost(bound) => (
+                        format!("ours <= {bound}"),
+                        verdict(ours.as_ref().map(|o| o.median <= bound)),
+                    ),
+                };
+                let title = if i == 0 {
+                    format!("({}) {}", scenario.id, scenario.title)
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    out,
+                    "| {title} | {} | {} | {} | {} | {target} | {verdict} |",
+                    metric.label,
+                    Summary::show(ours.as_ref(), metric.digits),
+                    Summary::show(axum.as_ref(), metric.digits),
+                    ratio.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
+                );
+            }
+        }
+        out
+    }
+}
+
+fn verdict(pass: Option<bool>) -> &'static str {
+    match pass {
+        Some(true) => "pass",
+        Some(false) => "FAIL",
+        None => "n/a",
+    }
+}
+
+struct Summary {
+    median: f64,
+    min: f64,
+    max: f64,
+    runs: usize,
+}
+
+impl Summary {
+    fn of(mut values: Vec<f64>) -> Option<Self> {
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let median = if n % 2 == 1 {
+            values[n / 2]
+        } else {
+            (values[n / 2 - 1] + values[n / 2]) / 2.0
+        };
+        Some(Self {
+            median,
+            min: values[0],
+            max: values[n - 1],
+            runs: n,
+        })
+    }
+
+    fn show(summary: Option<&Self>, digits: usize) -> String {
+        match summary {
+            None => "-".to_owned(),
+            Some(s) if s.runs == 1 => number(s.median, digits),
+            Some(s) => format!(
+                "{} [{}-{}]",
+                number(s.median, digits),
+                number(s.min, digits),
+                number(s.max, digits)
+            ),
+        }
+    }
+}
+
+/// `digits` decimals, with thousands separators for large values.
+pub(crate) fn number(value: f64, digits: usize) -> String {
+    let text = format!("{value:.digits$}");
+    let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+    let (sign, int) = int.strip_prefix('-').map_or(("", int), |rest| ("-", rest));
+    let mut grouped = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    if frac.is_empty() {
+        format!("{sign}{grouped}")
+    } else {
+        format!("{sign}{grouped}.{frac}")
+    }
+}

@@ -1,0 +1,359 @@
+//! The scenarios: each runs against one freshly started server process and returns its figures.
+
+use std::io;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::Kind;
+use crate::client::{self, Client};
+use crate::measure::{Cpu, rss_kib};
+use crate::server::Setup;
+
+/// Sizes of the scenarios (the issue's, or a tenth of them for `--quick`).
+#[derive(Clone, Debug)]
+pub(crate) struct Sizes {
+    pub(crate) events: u64,
+    pub(crate) parallel_clients: usize,
+    pub(crate) fanout_clients: usize,
+    pub(crate) fanout_events: u64,
+    pub(crate) idle_clients: usize,
+    pub(crate) idle_window: Duration,
+    pub(crate) churn_cycles: u64,
+    pub(crate) churn_warmup: u64,
+    pub(crate) churn_concurrency: usize,
+}
+
+impl Sizes {
+    pub(crate) fn full() -> Self {
+        Self {
+            events: 200_000,
+            parallel_clients: 32,
+            fanout_clients: 5_000,
+            fanout_events: 100,
+            idle_clients: 5_000,
+            idle_window: Duration::from_secs(5),
+            churn_cycles: 20_000,
+            churn_warmup: 1_000,
+            churn_concurrency: 32,
+        }
+    }
+
+    pub(crate) fn quick() -> Self {
+        Self {
+            events: 20_000,
+            parallel_clients: 8,
+            fanout_clients: 500,
+            fanout_events: 100,
+            idle_clients: 500,
+            idle_window: Duration::from_secs(1),
+            churn_cycles: 2_000,
+            churn_warmup: 200,
+            churn_concurrency: 16,
+        }
+    }
+}
+
+/// One figure of one run.
+pub(crate) type Figures = Vec<(&'static str, f64)>;
+
+/// A server process started for one scenario run.
+pub(crate) struct ServerProcess {
+    child: Child,
+    pid: u32,
+    pub(crate) addr: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts `bench server KIND` (under `wrap`, if given) and waits until it answers.
+    pub(crate) async fn start(
+        kind: Kind,
+        setup: Setup,
+        workers: usize,
+        wrap: &[String],
+    ) -> io::Result<Self> {
+        let exe = std::env::current_exe()?;
+        let mut command = match wrap.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(exe);
+                command
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
+            .args(["server", kind.as_str(), "--setup", setup.as_str()])
+            .args(["--workers", &workers.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let pid = child
+            .id()
+            .ok_or_else(|| io::Error::other("the server exited at once"))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let line = tokio::time::timeout(
+            Duration::from_secs(30),
+            BufReader::new(stdout).lines().next_line(),
+        )
+        .await
+        .map_err(|_| io::Error::other("the server did not print its port"))??
+        .ok_or_else(|| io::Error::other("the server exited before printing its port"))?;
+        let port: u16 = line
+            .trim()
+            .parse()
+            .map_err(|_| io::Error::other(format!("not a port: {line:?}")))?;
+        let server = Self {
+            child,
+            pid,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        client::stats(server.addr).await?;
+        // Let start-up work settle before anything is measured.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Ok(server)
+    }
+
+    pub(crate) fn cpu(&self) -> io::Result<Cpu> {
+        Cpu::read(self.pid)
+    }
+
+    pub(crate) fn rss_kib(&self) -> io::Result<u64> {
+        rss_kib(self.pid)
+    }
+
+    /// Closes the server's stdin, which makes it exit; kills it if it has not within a while
+    /// (a profiler wrapping it may need that while to write its data).
+    pub(crate) async fn stop(mut self) {
+        drop(self.child.stdin.take());
+        if tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.start_kill();
+            let _ = self.child.wait().await;
+        }
+    }
+}
+
+/// Connects `count` streams to `path` (a few hundred at a time) and waits for their heads.
+async fn connect_many(
+    addr: SocketAddr,
+    path: &'static str,
+    count: usize,
+) -> io::Result<Vec<Client>> {
+    const AT_ONCE: usize = 200;
+    let mut clients = Vec::with_capacity(count);
+    let mut tasks = JoinSet::new();
+    let mut started = 0;
+    while clients.len() < count {
+        while started < count && tasks.len() < AT_ONCE {
+            started += 1;
+            tasks.spawn(async move {
+                let mut client = Client::get(addr, path, false, 16 * 1024).await?;
+                client.read_head().await?;
+                Ok::<_, io::Error>(client)
+            });
+        }
+        let Some(done) = tasks.join_next().await else {
+            break;
+        };
+        clients.push(done.map_err(io::Error::other)??);
+    }
+    Ok(clients)
+}
+
+/// (a) and (e): one client reads `events` events as fast as it can.
+pub(crate) async fn single(server: &ServerProcess, path: &str, events: u64) -> io::Result<Figures> {
+    let path = format!("{path}/{events}");
+    let before = server.cpu()?;
+    let start = Instant::now();
+    let mut client = Client::get(server.addr, &path, true, 256 * 1024).await?;
+    client::bounded("single stream", client.read_to_end()).await?;
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = server.cpu()?.seconds_since(&before);
+    check_count(client.events, events)?;
+    Ok(vec![
+        ("cpu_per_event", cpu * 1e6 / events as f64),
+        ("events_per_s", events as f64 / elapsed),
+    ])
+}
+
+/// (b): `clients` clients in parallel, each reading `events` events.
+pub(crate) async fn parallel(
+    server: &ServerProcess,
+    clients: usize,
+    events: u64,
+) -> io::Result<Figures> {
+    let addr = server.addr;
+    let path = format!("/events/{events}");
+    let before = server.cpu()?;
+    let start = Instant::now();
+    let mut tasks = JoinSet::new();
+    for _ in 0..clients {
+        let path = path.clone();
+        tasks.spawn(async move {
+            let mut client = Client::get(addr, &path, true, 256 * 1024).await?;
+            client.read_to_end().await?;
+            Ok::<_, io::Error>(client.events)
+        });
+    }
+    let received = client::bounded("parallel streams", async {
+        let mut received = 0;
+        while let Some(done) = tasks.join_next().await {
+            let count = done.map_err(io::Error::other)??;
+            check_count(count, events)?;
+            received += count;
+        }
+        Ok(received)
+    })
+    .await?;
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = server.cpu()?.seconds_since(&before);
+    Ok(vec![
+        ("cpu_per_event", cpu * 1e6 / received as f64),
+        ("events_per_s", received as f64 / elapsed),
+    ])
+}
+
+/// (c): `clients` subscribers; `events` events published at once; until every client has all.
+pub(crate) async fn fanout(
+    server: &ServerProcess,
+    clients: usize,
+    events: u64,
+) -> io::Result<Figures> {
+    let addr = server.addr;
+    let connected =
+        client::bounded("fan-out connect", connect_many(addr, "/fanout", clients)).await?;
+    client::wait_for(addr, "fan-out subscribers", |stats| {
+        stats.subscribers == clients as u64 && stats.live == clients as u64
+    })
+    .await?;
+    let mut readers = JoinSet::new();
+    for mut client in connected {
+        readers.spawn(async move {
+            client.read_events(events).await?;
+            Ok::<_, io::Error>((Instant::now(), client))
+        });
+    }
+    // Every reader is parked on its socket before the clock starts.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = server.cpu()?;
+    let start = Instant::now();
+    client::fetch(addr, &format!("/publish/{events}")).await?;
+    let (last, held) = client::bounded("fan-out delivery", async {
+        let mut last = start;
+        let mut held = Vec::with_capacity(clients);
+        while let Some(done) = readers.join_next().await {
+            let (at, client) = done.map_err(io::Error::other)??;
+            check_count(client.events, events)?;
+            last = last.max(at);
+            held.push(client);
+        }
+        Ok((last, held))
+    })
+    .await?;
+    let cpu = server.cpu()?.seconds_since(&before);
+    drop(held);
+    let delivered = (clients as u64 * events) as f64;
+    Ok(vec![
+        ("delivery_ms", (last - start).as_secs_f64() * 1e3),
+        ("cpu_per_delivery", cpu * 1e6 / delivered),
+    ])
+}
+
+/// (d): `clients` idle streams: memory per connection, CPU over `window`.
+pub(crate) async fn idle(
+    server: &ServerProcess,
+    clients: usize,
+    window: Duration,
+) -> io::Result<Figures> {
+    let addr = server.addr;
+    let rss_before = server.rss_kib()?;
+    let connected = client::bounded("idle connect", connect_many(addr, "/idle", clients)).await?;
+    client::wait_for(addr, "idle streams", |stats| stats.live == clients as u64).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_after = server.rss_kib()?;
+    let before = server.cpu()?;
+    tokio::time::sleep(window).await;
+    let cpu = server.cpu()?.seconds_since(&before);
+    drop(connected);
+    Ok(vec![
+        (
+            "kib_per_connection",
+            rss_after.saturating_sub(rss_before) as f64 / clients as f64,
+        ),
+        ("idle_cpu_ms", cpu * 1e3),
+    ])
+}
+
+/// (f): connect, read one event, disconnect, `cycles` times, `concurrency` at once.
+pub(crate) async fn churn(
+    server: &ServerProcess,
+    cycles: u64,
+    warmup: u64,
+    concurrency: usize,
+) -> io::Result<Figures> {
+    let addr = server.addr;
+    client::bounded("churn warm-up", cycle_many(addr, warmup, concurrency)).await?;
+    client::wait_for(addr, "churn warm-up teardown", |stats| stats.live == 0).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_before = server.rss_kib()?;
+    let before = server.cpu()?;
+    client::bounded("churn", cycle_many(addr, cycles, concurrency)).await?;
+    // Torn-down streams must all be gone; wait a bounded while for the last disconnects.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut live = client::stats(addr).await?.live;
+    while live > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        live = client::stats(addr).await?.live;
+    }
+    let cpu = server.cpu()?.seconds_since(&before);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_after = server.rss_kib()?;
+    Ok(vec![
+        ("live_after", live as f64),
+        (
+            "rss_growth_pct",
+            (rss_after as f64 / rss_before as f64 - 1.0) * 100.0,
+        ),
+        ("cpu_per_cycle", cpu * 1e6 / cycles as f64),
+    ])
+}
+
+async fn cycle_many(addr: SocketAddr, cycles: u64, concurrency: usize) -> io::Result<()> {
+    let mut tasks = JoinSet::new();
+    let per_task = cycles.div_ceil(concurrency as u64);
+    let mut left = cycles;
+    while left > 0 {
+        let count = per_task.min(left);
+        left -= count;
+        tasks.spawn(async move {
+            for _ in 0..count {
+                let mut client = Client::get(addr, "/churn", false, 4 * 1024).await?;
+                client.read_events(1).await?;
+            }
+            Ok::<_, io::Error>(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(io::Error::other)??;
+    }
+    Ok(())
+}
+
+fn check_count(got: u64, expected: u64) -> io::Result<()> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "received {got} events instead of {expected}"
+        )))
+    }
+}

@@ -1,0 +1,316 @@
+//! The two servers under test, one per process: `bench server ours|axum [--setup ..]`.
+//!
+//! Both serve the same routes over plain HTTP/1.1 on 127.0.0.1:0, print their port on stdout and
+//! exit when stdin closes (the driver went away):
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `/events/{n}` | `n` events, each an id and 64 bytes of data, as fast as the client reads |
+//! | `/events_timeout/{n}` | the same with a 5 s send timeout (ours; axum has none) |
+//! | `/fanout` | every event published from now on |
+//! | `/publish/{n}` | publishes `n` events to every `/fanout` stream |
+//! | `/idle` | a stream that never sends an event (pings every 15 s) |
+//! | `/churn` | one event, then nothing until the client leaves |
+//! | `/stats` | `live=<open SSE streams> subscribers=<fan-out subscribers>` |
+//!
+//! The only difference between the two is the SSE layer: both build their streams with
+//! `async_stream::stream!`, both ping every 15 s, both run on the same tokio runtime.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+
+use crate::Kind;
+
+/// The data of every event: 64 bytes, one line.
+pub(crate) const PAYLOAD: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/";
+
+/// Events the fan-out hub holds for a subscriber that is behind (both sides).
+const FANOUT_CAPACITY: usize = 128;
+
+/// How the server accepts connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Setup {
+    /// `axum::serve(tokio::net::TcpListener, app)`, what an axum user writes.
+    Plain,
+    /// sse-runtime's documented setup for send timeouts: `connection::Listener` and
+    /// `into_make_service_with_connect_info::<Connection>()`.
+    Connection,
+}
+
+impl Setup {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Setup::Plain => "plain",
+            Setup::Connection => "connection",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        match text {
+            "plain" => Some(Setup::Plain),
+            "connection" => Some(Setup::Connection),
+            _ => None,
+        }
+    }
+}
+
+// Each server is a process of its own, so process-wide counters are per server.
+static OPENED: AtomicU64 = AtomicU64::new(0);
+static CLOSED: AtomicU64 = AtomicU64::new(0);
+
+fn stream_opened() {
+    OPENED.fetch_add(1, Ordering::Relaxed);
+}
+
+fn live_streams() -> u64 {
+    OPENED
+        .load(Ordering::Relaxed)
+        .saturating_sub(CLOSED.load(Ordering::Relaxed))
+}
+
+/// Runs a server until stdin closes.
+pub(crate) fn run(kind: Kind, setup: Setup, workers: usize) -> std::io::Result<()> {
+    crate::measure::raise_nofile_limit(false);
+    // The driver holds our stdin; when it goes away, so do we.
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let app = match kind {
+            Kind::Ours => ours::router(),
+            Kind::Axum => theirs::router(),
+        };
+        match setup {
+            Setup::Plain => {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                announce(listener.local_addr()?.port());
+                axum::serve(listener, app).await
+            }
+            Setup::Connection => {
+                use sse_runtime::connection::{Connection, Listener};
+                let listener = Listener::bind("127.0.0.1:0").await?;
+                announce(listener.local_addr()?.port());
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<Connection>(),
+                )
+                .await
+            }
+        }
+    })
+}
+
+fn announce(port: u16) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{port}");
+    let _ = stdout.flush();
+}
+
+async fn stats_text(subscribers: usize) -> String {
+    format!("live={} subscribers={subscribers}\n", live_streams())
+}
+
+/// This crate: macro endpoints and `Broadcast`.
+mod ours {
+    use sse_runtime::{Broadcast, CloseReason, ServerSentEvent, sse};
+
+    use super::*;
+
+    fn stream_closed(_reason: CloseReason) {
+        CLOSED.fetch_add(1, Ordering::Relaxed);
+    }
+
+    sse! {
+        #[sse_endpoint(ping = 15, on_close = stream_closed)]
+        async fn events(Path(n): Path<u64>) {
+            stream_opened();
+            for i in 0..n {
+                yield ServerSentEvent::new().id(i).data(PAYLOAD);
+            }
+        }
+
+        #[sse_endpoint(ping = 15, send_timeout = 5, on_close = stream_closed)]
+        async fn events_timeout(Path(n): Path<u64>) {
+            stream_opened();
+            for i in 0..n {
+                yield ServerSentEvent::new().id(i).data(PAYLOAD);
+            }
+        }
+
+        #[sse_endpoint(ping = 15, on_close = stream_closed)]
+        async fn fanout(State(hub): State<Broadcast>) {
+            stream_opened();
+            for await event in hub.subscribe() {
+                yield event;
+            }
+        }
+
+        #[sse_endpoint(ping = 15, on_close = stream_closed)]
+        async fn idle() {
+            stream_opened();
+            std::future::pending::<()>().await;
+        }
+
+        #[sse_endpoint(ping = 15, on_close = stream_closed)]
+        async fn churn() {
+            stream_opened();
+            yield ServerSentEvent::new().id(0).data(PAYLOAD);
+            std::future::pending::<()>().await;
+        }
+    }
+
+    async fn publish(State(hub): State<Broadcast>, Path(n): Path<u64>) -> &'static str {
+        for i in 0..n {
+            // Fails only for events that cannot be encoded.
+            let _ = hub.send(ServerSentEvent::new().id(i).data(PAYLOAD));
+        }
+        "ok\n"
+    }
+
+    async fn stats(State(hub): State<Broadcast>) -> String {
+        stats_text(hub.subscriber_count()).await
+    }
+
+    pub(super) fn router() -> Router {
+        Router::new()
+            .route("/events/{n}", get(events))
+            .route("/events_timeout/{n}", get(events_timeout))
+            .route("/fanout", get(fanout))
+            .route("/publish/{n}", get(publish))
+            .route("/idle", get(idle))
+            .route("/churn", get(churn))
+            .route("/stats", get(stats))
+            .with_state(Broadcast::new(FANOUT_CAPACITY))
+    }
+}
+
+/// axum's own `Sse`, as an axum user writes it.
+mod theirs {
+    use std::sync::Arc;
+
+    use axum::response::IntoResponse;
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures_core::Stream;
+    use tokio::sync::broadcast;
+
+    use super::*;
+
+    /// Counts the stream as live while it exists (axum has no close hook).
+    struct LiveGuard;
+
+    impl LiveGuard {
+        fn open() -> Self {
+            stream_opened();
+            LiveGuard
+        }
+    }
+
+    impl Drop for LiveGuard {
+        fn drop(&mut self) {
+            CLOSED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[derive(Clone)]
+    struct Message {
+        id: u64,
+        data: Arc<str>,
+    }
+
+    /// Shared as `Arc<Hub>`, so that cloning the state costs what ours (`Broadcast`) does.
+    struct Hub {
+        tx: broadcast::Sender<Message>,
+        payload: Arc<str>,
+    }
+
+    /// What an axum user writes: `Sse::new(stream).keep_alive(KeepAlive::default())` (15 s).
+    fn respond<S>(stream: S) -> impl IntoResponse
+    where
+        S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
+    {
+        Sse::new(stream).keep_alive(KeepAlive::default())
+    }
+
+    async fn events(Path(n): Path<u64>) -> impl IntoResponse {
+        respond(async_stream::stream! {
+            let _live = LiveGuard::open();
+            for i in 0..n {
+                yield Ok(Event::default().id(i.to_string()).data(PAYLOAD));
+            }
+        })
+    }
+
+    async fn fanout(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
+        let mut rx = hub.tx.subscribe();
+        respond(async_stream::stream! {
+            let _live = LiveGuard::open();
+            loop {
+                match rx.recv().await {
+                    Ok(message) => {
+                        yield Ok(Event::default().id(message.id.to_string()).data(&*message.data));
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        })
+    }
+
+    async fn idle() -> impl IntoResponse {
+        respond(async_stream::stream! {
+            let _live = LiveGuard::open();
+            std::future::pending::<()>().await;
+            yield Ok(Event::default());
+        })
+    }
+
+    async fn churn() -> impl IntoResponse {
+        respond(async_stream::stream! {
+            let _live = LiveGuard::open();
+            yield Ok(Event::default().id("0").data(PAYLOAD));
+            std::future::pending::<()>().await;
+        })
+    }
+
+    async fn publish(State(hub): State<Arc<Hub>>, Path(n): Path<u64>) -> &'static str {
+        for i in 0..n {
+            // Fails only when nobody listens.
+            let _ = hub.tx.send(Message {
+                id: i,
+                data: hub.payload.clone(),
+            });
+        }
+        "ok\n"
+    }
+
+    async fn stats(State(hub): State<Arc<Hub>>) -> String {
+        stats_text(hub.tx.receiver_count()).await
+    }
+
+    pub(super) fn router() -> Router {
+        let (tx, _) = broadcast::channel(FANOUT_CAPACITY);
+        Router::new()
+            .route("/events/{n}", get(events))
+            // axum has no send timeout: (e) compares against the plain endpoint.
+            .route("/events_timeout/{n}", get(events))
+            .route("/fanout", get(fanout))
+            .route("/publish/{n}", get(publish))
+            .route("/idle", get(idle))
+            .route("/churn", get(churn))
+            .route("/stats", get(stats))
+            .with_state(Arc::new(Hub {
+                tx,
+                payload: Arc::from(PAYLOAD),
+            }))
+    }
+}
