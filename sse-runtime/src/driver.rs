@@ -205,9 +205,6 @@ impl Core {
         {
             return self.end(Outcome::Abort(CloseReason::Shutdown));
         }
-        if self.buf.capacity() == 0 {
-            self.buf.reserve(self.last_frame.clamp(256, FRAME_LIMIT));
-        }
         while self.buf.len() < FRAME_LIMIT && self.pending_raw.is_none() {
             let Some(source) = &mut self.source else {
                 break;
@@ -215,6 +212,10 @@ impl Core {
             match catch_unwind(AssertUnwindSafe(|| source.as_mut().poll_next(cx))) {
                 Ok(Poll::Pending) => break,
                 Ok(Poll::Ready(Some(Ok(payload)))) => {
+                    if self.buf.capacity() == 0 {
+                        // Only now: a stream with nothing to send holds no buffer.
+                        self.buf.reserve(self.last_frame.clamp(256, FRAME_LIMIT));
+                    }
                     if payload.raw().is_some_and(|raw| raw.len() >= RAW_ZERO_COPY) {
                         self.pending_raw = payload.into_raw();
                     } else if let Err(error) = payload.encode_to(self.separator, &mut self.buf) {
