@@ -66,40 +66,64 @@ pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 type ClientCloseHook = Box<dyn FnOnce() + Send + 'static>;
 type CloseHook = Box<dyn FnOnce(CloseReason) + Send + 'static>;
 
-/// The hooks of one response.
+/// One registered hook.
+enum Hook {
+    ClientClose(ClientCloseHook),
+    Close(CloseHook),
+    Background(BoxFuture),
+}
+
+/// The hooks of one response, in registration order.
+///
+/// One list for every kind keeps a response without hooks at one empty `Vec`, and one with a
+/// single hook at one small allocation: every idle stream carries this.
 #[derive(Default)]
 pub(crate) struct HookSet {
-    on_client_close: Vec<ClientCloseHook>,
-    on_close: Vec<CloseHook>,
-    background: Vec<BoxFuture>,
+    hooks: Vec<Hook>,
 }
 
 impl HookSet {
     pub(crate) fn on_client_close(&mut self, hook: impl FnOnce() + Send + 'static) {
-        self.on_client_close.push(Box::new(hook));
+        self.push(Hook::ClientClose(Box::new(hook)));
     }
 
     pub(crate) fn on_close(&mut self, hook: impl FnOnce(CloseReason) + Send + 'static) {
-        self.on_close.push(Box::new(hook));
+        self.push(Hook::Close(Box::new(hook)));
     }
 
     pub(crate) fn background(&mut self, task: impl Future<Output = ()> + Send + 'static) {
-        self.background.push(Box::pin(task));
+        self.push(Hook::Background(Box::pin(task)));
+    }
+
+    fn push(&mut self, hook: Hook) {
+        // Grow from one slot, not `Vec`'s default four: most responses have one hook or two.
+        if self.hooks.len() == self.hooks.capacity() {
+            self.hooks.reserve_exact(self.hooks.len().max(1));
+        }
+        self.hooks.push(hook);
     }
 
     fn append(&mut self, other: HookSet) {
-        self.on_client_close.extend(other.on_client_close);
-        self.on_close.extend(other.on_close);
-        self.background.extend(other.background);
+        self.hooks.extend(other.hooks);
+    }
+
+    fn count(&self, kind: fn(&Hook) -> bool) -> usize {
+        self.hooks.iter().filter(|hook| kind(hook)).count()
     }
 }
 
 impl fmt::Debug for HookSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hooks")
-            .field("on_client_close", &self.on_client_close.len())
-            .field("on_close", &self.on_close.len())
-            .field("background", &self.background.len())
+            .field(
+                "on_client_close",
+                &self.count(|h| matches!(h, Hook::ClientClose(_))),
+            )
+            .field("on_close", &self.count(|h| matches!(h, Hook::Close(_))))
+            .field(
+                "background",
+                &self.count(|h| matches!(h, Hook::Background(_))),
+            )
             .finish()
     }
 }
@@ -205,8 +229,11 @@ impl Closer {
             self.hooks.append(shared.take());
         }
         if reason == CloseReason::ClientDisconnected {
-            for hook in self.hooks.on_client_close.drain(..) {
-                guarded("on_client_close", hook);
+            let hooks = &mut self.hooks.hooks;
+            for hook in hooks.extract_if(.., |hook| matches!(hook, Hook::ClientClose(_))) {
+                if let Hook::ClientClose(hook) = hook {
+                    guarded("on_client_close", hook);
+                }
             }
         }
         true
@@ -215,13 +242,20 @@ impl Closer {
     /// Runs the close hooks and starts the background tasks the reason allows.
     pub(crate) fn finish(&mut self) {
         let Some(reason) = self.reason else { return };
-        self.hooks.on_client_close.clear();
-        for hook in self.hooks.on_close.drain(..) {
-            guarded("on_close", || hook(reason));
+        let mut hooks = std::mem::take(&mut self.hooks.hooks);
+        // Client-close hooks that did not run are dropped first, as before the close hooks run.
+        hooks.retain(|hook| !matches!(hook, Hook::ClientClose(_)));
+        for hook in hooks.extract_if(.., |hook| matches!(hook, Hook::Close(_))) {
+            if let Hook::Close(hook) = hook {
+                guarded("on_close", || hook(reason));
+            }
         }
-        let background = std::mem::take(&mut self.hooks.background);
-        if reason.runs_background() {
-            for task in background {
+        // Only background tasks are left, in registration order.
+        let run = reason.runs_background();
+        for hook in hooks {
+            if let Hook::Background(task) = hook
+                && run
+            {
                 spawn_background(task);
             }
         }
