@@ -31,6 +31,10 @@ pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(15);
 
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
+const DEFAULT_MEDIA_TYPE: &str = "text/event-stream";
+/// `DEFAULT_MEDIA_TYPE` with the charset every `text/` type gets (SPEC 68).
+const DEFAULT_CONTENT_TYPE: &str = "text/event-stream; charset=utf-8";
+
 /// A streaming `text/event-stream` response: sse-starlette's `EventSourceResponse` for axum.
 ///
 /// Give it a stream of [`IntoEvent`] values; return it from a handler. Everything else has
@@ -95,7 +99,7 @@ impl EventSourceResponse {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
             invalid_header: None,
-            media_type: Some(Cow::Borrowed("text/event-stream")),
+            media_type: Some(Cow::Borrowed(DEFAULT_MEDIA_TYPE)),
             separator: Separator::CrLf,
             ping_interval: DEFAULT_PING_INTERVAL,
             ping_message: None,
@@ -430,7 +434,10 @@ impl EventSourceResponse {
         if !headers.contains_key(header::CONTENT_TYPE)
             && let Some(media_type) = &self.media_type
         {
-            let value = if media_type.starts_with("text/") && !media_type.contains("charset=") {
+            let value = if media_type == DEFAULT_MEDIA_TYPE {
+                // The common case, without building the value on every response.
+                HeaderValue::from_static(DEFAULT_CONTENT_TYPE)
+            } else if media_type.starts_with("text/") && !media_type.contains("charset=") {
                 HeaderValue::try_from(format!("{media_type}; charset=utf-8"))?
             } else {
                 HeaderValue::try_from(media_type.as_ref())?
