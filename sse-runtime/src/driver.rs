@@ -25,8 +25,9 @@ use std::time::{Duration, SystemTime};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_core::Stream;
 use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio::time::{Instant, Sleep};
 
 use crate::BoxError;
 use crate::close::{BoxFuture, CloseReason, Closer};
@@ -77,18 +78,27 @@ pub(crate) struct Parts {
     pub(crate) prelude: Option<Bytes>,
 }
 
-pub(crate) struct Core {
+pin_project! {
+    /// The state machine of one response. The ping timer lives inline (pinned) rather than in
+    /// an allocation of its own: every open stream carries one.
+    pub(crate) struct Core {
+        state: State,
+        #[pin]
+        ping_timer: Option<Sleep>,
+    }
+}
+
+/// Everything of [`Core`] but its timer.
+struct State {
     source: Option<Source>,
-    producer: Option<BoxFuture>,
     separator: Separator,
     ping: Option<Ping>,
     shutdown: Option<ShutdownWatch>,
     connection: Option<ConnectionHandle>,
-    write_timeout: Option<Duration>,
+    /// What few streams use, out of line so that the others do not carry it.
+    rare: Option<Box<Rare>>,
     closer: Closer,
     buf: BytesMut,
-    /// Large raw bytes waiting for the buffered bytes before them to go out.
-    pending_raw: Option<Bytes>,
     /// The decided ending, delivered once the buffer is flushed.
     ending: Option<Outcome>,
     started: bool,
@@ -96,12 +106,19 @@ pub(crate) struct Core {
     delivered: bool,
     done: bool,
     /// Size of the last frame: the next buffer starts with about this much room.
-    last_frame: usize,
+    last_frame: u32,
+}
+
+#[derive(Default)]
+struct Rare {
+    producer: Option<BoxFuture>,
+    write_timeout: Option<Duration>,
+    /// Large raw bytes waiting for the buffered bytes before them to go out.
+    pending_raw: Option<Bytes>,
 }
 
 struct Ping {
     period: Duration,
-    interval: Option<Interval>,
     message: Option<PingFactory>,
 }
 
@@ -109,36 +126,85 @@ impl Core {
     pub(crate) fn new(parts: Parts) -> Self {
         let ping = (!parts.ping_interval.is_zero()).then(|| Ping {
             period: parts.ping_interval,
-            interval: None,
             message: parts.ping_message,
         });
         let buf = match parts.prelude {
             Some(prelude) => BytesMut::from(&prelude[..]),
             None => BytesMut::new(),
         };
+        let rare = (parts.producer.is_some() || parts.write_timeout.is_some()).then(|| {
+            Box::new(Rare {
+                producer: parts.producer,
+                write_timeout: parts.write_timeout,
+                pending_raw: None,
+            })
+        });
         Self {
-            source: Some(parts.source),
-            producer: parts.producer,
-            separator: parts.separator,
-            ping,
-            shutdown: parts.shutdown,
-            connection: parts.connection,
-            write_timeout: parts.write_timeout,
-            closer: parts.closer,
-            buf,
-            pending_raw: None,
-            ending: None,
-            started: false,
-            delivered: false,
-            done: false,
-            last_frame: 0,
+            state: State {
+                source: Some(parts.source),
+                separator: parts.separator,
+                ping,
+                shutdown: parts.shutdown,
+                connection: parts.connection,
+                rare,
+                closer: parts.closer,
+                buf,
+                ending: None,
+                started: false,
+                delivered: false,
+                done: false,
+                last_frame: 0,
+            },
+            ping_timer: None,
+        }
+    }
+
+    /// The state of a stream that has not started (its timer is not armed yet), to be moved
+    /// into a task; [`Core::resume`] puts it back.
+    fn into_unstarted(self) -> State {
+        let Self { state, ping_timer } = self;
+        debug_assert!(ping_timer.is_none() && !state.started);
+        state
+    }
+
+    fn resume(state: State) -> Self {
+        Self {
+            state,
+            ping_timer: None,
         }
     }
 
     /// Advances the stream: everything ready is encoded into one frame.
-    pub(crate) fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
+    pub(crate) fn poll_step(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Step> {
+        let this = self.project();
+        this.state.poll_step(this.ping_timer, cx)
+    }
+
+    /// Whether nothing more will be sent (hyper then writes the terminating chunk at once).
+    pub(crate) fn is_end_stream(&self) -> bool {
+        self.state.is_end_stream()
+    }
+
+    /// Ends the stream for `reason` (only the first call counts); see [`State::close`].
+    pub(crate) fn close(self: Pin<&mut Self>, reason: CloseReason) {
+        let mut this = self.project();
+        this.state.close(reason);
+        this.ping_timer.set(None);
+    }
+}
+
+impl State {
+    fn poll_step(
+        &mut self,
+        mut ping_timer: Pin<&mut Option<Sleep>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Step> {
         if !self.done && self.ending.is_none() {
-            self.pump(cx);
+            self.pump(ping_timer.as_mut(), cx);
+            if self.ending.is_some() {
+                // Closed: no more pings, and no timer entry left behind.
+                ping_timer.set(None);
+            }
         }
         if let Some(frame) = self.take_frame() {
             self.delivered = true;
@@ -165,35 +231,44 @@ impl Core {
         Poll::Pending
     }
 
-    /// Whether nothing more will be sent (hyper then writes the terminating chunk at once).
-    pub(crate) fn is_end_stream(&self) -> bool {
+    fn is_end_stream(&self) -> bool {
         self.done
             || (matches!(self.ending, Some(Outcome::Clean(_)))
                 && self.buf.is_empty()
-                && self.pending_raw.is_none())
+                && self.pending_raw().is_none())
     }
 
-    fn start(&mut self) {
+    fn pending_raw(&self) -> Option<&Bytes> {
+        self.rare.as_ref()?.pending_raw.as_ref()
+    }
+
+    fn start(&mut self, mut ping_timer: Pin<&mut Option<Sleep>>) {
         self.started = true;
-        if let Some(ping) = &mut self.ping {
-            let mut interval = tokio::time::interval_at(Instant::now() + ping.period, ping.period);
-            interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
-            ping.interval = Some(interval);
+        if let Some(ping) = &self.ping {
+            // A fixed period from the start of the stream; the first ping one period in.
+            ping_timer.set(Some(tokio::time::sleep_until(Instant::now() + ping.period)));
         }
-        if let (Some(connection), Some(timeout)) = (&self.connection, self.write_timeout) {
+        if let (Some(connection), Some(timeout)) = (
+            &self.connection,
+            self.rare.as_ref().and_then(|rare| rare.write_timeout),
+        ) {
             connection.set_write_timeout(Some(timeout));
         }
     }
 
-    fn pump(&mut self, cx: &mut Context<'_>) {
+    fn pump(&mut self, mut ping_timer: Pin<&mut Option<Sleep>>, cx: &mut Context<'_>) {
         if !self.started {
-            self.start();
+            self.start(ping_timer.as_mut());
         }
-        if let Some(producer) = &mut self.producer {
+        if let Some(producer) = self.rare.as_mut().and_then(|rare| rare.producer.as_mut()) {
             match catch_unwind(AssertUnwindSafe(|| producer.as_mut().poll(cx))) {
                 Ok(Poll::Pending) => {}
                 // Its normal completion does not end the response (SPEC 114).
-                Ok(Poll::Ready(())) => self.producer = None,
+                Ok(Poll::Ready(())) => {
+                    if let Some(rare) = &mut self.rare {
+                        rare.producer = None;
+                    }
+                }
                 Err(panic) => {
                     log_panic("producer", &*panic);
                     return self.end(Outcome::Abort(CloseReason::Error));
@@ -205,20 +280,23 @@ impl Core {
         {
             return self.end(Outcome::Abort(CloseReason::Shutdown));
         }
-        while self.buf.len() < FRAME_LIMIT && self.pending_raw.is_none() {
+        while self.buf.len() < FRAME_LIMIT && self.pending_raw().is_none() {
             let Some(source) = &mut self.source else {
                 break;
             };
             match catch_unwind(AssertUnwindSafe(|| source.as_mut().poll_next(cx))) {
                 Ok(Poll::Pending) => break,
                 Ok(Poll::Ready(Some(Ok(payload)))) => {
+                    if payload.raw().is_some_and(|raw| raw.len() >= RAW_ZERO_COPY) {
+                        self.rare.get_or_insert_default().pending_raw = payload.into_raw();
+                        continue;
+                    }
                     if self.buf.capacity() == 0 {
                         // Only now: a stream with nothing to send holds no buffer.
-                        self.buf.reserve(self.last_frame.clamp(256, FRAME_LIMIT));
+                        self.buf
+                            .reserve((self.last_frame as usize).clamp(256, FRAME_LIMIT));
                     }
-                    if payload.raw().is_some_and(|raw| raw.len() >= RAW_ZERO_COPY) {
-                        self.pending_raw = payload.into_raw();
-                    } else if let Err(error) = payload.encode_to(self.separator, &mut self.buf) {
+                    if let Err(error) = payload.encode_to(self.separator, &mut self.buf) {
                         tracing::error!(%error, "server-sent event could not be encoded; aborting the response");
                         return self.end(Outcome::Abort(CloseReason::Error));
                     }
@@ -241,9 +319,8 @@ impl Core {
                 }
             }
         }
-        if let Some(ping) = &mut self.ping
-            && let Some(interval) = &mut ping.interval
-            && interval.poll_tick(cx).is_ready()
+        if let Some(ping) = &self.ping
+            && poll_ping(ping_timer, ping.period, cx)
         {
             match &ping.message {
                 Some(factory) => match catch_unwind(AssertUnwindSafe(|| factory())) {
@@ -266,30 +343,33 @@ impl Core {
     }
 
     /// Ends the stream for `reason` (only the first call counts): client-close hooks, then the
-    /// source is dropped, then the close hooks and background tasks.
-    pub(crate) fn close(&mut self, reason: CloseReason) {
+    /// source is dropped, then the close hooks and background tasks. The caller drops the ping
+    /// timer.
+    fn close(&mut self, reason: CloseReason) {
         if !self.closer.begin(reason) {
             return;
         }
         self.source = None;
-        self.producer = None;
         self.ping = None;
         self.shutdown = None;
-        if self.write_timeout.is_some()
-            && let Some(connection) = &self.connection
-        {
-            connection.set_write_timeout(None);
+        if let Some(rare) = &mut self.rare {
+            rare.producer = None;
+            if rare.write_timeout.is_some()
+                && let Some(connection) = &self.connection
+            {
+                connection.set_write_timeout(None);
+            }
         }
         self.closer.finish();
     }
 
     fn take_frame(&mut self) -> Option<Bytes> {
         if !self.buf.is_empty() {
-            self.last_frame = self.buf.len();
+            self.last_frame = u32::try_from(self.buf.len()).unwrap_or(u32::MAX);
             // The buffer starts afresh, so an idle stream keeps no allocation between frames.
             return Some(std::mem::take(&mut self.buf).freeze());
         }
-        self.pending_raw.take()
+        self.rare.as_mut()?.pending_raw.take()
     }
 
     /// The reason a stream that is dropped unfinished ended for.
@@ -301,7 +381,31 @@ impl Core {
     }
 }
 
-impl Drop for Core {
+/// Whether the ping timer fired; if so, it is set to the next period of the stream's schedule.
+///
+/// Missed periods are skipped, keeping the schedule (tokio's `MissedTickBehavior::Skip`): a
+/// stream whose task was held up pings once, then again on its own beat.
+fn poll_ping(timer: Pin<&mut Option<Sleep>>, period: Duration, cx: &mut Context<'_>) -> bool {
+    let Some(mut sleep) = timer.as_pin_mut() else {
+        return false;
+    };
+    if sleep.as_mut().poll(cx).is_pending() {
+        return false;
+    }
+    let deadline = sleep.deadline();
+    let now = Instant::now();
+    let next = if now > deadline + Duration::from_millis(5) {
+        let behind = (now - deadline).as_nanos() % period.as_nanos();
+        now + (period - Duration::from_nanos(u64::try_from(behind).unwrap_or(0)))
+    } else {
+        deadline + period
+    };
+    // Armed at the next poll, which follows the frame this ping goes out in.
+    sleep.reset(next);
+    true
+}
+
+impl Drop for State {
     fn drop(&mut self) {
         if self.closer.reason().is_none() {
             let reason = self.drop_reason();
@@ -313,9 +417,9 @@ impl Drop for Core {
 impl fmt::Debug for Core {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Core")
-            .field("separator", &self.separator)
-            .field("buffered", &self.buf.len())
-            .field("closed", &self.closer.reason())
+            .field("separator", &self.state.separator)
+            .field("buffered", &self.state.buf.len())
+            .field("closed", &self.state.closer.reason())
             .finish_non_exhaustive()
     }
 }
@@ -400,10 +504,13 @@ fn frame(step: Step) -> Option<Result<Frame<Bytes>, BoxError>> {
     }
 }
 
-/// The body hyper polls directly.
-#[derive(Debug)]
-pub(crate) struct SseBody {
-    core: Core,
+pin_project! {
+    /// The body hyper polls directly.
+    #[derive(Debug)]
+    pub(crate) struct SseBody {
+        #[pin]
+        core: Core,
+    }
 }
 
 impl SseBody {
@@ -420,7 +527,7 @@ impl Body for SseBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.get_mut().core.poll_step(cx).map(frame)
+        self.project().core.poll_step(cx).map(frame)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -435,7 +542,7 @@ impl Body for SseBody {
 /// The body fed by a producer task, for send timeouts the connection cannot enforce.
 pub(crate) struct ProducerBody {
     rx: mpsc::Receiver<Step>,
-    start: Option<(Core, mpsc::Sender<Step>, Duration)>,
+    start: Option<(State, mpsc::Sender<Step>, Duration)>,
     done: bool,
 }
 
@@ -444,7 +551,7 @@ impl ProducerBody {
         let (tx, rx) = mpsc::channel(1);
         Self {
             rx,
-            start: Some((core, tx, send_timeout)),
+            start: Some((core.into_unstarted(), tx, send_timeout)),
             done: false,
         }
     }
@@ -471,9 +578,9 @@ impl Body for ProducerBody {
         if this.done {
             return Poll::Ready(None);
         }
-        if let Some((core, tx, timeout)) = this.start.take() {
+        if let Some((state, tx, timeout)) = this.start.take() {
             // Started on the first poll: building a response does no work (SPEC 58).
-            tokio::spawn(produce(core, tx, timeout));
+            tokio::spawn(produce(Core::resume(state), tx, timeout));
         }
         let step = match std::task::ready!(this.rx.poll_recv(cx)) {
             Some(step) => step,
@@ -492,28 +599,33 @@ impl Body for ProducerBody {
 }
 
 /// Runs the stream in a task of its own, handing each frame to the body within `timeout`.
-async fn produce(mut core: Core, tx: mpsc::Sender<Step>, timeout: Duration) {
+async fn produce(core: Core, tx: mpsc::Sender<Step>, timeout: Duration) {
     use tokio::sync::mpsc::error::TrySendError;
+    let mut core = std::pin::pin!(core);
     loop {
         let step = tokio::select! {
             biased;
-            () = tx.closed() => return core.close(CloseReason::ClientDisconnected),
-            step = poll_fn(|cx| core.poll_step(cx)) => step,
+            () = tx.closed() => return core.as_mut().close(CloseReason::ClientDisconnected),
+            step = poll_fn(|cx| core.as_mut().poll_step(cx)) => step,
         };
         let last = !matches!(step, Step::Data(_));
         let permit = match tx.try_reserve() {
             Ok(permit) => permit,
-            Err(TrySendError::Closed(())) => return core.close(CloseReason::ClientDisconnected),
+            Err(TrySendError::Closed(())) => {
+                return core.as_mut().close(CloseReason::ClientDisconnected);
+            }
             Err(TrySendError::Full(())) => {
                 match tokio::time::timeout(timeout, tx.reserve()).await {
                     Ok(Ok(permit)) => permit,
-                    Ok(Err(_closed)) => return core.close(CloseReason::ClientDisconnected),
+                    Ok(Err(_closed)) => {
+                        return core.as_mut().close(CloseReason::ClientDisconnected);
+                    }
                     Err(_elapsed) => {
                         tracing::warn!(
                             ?timeout,
                             "server-sent event client stopped reading; send timeout, aborting the response"
                         );
-                        return core.close(CloseReason::SendTimeout);
+                        return core.as_mut().close(CloseReason::SendTimeout);
                     }
                 }
             }
