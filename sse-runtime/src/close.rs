@@ -71,6 +71,8 @@ enum Hook {
     ClientClose(ClientCloseHook),
     Close(CloseHook),
     Background(BoxFuture),
+    /// Hooks registered at run time: taken when the stream ends.
+    Shared(CloseHooks),
 }
 
 /// The hooks of one response, in registration order.
@@ -93,6 +95,10 @@ impl HookSet {
 
     pub(crate) fn background(&mut self, task: impl Future<Output = ()> + Send + 'static) {
         self.push(Hook::Background(Box::pin(task)));
+    }
+
+    pub(crate) fn shared(&mut self, hooks: CloseHooks) {
+        self.push(Hook::Shared(hooks));
     }
 
     fn push(&mut self, hook: Hook) {
@@ -124,6 +130,7 @@ impl fmt::Debug for HookSet {
                 "background",
                 &self.count(|h| matches!(h, Hook::Background(_))),
             )
+            .field("shared", &self.count(|h| matches!(h, Hook::Shared(_))))
             .finish()
     }
 }
@@ -201,15 +208,13 @@ impl fmt::Debug for CloseHooks {
 #[derive(Debug, Default)]
 pub(crate) struct Closer {
     hooks: HookSet,
-    shared: Vec<CloseHooks>,
     reason: Option<CloseReason>,
 }
 
 impl Closer {
-    pub(crate) fn new(hooks: HookSet, shared: Vec<CloseHooks>) -> Self {
+    pub(crate) fn new(hooks: HookSet) -> Self {
         Self {
             hooks,
-            shared,
             reason: None,
         }
     }
@@ -225,8 +230,16 @@ impl Closer {
             return false;
         }
         self.reason = Some(reason);
-        for shared in self.shared.drain(..) {
-            self.hooks.append(shared.take());
+        // Hooks registered at run time follow the builder's, in the order of their handles.
+        let shared: Vec<Hook> = self
+            .hooks
+            .hooks
+            .extract_if(.., |hook| matches!(hook, Hook::Shared(_)))
+            .collect();
+        for hook in shared {
+            if let Hook::Shared(handle) = hook {
+                self.hooks.append(handle.take());
+            }
         }
         if reason == CloseReason::ClientDisconnected {
             let hooks = &mut self.hooks.hooks;

@@ -84,7 +84,6 @@ pub struct EventSourceResponse {
     ping_message: Option<PingFactory>,
     send_timeout: Option<Duration>,
     hooks: HookSet,
-    close_hooks: Vec<CloseHooks>,
     shutdown: ShutdownConfig,
     version: Option<Version>,
     connection: Option<ConnectionHandle>,
@@ -105,7 +104,6 @@ impl EventSourceResponse {
             ping_message: None,
             send_timeout: None,
             hooks: HookSet::default(),
-            close_hooks: Vec::new(),
             shutdown: ShutdownConfig::default(),
             version: None,
             connection: None,
@@ -371,7 +369,7 @@ impl EventSourceResponse {
 
     /// Adds hooks registered at run time (see [`CloseHooks`]).
     pub fn close_hooks(mut self, hooks: &CloseHooks) -> Self {
-        self.close_hooks.push(hooks.clone());
+        self.hooks.shared(hooks.clone());
         self
     }
 
@@ -464,7 +462,7 @@ impl EventSourceResponse {
             shutdown: ShutdownWatch::new(&self.shutdown),
             connection: self.connection,
             write_timeout: self.send_timeout.filter(|_| direct_timeout),
-            closer: Closer::new(self.hooks, self.close_hooks),
+            closer: Closer::new(self.hooks),
             prelude,
         };
         let core = Core::new(parts);
@@ -476,7 +474,7 @@ impl EventSourceResponse {
 
     /// Ends the stream before it started: the hooks learn why.
     fn abandon(self, reason: CloseReason) {
-        let mut closer = Closer::new(self.hooks, self.close_hooks);
+        let mut closer = Closer::new(self.hooks);
         if closer.begin(reason) {
             drop(self.source);
             closer.finish();
