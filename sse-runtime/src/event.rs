@@ -127,12 +127,20 @@ impl FromStr for Separator {
 /// response used (SPEC 43).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerSentEvent {
-    data: Option<String>,
-    event: Option<String>,
-    id: Option<String>,
+    // `Box<str>`, not `String`: 16 bytes instead of 24 per field keeps every event, and the
+    // yield slot of every stream of events, 32 bytes smaller.
+    data: Option<Box<str>>,
+    event: Option<Box<str>>,
+    id: Option<Box<str>>,
     retry: Option<u64>,
-    comment: Option<String>,
+    comment: Option<Box<str>>,
     separator: Option<Separator>,
+}
+
+/// A field's text. `to_string` allocates exactly the text's length for strings and numbers, so
+/// the conversion to `Box<str>` does not reallocate.
+fn text(value: impl fmt::Display) -> Box<str> {
+    value.to_string().into_boxed_str()
 }
 
 impl ServerSentEvent {
@@ -160,7 +168,7 @@ impl ServerSentEvent {
     /// );
     /// ```
     pub fn data(mut self, data: impl fmt::Display) -> Self {
-        self.data = Some(data.to_string());
+        self.data = Some(text(data));
         self
     }
 
@@ -173,7 +181,7 @@ impl ServerSentEvent {
     /// assert_eq!(event.encode(Separator::CrLf), &b"event: ab\r\n\r\n"[..]);
     /// ```
     pub fn event(mut self, event: impl fmt::Display) -> Self {
-        self.event = Some(event.to_string());
+        self.event = Some(text(event));
         self
     }
 
@@ -186,7 +194,7 @@ impl ServerSentEvent {
     /// assert_eq!(event.encode(Separator::CrLf), &b"id: 7\r\ndata: x\r\n\r\n"[..]);
     /// ```
     pub fn id(mut self, id: impl fmt::Display) -> Self {
-        self.id = Some(id.to_string());
+        self.id = Some(text(id));
         self
     }
 
@@ -215,7 +223,7 @@ impl ServerSentEvent {
     /// );
     /// ```
     pub fn comment(mut self, comment: impl fmt::Display) -> Self {
-        self.comment = Some(comment.to_string());
+        self.comment = Some(text(comment));
         self
     }
 
@@ -315,7 +323,7 @@ impl ServerSentEvent {
     /// A size that usually fits the encoded event (exact when no field holds a line break).
     fn encoded_len_hint(&self) -> usize {
         const SEP: usize = 2;
-        let text = |field: &Option<String>, name: usize| {
+        let text = |field: &Option<Box<str>>, name: usize| {
             field.as_ref().map_or(0, |t| name + t.len() + SEP)
         };
         text(&self.comment, 2)

@@ -24,8 +24,11 @@ pub struct Payload(pub(crate) Repr);
 pub(crate) enum Repr {
     Nothing,
     Text(String),
-    Int(i128),
-    UInt(u128),
+    /// An `i128` as bytes: byte alignment keeps every payload (and every stream's yield slot)
+    /// 16 bytes smaller than a 16-aligned `i128` would.
+    Int([u8; 16]),
+    /// A `u128` as bytes, likewise.
+    UInt([u8; 16]),
     Float(f64),
     Bool(bool),
     Char(char),
@@ -77,8 +80,16 @@ impl Payload {
         match &self.0 {
             Repr::Nothing => {}
             Repr::Text(text) => put_data(buf, text, sep),
-            Repr::Int(n) => put_number(buf, itoa::Buffer::new().format(*n), sep),
-            Repr::UInt(n) => put_number(buf, itoa::Buffer::new().format(*n), sep),
+            Repr::Int(n) => put_number(
+                buf,
+                itoa::Buffer::new().format(i128::from_ne_bytes(*n)),
+                sep,
+            ),
+            Repr::UInt(n) => put_number(
+                buf,
+                itoa::Buffer::new().format(u128::from_ne_bytes(*n)),
+                sep,
+            ),
             Repr::Float(x) => {
                 buf.put_slice(b"data: ");
                 // Writing into a BytesMut cannot fail.
@@ -116,8 +127,14 @@ impl fmt::Debug for Payload {
         match &self.0 {
             Repr::Nothing => f.write_str("Payload::Nothing"),
             Repr::Text(t) => f.debug_tuple("Payload::Text").field(t).finish(),
-            Repr::Int(n) => f.debug_tuple("Payload::Number").field(n).finish(),
-            Repr::UInt(n) => f.debug_tuple("Payload::Number").field(n).finish(),
+            Repr::Int(n) => f
+                .debug_tuple("Payload::Number")
+                .field(&i128::from_ne_bytes(*n))
+                .finish(),
+            Repr::UInt(n) => f
+                .debug_tuple("Payload::Number")
+                .field(&u128::from_ne_bytes(*n))
+                .finish(),
             Repr::Float(x) => f.debug_tuple("Payload::Number").field(x).finish(),
             Repr::Bool(b) => f.debug_tuple("Payload::Bool").field(b).finish(),
             Repr::Char(c) => f.debug_tuple("Payload::Char").field(c).finish(),
@@ -279,7 +296,7 @@ macro_rules! signed {
     ($($ty:ty)*) => {$(
         impl IntoEvent for $ty {
             fn into_event(self) -> Payload {
-                Payload(Repr::Int(self as i128))
+                Payload(Repr::Int((self as i128).to_ne_bytes()))
             }
         }
     )*};
@@ -289,7 +306,7 @@ macro_rules! unsigned {
     ($($ty:ty)*) => {$(
         impl IntoEvent for $ty {
             fn into_event(self) -> Payload {
-                Payload(Repr::UInt(self as u128))
+                Payload(Repr::UInt((self as u128).to_ne_bytes()))
             }
         }
     )*};
