@@ -66,6 +66,28 @@ fn stream_opened() {
     OPENED.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Counts a stream as live while it exists: created first thing in a stream's body, dropped
+/// with the stream. Both servers use it, so the instrumentation is the same on both sides; ours
+/// also counts `/churn` through its `on_close` hook.
+struct LiveGuard;
+
+impl LiveGuard {
+    fn open() -> Self {
+        stream_opened();
+        LiveGuard
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        stream_closed();
+    }
+}
+
+fn stream_closed() {
+    CLOSED.fetch_add(1, Ordering::Relaxed);
+}
+
 fn live_streams() -> u64 {
     OPENED
         .load(Ordering::Relaxed)
@@ -126,42 +148,43 @@ mod ours {
 
     use super::*;
 
-    fn stream_closed(_reason: CloseReason) {
-        CLOSED.fetch_add(1, Ordering::Relaxed);
+    fn churn_closed(_reason: CloseReason) {
+        stream_closed();
     }
 
     sse! {
-        #[sse_endpoint(ping = 15, on_close = stream_closed)]
+        #[sse_endpoint(ping = 15)]
         async fn events(Path(n): Path<u64>) {
-            stream_opened();
+            let _live = LiveGuard::open();
             for i in 0..n {
                 yield ServerSentEvent::new().id(i).data(PAYLOAD);
             }
         }
 
-        #[sse_endpoint(ping = 15, send_timeout = 5, on_close = stream_closed)]
+        #[sse_endpoint(ping = 15, send_timeout = 5)]
         async fn events_timeout(Path(n): Path<u64>) {
-            stream_opened();
+            let _live = LiveGuard::open();
             for i in 0..n {
                 yield ServerSentEvent::new().id(i).data(PAYLOAD);
             }
         }
 
-        #[sse_endpoint(ping = 15, on_close = stream_closed)]
+        #[sse_endpoint(ping = 15)]
         async fn fanout(State(hub): State<Broadcast>) {
-            stream_opened();
+            let _live = LiveGuard::open();
             for await event in hub.subscribe() {
                 yield event;
             }
         }
 
-        #[sse_endpoint(ping = 15, on_close = stream_closed)]
+        #[sse_endpoint(ping = 15)]
         async fn idle() {
-            stream_opened();
+            let _live = LiveGuard::open();
             std::future::pending::<()>().await;
         }
 
-        #[sse_endpoint(ping = 15, on_close = stream_closed)]
+        /// Counted by its close hook: the hook runs once for every one of the disconnects.
+        #[sse_endpoint(ping = 15, on_close = churn_closed)]
         async fn churn() {
             stream_opened();
             yield ServerSentEvent::new().id(0).data(PAYLOAD);
@@ -204,22 +227,6 @@ mod theirs {
     use tokio::sync::broadcast;
 
     use super::*;
-
-    /// Counts the stream as live while it exists (axum has no close hook).
-    struct LiveGuard;
-
-    impl LiveGuard {
-        fn open() -> Self {
-            stream_opened();
-            LiveGuard
-        }
-    }
-
-    impl Drop for LiveGuard {
-        fn drop(&mut self) {
-            CLOSED.fetch_add(1, Ordering::Relaxed);
-        }
-    }
 
     #[derive(Clone)]
     struct Message {
