@@ -39,7 +39,7 @@ impl Sizes {
             idle_clients: 5_000,
             idle_window: Duration::from_secs(5),
             churn_cycles: 20_000,
-            churn_warmup: 1_000,
+            churn_warmup: 10_000,
             churn_concurrency: 32,
         }
     }
@@ -53,7 +53,7 @@ impl Sizes {
             idle_clients: 500,
             idle_window: Duration::from_secs(1),
             churn_cycles: 2_000,
-            churn_warmup: 200,
+            churn_warmup: 1_000,
             churn_concurrency: 16,
         }
     }
