@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use tokio::sync::broadcast;
+use tokio_util::sync::ReusableBoxFuture;
 
 use crate::BoxError;
 use crate::event::{Separator, ServerSentEvent};
@@ -185,33 +186,72 @@ impl fmt::Debug for Broadcast {
 /// # let _ = events;
 /// ```
 pub struct Subscription {
-    stream: Pin<Box<dyn Stream<Item = Payload> + Send + 'static>>,
+    /// The receiver, while no wait is in progress.
+    rx: Option<broadcast::Receiver<Bytes>>,
+    /// The wait for the next event once none was ready; it owns the receiver meanwhile. Its
+    /// allocation is made at the first wait and reused by every later one.
+    wait: Option<ReusableBoxFuture<'static, Received>>,
+    policy: LagPolicy,
+    separator: Separator,
+}
+
+/// What a wait ends with, and the receiver back.
+type Received = (
+    Result<Bytes, broadcast::error::RecvError>,
+    broadcast::Receiver<Bytes>,
+);
+
+async fn next(mut rx: broadcast::Receiver<Bytes>) -> Received {
+    let received = rx.recv().await;
+    (received, rx)
 }
 
 impl Subscription {
-    fn new(mut rx: broadcast::Receiver<Bytes>, policy: LagPolicy, separator: Separator) -> Self {
-        let stream = async_stream::stream! {
-            loop {
-                match rx.recv().await {
-                    Ok(bytes) => yield bytes.into_event(),
-                    Err(broadcast::error::RecvError::Closed) => break,
-                    Err(broadcast::error::RecvError::Lagged(missed)) => match policy {
-                        LagPolicy::Notify => {
-                            let notice = ServerSentEvent::new().event("lagged").data(missed);
-                            yield notice.encode(separator).into_event();
-                        }
-                        LagPolicy::Skip => {}
-                        LagPolicy::Disconnect => {
-                            tracing::debug!(missed, "broadcast subscriber lagged; ending its stream");
-                            break;
-                        }
-                    },
-                }
-            }
-        };
+    fn new(rx: broadcast::Receiver<Bytes>, policy: LagPolicy, separator: Separator) -> Self {
         Self {
-            stream: Box::pin(stream),
+            rx: Some(rx),
+            wait: None,
+            policy,
+            separator,
         }
+    }
+
+    /// The next event or error: at once if one is ready, else through the (reused) wait.
+    fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Bytes, broadcast::error::RecvError>> {
+        use broadcast::error::{RecvError, TryRecvError};
+        if let Some(mut rx) = self.rx.take() {
+            // Events sent together are taken without a future, one after the other.
+            match rx.try_recv() {
+                Ok(bytes) => {
+                    self.rx = Some(rx);
+                    return Poll::Ready(Ok(bytes));
+                }
+                Err(TryRecvError::Lagged(missed)) => {
+                    self.rx = Some(rx);
+                    return Poll::Ready(Err(RecvError::Lagged(missed)));
+                }
+                Err(TryRecvError::Closed) => return Poll::Ready(Err(RecvError::Closed)),
+                Err(TryRecvError::Empty) => match &mut self.wait {
+                    Some(wait) => wait.set(next(rx)),
+                    None => self.wait = Some(ReusableBoxFuture::new(next(rx))),
+                },
+            }
+        }
+        let Some(wait) = &mut self.wait else {
+            return Poll::Ready(Err(RecvError::Closed));
+        };
+        let (received, rx) = std::task::ready!(wait.poll(cx));
+        self.rx = Some(rx);
+        Poll::Ready(received)
+    }
+
+    /// Ends the stream: the receiver, and with it its place in the broadcast, goes at once.
+    fn end(&mut self) {
+        self.rx = None;
+        self.wait = None;
     }
 }
 
@@ -219,7 +259,32 @@ impl Stream for Subscription {
     type Item = Payload;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Payload>> {
-        self.stream.as_mut().poll_next(cx)
+        use broadcast::error::RecvError;
+        let this = &mut *self;
+        loop {
+            if this.rx.is_none() && this.wait.is_none() {
+                return Poll::Ready(None);
+            }
+            match std::task::ready!(this.poll_recv(cx)) {
+                Ok(bytes) => return Poll::Ready(Some(bytes.into_event())),
+                Err(RecvError::Closed) => {
+                    this.end();
+                    return Poll::Ready(None);
+                }
+                Err(RecvError::Lagged(missed)) => match this.policy {
+                    LagPolicy::Notify => {
+                        let notice = ServerSentEvent::new().event("lagged").data(missed);
+                        return Poll::Ready(Some(notice.encode(this.separator).into_event()));
+                    }
+                    LagPolicy::Skip => {}
+                    LagPolicy::Disconnect => {
+                        tracing::debug!(missed, "broadcast subscriber lagged; ending its stream");
+                        this.end();
+                        return Poll::Ready(None);
+                    }
+                },
+            }
+        }
     }
 }
 
@@ -251,5 +316,48 @@ mod tests {
             addresses.windows(2).all(|pair| pair[0] == pair[1]),
             "{addresses:?}"
         );
+    }
+
+    fn text(payload: Payload) -> String {
+        String::from_utf8(payload.raw().expect("raw bytes").to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_waiting_subscriber_wakes_for_each_event_in_order() {
+        let hub = Broadcast::with_options(4, Separator::Lf, LagPolicy::Notify);
+        let mut subscription = hub.subscribe();
+        let reader = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while let Some(payload) = subscription.next().await {
+                seen.push(text(payload));
+                if seen.len() == 5 {
+                    break;
+                }
+            }
+            seen
+        });
+        // One event at a time, each sent once the subscriber waits for it; then a burst.
+        for i in 0..2 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            hub.send(ServerSentEvent::new().data(i)).unwrap();
+        }
+        for i in 2..5 {
+            hub.send(ServerSentEvent::new().data(i)).unwrap();
+        }
+        let seen = reader.await.unwrap();
+        let expected: Vec<String> = (0..5).map(|i| format!("data: {i}\n\n")).collect();
+        assert_eq!(seen, expected);
+    }
+
+    #[tokio::test]
+    async fn a_subscription_that_ended_stays_ended_and_leaves_the_broadcast() {
+        let hub = Broadcast::with_options(1, Separator::Lf, LagPolicy::Disconnect);
+        let mut subscription = hub.subscribe();
+        for i in 0..3 {
+            hub.send(i).unwrap();
+        }
+        assert!(subscription.next().await.is_none());
+        assert_eq!(hub.subscriber_count(), 0);
+        assert!(subscription.next().await.is_none());
     }
 }
