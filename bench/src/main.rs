@@ -212,7 +212,7 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
                 Metric {
                     key: "delivery_ms",
                     label: "ms until all delivered",
-                    goal: Goal::Info,
+                    goal: Goal::RatioAtMost(0.4),
                     digits: 0,
                 },
             ],

@@ -173,15 +173,18 @@ async fn connect_many(
 pub(crate) async fn single(server: &ServerProcess, path: &str, events: u64) -> io::Result<Figures> {
     let path = format!("{path}/{events}");
     let before = server.cpu()?;
+    let client_before = own_cpu()?;
     let start = Instant::now();
     let mut client = Client::get(server.addr, &path, true, 256 * 1024).await?;
     client::bounded("single stream", client.read_to_end()).await?;
     let elapsed = start.elapsed().as_secs_f64();
     let cpu = server.cpu()?.seconds_since(&before);
+    let client_cpu = own_cpu()?.seconds_since(&client_before);
     check_count(client.events, events)?;
     Ok(vec![
         ("cpu_per_event", cpu * 1e6 / events as f64),
         ("events_per_s", events as f64 / elapsed),
+        ("client_busy_pct", client_cpu * 100.0 / elapsed),
     ])
 }
 
@@ -194,6 +197,7 @@ pub(crate) async fn parallel(
     let addr = server.addr;
     let path = format!("/events/{events}");
     let before = server.cpu()?;
+    let client_before = own_cpu()?;
     let start = Instant::now();
     let mut tasks = JoinSet::new();
     for _ in 0..clients {
@@ -216,9 +220,11 @@ pub(crate) async fn parallel(
     .await?;
     let elapsed = start.elapsed().as_secs_f64();
     let cpu = server.cpu()?.seconds_since(&before);
+    let client_cpu = own_cpu()?.seconds_since(&client_before);
     Ok(vec![
         ("cpu_per_event", cpu * 1e6 / received as f64),
         ("events_per_s", received as f64 / elapsed),
+        ("client_busy_pct", client_cpu * 100.0 / elapsed),
     ])
 }
 
@@ -245,6 +251,7 @@ pub(crate) async fn fanout(
     // Every reader is parked on its socket before the clock starts.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = server.cpu()?;
+    let client_before = own_cpu()?;
     let start = Instant::now();
     client::fetch(addr, &format!("/publish/{events}")).await?;
     let (last, held) = client::bounded("fan-out delivery", async {
@@ -260,11 +267,14 @@ pub(crate) async fn fanout(
     })
     .await?;
     let cpu = server.cpu()?.seconds_since(&before);
+    let client_cpu = own_cpu()?.seconds_since(&client_before);
     drop(held);
     let delivered = (clients as u64 * events) as f64;
+    let elapsed = (last - start).as_secs_f64();
     Ok(vec![
-        ("delivery_ms", (last - start).as_secs_f64() * 1e3),
+        ("delivery_ms", elapsed * 1e3),
         ("cpu_per_delivery", cpu * 1e6 / delivered),
+        ("client_busy_pct", client_cpu * 100.0 / elapsed),
     ])
 }
 
@@ -346,6 +356,11 @@ async fn cycle_many(addr: SocketAddr, cycles: u64, concurrency: usize) -> io::Re
         done.map_err(io::Error::other)??;
     }
     Ok(())
+}
+
+/// The CPU time of this process: the load clients (a share of 100% is one core busy).
+fn own_cpu() -> io::Result<Cpu> {
+    Cpu::read(std::process::id())
 }
 
 fn check_count(got: u64, expected: u64) -> io::Result<()> {
