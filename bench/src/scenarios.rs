@@ -40,7 +40,7 @@ impl Sizes {
             idle_window: Duration::from_secs(5),
             churn_cycles: 20_000,
             churn_warmup: 10_000,
-            churn_concurrency: 32,
+            churn_concurrency: 8,
         }
     }
 
