@@ -54,7 +54,7 @@ impl Sizes {
             idle_window: Duration::from_secs(1),
             churn_cycles: 2_000,
             churn_warmup: 1_000,
-            churn_concurrency: 16,
+            churn_concurrency: 8,
         }
     }
 }
