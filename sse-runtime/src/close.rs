@@ -204,58 +204,41 @@ impl fmt::Debug for CloseHooks {
     }
 }
 
-/// Everything that must happen once when a stream ends.
-#[derive(Debug, Default)]
-pub(crate) struct Closer {
-    hooks: HookSet,
-    reason: Option<CloseReason>,
-}
-
-impl Closer {
-    pub(crate) fn new(hooks: HookSet) -> Self {
-        Self {
-            hooks,
-            reason: None,
-        }
+impl HookSet {
+    /// Whether no hook was registered.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.hooks.is_empty()
     }
 
-    pub(crate) fn reason(&self) -> Option<CloseReason> {
-        self.reason
-    }
-
-    /// Runs the client-close hooks if `reason` is a disconnect. The first call decides the
-    /// reason; the caller drops the source between this and [`Closer::finish`].
-    pub(crate) fn begin(&mut self, reason: CloseReason) -> bool {
-        if self.reason.is_some() {
-            return false;
-        }
-        self.reason = Some(reason);
-        // Hooks registered at run time follow the builder's, in the order of their handles.
+    /// What happens before the source is dropped: hooks registered at run time join the list
+    /// (after the builder's, in the order of their handles), and the client-close hooks run if
+    /// `reason` is a disconnect (SPEC 93). The caller decides the reason once, then drops the
+    /// source, then calls [`HookSet::finish`].
+    pub(crate) fn begin(&mut self, reason: CloseReason) {
         let shared: Vec<Hook> = self
-            .hooks
             .hooks
             .extract_if(.., |hook| matches!(hook, Hook::Shared(_)))
             .collect();
         for hook in shared {
             if let Hook::Shared(handle) = hook {
-                self.hooks.append(handle.take());
+                self.append(handle.take());
             }
         }
         if reason == CloseReason::ClientDisconnected {
-            let hooks = &mut self.hooks.hooks;
-            for hook in hooks.extract_if(.., |hook| matches!(hook, Hook::ClientClose(_))) {
+            for hook in self
+                .hooks
+                .extract_if(.., |hook| matches!(hook, Hook::ClientClose(_)))
+            {
                 if let Hook::ClientClose(hook) = hook {
                     guarded("on_client_close", hook);
                 }
             }
         }
-        true
     }
 
-    /// Runs the close hooks and starts the background tasks the reason allows.
-    pub(crate) fn finish(&mut self) {
-        let Some(reason) = self.reason else { return };
-        let mut hooks = std::mem::take(&mut self.hooks.hooks);
+    /// Runs the close hooks and starts the background tasks `reason` allows.
+    pub(crate) fn finish(&mut self, reason: CloseReason) {
+        let mut hooks = std::mem::take(&mut self.hooks);
         // Client-close hooks that did not run are dropped first, as before the close hooks run.
         hooks.retain(|hook| !matches!(hook, Hook::ClientClose(_)));
         for hook in hooks.extract_if(.., |hook| matches!(hook, Hook::Close(_))) {

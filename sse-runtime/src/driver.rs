@@ -1,7 +1,7 @@
 //! The response body: source stream, ping ticker, shutdown watch and hooks in one state machine.
 //!
-//! [`Core::poll_step`] is the single place where a stream advances and where it ends. It is driven
-//! in one of two ways:
+//! [`Driver::poll_step`] is the single place where a stream advances and where it ends. It is
+//! driven in one of two ways:
 //!
 //! * **directly** ([`SseBody`]): hyper polls the body in its connection task. No extra task, no
 //!   lock, no channel. A dropped body is a disconnected client.
@@ -10,8 +10,9 @@
 //!   full, so a timer inside the body could never fire for a client that stopped reading. The task
 //!   hands frames over a channel of capacity one and times out each hand-off.
 //!
-//! Every exit (end, error, panic, disconnect, shutdown, send timeout) goes through [`Core::end`],
-//! which reports exactly one [`CloseReason`].
+//! Every exit (end, error, panic, disconnect, shutdown, send timeout) goes through
+//! `State::close`, or the driver's drop for a stream dropped unfinished, and reports exactly one
+//! [`CloseReason`].
 
 use std::any::Any;
 use std::fmt;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use futures_core::Stream;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
@@ -30,14 +31,11 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 
 use crate::BoxError;
-use crate::close::{BoxFuture, CloseReason, Closer};
+use crate::close::{BoxFuture, CloseReason, HookSet};
 use crate::connection::ConnectionHandle;
 use crate::event::{Separator, ServerSentEvent};
 use crate::into_event::Payload;
 use crate::shutdown::ShutdownWatch;
-
-/// What the driver pulls events from.
-pub(crate) type Source = Pin<Box<dyn Stream<Item = Result<Payload, BoxError>> + Send + 'static>>;
 
 /// Builds the message of every keep-alive ping.
 pub(crate) type PingFactory = Arc<dyn Fn() -> ServerSentEvent + Send + Sync + 'static>;
@@ -66,7 +64,6 @@ enum Outcome {
 
 /// Everything the driver needs, gathered by the response builder.
 pub(crate) struct Parts {
-    pub(crate) source: Source,
     pub(crate) producer: Option<BoxFuture>,
     pub(crate) separator: Separator,
     pub(crate) ping_interval: Duration,
@@ -74,110 +71,169 @@ pub(crate) struct Parts {
     pub(crate) shutdown: Option<ShutdownWatch>,
     pub(crate) connection: Option<ConnectionHandle>,
     pub(crate) write_timeout: Option<Duration>,
-    pub(crate) closer: Closer,
+    pub(crate) hooks: HookSet,
     pub(crate) prelude: Option<Bytes>,
 }
 
-pin_project! {
-    /// The state machine of one response. The ping timer lives inline (pinned) rather than in
-    /// an allocation of its own: every open stream carries one.
-    pub(crate) struct Core {
-        state: State,
-        #[pin]
-        ping_timer: Option<Sleep>,
+/// What a response is built from: its stream, kept at its own type until the body is made, so
+/// that the stream lives inside the body's allocation rather than in one of its own.
+pub(crate) trait Start: Send {
+    /// The response body: driven directly, or through a producer task with `send_timeout`.
+    fn start(self: Box<Self>, parts: Parts, producer_timeout: Option<Duration>)
+    -> axum::body::Body;
+}
+
+/// A stream waiting for its response to be sent.
+pub(crate) struct Pending<S>(pub(crate) S);
+
+impl<S> Start for Pending<S>
+where
+    S: Stream<Item = Item> + Send + 'static,
+{
+    fn start(
+        self: Box<Self>,
+        parts: Parts,
+        producer_timeout: Option<Duration>,
+    ) -> axum::body::Body {
+        let driver = Driver::new(parts, self.0);
+        match producer_timeout {
+            Some(timeout) => axum::body::Body::new(ProducerBody::new(driver, timeout)),
+            None => axum::body::Body::new(SseBody { driver }),
+        }
     }
 }
 
-/// Everything of [`Core`] but its timer.
-struct State {
-    source: Option<Source>,
-    separator: Separator,
-    ping: Option<Ping>,
-    shutdown: Option<ShutdownWatch>,
-    connection: Option<ConnectionHandle>,
-    /// What few streams use, out of line so that the others do not carry it.
-    rare: Option<Box<Rare>>,
-    closer: Closer,
-    buf: BytesMut,
-    /// The decided ending, delivered once the buffer is flushed.
-    ending: Option<Outcome>,
-    started: bool,
-    /// Whether anything was handed to hyper yet.
-    delivered: bool,
-    done: bool,
-    /// Size of the last frame: the next buffer starts with about this much room.
-    last_frame: u32,
+/// What a source yields.
+pub(crate) type Item = Result<Payload, BoxError>;
+
+/// The driver's view of its source, which lives beside it in the body.
+trait SourceSlot {
+    /// The next item; `None` once the source was dropped.
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Option<Poll<Option<Item>>>;
+    /// Drops the source.
+    fn clear(&mut self);
 }
 
+impl<S: Stream<Item = Item>> SourceSlot for Pin<&mut Option<S>> {
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Option<Poll<Option<Item>>> {
+        self.as_mut()
+            .as_pin_mut()
+            .map(|source| source.poll_next(cx))
+    }
+
+    fn clear(&mut self) {
+        self.set(None);
+    }
+}
+
+pin_project! {
+    /// The state machine of one response, with its source and its ping timer inline: one
+    /// allocation (axum's box of the body) holds everything an idle stream needs.
+    pub(crate) struct Driver<S> {
+        #[pin]
+        ping_timer: Option<Sleep>,
+        state: State,
+        #[pin]
+        source: Option<S>,
+    }
+
+    impl<S> PinnedDrop for Driver<S> {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped unfinished: the client went away (or its connection timed out).
+            let this = this.project();
+            if let Some(reason) = this.state.begin_close(None) {
+                let mut source = this.source;
+                source.set(None);
+                this.state.finish_close(reason);
+            }
+        }
+    }
+}
+
+/// Everything of [`Driver`] but its timer and its source: what every stream needs, inline.
+struct State {
+    /// The ping period in nanoseconds; 0 sends no pings.
+    ping_nanos: u64,
+    /// The frame being built (a `Vec`: 8 bytes less than a `BytesMut` in every open stream).
+    buf: Vec<u8>,
+    /// What only some streams use (hooks, shutdown, a send timeout, ...), out of line.
+    extras: Option<Box<Extras>>,
+    /// Size of the last frame (saturating): the next buffer starts with about this much room.
+    last_frame: u16,
+    separator: Separator,
+    /// Why the stream ended, once it has.
+    reason: Option<CloseReason>,
+    /// The decided ending, delivered once the buffer is flushed.
+    ending: Option<Outcome>,
+    /// [`STARTED`], [`DELIVERED`] and [`DONE`]: one byte, as every open stream carries them.
+    flags: u8,
+}
+
+/// The stream was polled once: its timer is armed.
+const STARTED: u8 = 1;
+/// Something was handed to hyper.
+const DELIVERED: u8 = 2;
+/// The end was handed to hyper.
+const DONE: u8 = 4;
+
+/// What only some streams use: allocated for the ones that do.
 #[derive(Default)]
-struct Rare {
+struct Extras {
+    hooks: HookSet,
+    shutdown: Option<ShutdownWatch>,
+    ping_message: Option<PingFactory>,
     producer: Option<BoxFuture>,
+    /// The connection, when this response set its write timeout.
+    connection: Option<ConnectionHandle>,
     write_timeout: Option<Duration>,
     /// Large raw bytes waiting for the buffered bytes before them to go out.
     pending_raw: Option<Bytes>,
 }
 
-struct Ping {
-    period: Duration,
-    message: Option<PingFactory>,
-}
-
-impl Core {
-    pub(crate) fn new(parts: Parts) -> Self {
-        let ping = (!parts.ping_interval.is_zero()).then(|| Ping {
-            period: parts.ping_interval,
-            message: parts.ping_message,
-        });
-        let buf = match parts.prelude {
-            Some(prelude) => BytesMut::from(&prelude[..]),
-            None => BytesMut::new(),
+impl<S: Stream<Item = Item>> Driver<S> {
+    pub(crate) fn new(parts: Parts, source: S) -> Self {
+        let buf = parts
+            .prelude
+            .map(|prelude| prelude.to_vec())
+            .unwrap_or_default();
+        // Saturates at 584 years, which is as good as never.
+        let ping_nanos = u64::try_from(parts.ping_interval.as_nanos()).unwrap_or(u64::MAX);
+        let connection = parts.connection.filter(|_| parts.write_timeout.is_some());
+        let extras = Extras {
+            hooks: parts.hooks,
+            shutdown: parts.shutdown,
+            ping_message: parts.ping_message.filter(|_| ping_nanos != 0),
+            producer: parts.producer,
+            connection,
+            write_timeout: parts.write_timeout,
+            pending_raw: None,
         };
-        let rare = (parts.producer.is_some() || parts.write_timeout.is_some()).then(|| {
-            Box::new(Rare {
-                producer: parts.producer,
-                write_timeout: parts.write_timeout,
-                pending_raw: None,
-            })
-        });
+        let used = !extras.hooks.is_empty()
+            || extras.shutdown.is_some()
+            || extras.ping_message.is_some()
+            || extras.producer.is_some()
+            || extras.write_timeout.is_some();
         Self {
+            ping_timer: None,
             state: State {
-                source: Some(parts.source),
-                separator: parts.separator,
-                ping,
-                shutdown: parts.shutdown,
-                connection: parts.connection,
-                rare,
-                closer: parts.closer,
+                ping_nanos,
                 buf,
-                ending: None,
-                started: false,
-                delivered: false,
-                done: false,
+                extras: used.then(|| Box::new(extras)),
                 last_frame: 0,
+                separator: parts.separator,
+                reason: None,
+                ending: None,
+                flags: 0,
             },
-            ping_timer: None,
-        }
-    }
-
-    /// The state of a stream that has not started (its timer is not armed yet), to be moved
-    /// into a task; [`Core::resume`] puts it back.
-    fn into_unstarted(self) -> State {
-        let Self { state, ping_timer } = self;
-        debug_assert!(ping_timer.is_none() && !state.started);
-        state
-    }
-
-    fn resume(state: State) -> Self {
-        Self {
-            state,
-            ping_timer: None,
+            source: Some(source),
         }
     }
 
     /// Advances the stream: everything ready is encoded into one frame.
     pub(crate) fn poll_step(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Step> {
         let this = self.project();
-        this.state.poll_step(this.ping_timer, cx)
+        let mut source = this.source;
+        this.state.poll_step(this.ping_timer, &mut source, cx)
     }
 
     /// Whether nothing more will be sent (hyper then writes the terminating chunk at once).
@@ -188,7 +244,8 @@ impl Core {
     /// Ends the stream for `reason` (only the first call counts); see [`State::close`].
     pub(crate) fn close(self: Pin<&mut Self>, reason: CloseReason) {
         let mut this = self.project();
-        this.state.close(reason);
+        let mut source = this.source;
+        this.state.close(reason, &mut source);
         this.ping_timer.set(None);
     }
 }
@@ -197,98 +254,107 @@ impl State {
     fn poll_step(
         &mut self,
         mut ping_timer: Pin<&mut Option<Sleep>>,
+        source: &mut dyn SourceSlot,
         cx: &mut Context<'_>,
     ) -> Poll<Step> {
-        if !self.done && self.ending.is_none() {
-            self.pump(ping_timer.as_mut(), cx);
+        if !self.is(DONE) && self.ending.is_none() {
+            self.pump(ping_timer.as_mut(), source, cx);
             if self.ending.is_some() {
                 // Closed: no more pings, and no timer entry left behind.
                 ping_timer.set(None);
             }
         }
         if let Some(frame) = self.take_frame() {
-            self.delivered = true;
+            self.flags |= DELIVERED;
             return Poll::Ready(Step::Data(frame));
         }
         if let Some(outcome) = self.ending.take() {
-            if matches!(outcome, Outcome::Abort(_)) && !self.delivered {
+            if matches!(outcome, Outcome::Abort(_)) && !self.is(DELIVERED) {
                 // Nothing was sent yet: let hyper flush the response head first, so the client
                 // sees the status and headers before the abort (SPEC 70, 105).
-                self.delivered = true;
+                self.flags |= DELIVERED;
                 self.ending = Some(outcome);
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
-            self.done = true;
+            self.flags |= DONE;
             return Poll::Ready(match outcome {
                 Outcome::Clean(_) => Step::End,
                 Outcome::Abort(reason) => Step::Abort(reason),
             });
         }
-        if self.done {
+        if self.is(DONE) {
             return Poll::Ready(Step::End);
         }
         Poll::Pending
     }
 
+    fn is(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
     fn is_end_stream(&self) -> bool {
-        self.done
+        self.is(DONE)
             || (matches!(self.ending, Some(Outcome::Clean(_)))
                 && self.buf.is_empty()
                 && self.pending_raw().is_none())
     }
 
+    fn ping_period(&self) -> Option<Duration> {
+        (self.ping_nanos != 0).then(|| Duration::from_nanos(self.ping_nanos))
+    }
+
     fn pending_raw(&self) -> Option<&Bytes> {
-        self.rare.as_ref()?.pending_raw.as_ref()
+        self.extras.as_ref()?.pending_raw.as_ref()
     }
 
     fn start(&mut self, mut ping_timer: Pin<&mut Option<Sleep>>) {
-        self.started = true;
-        if let Some(ping) = &self.ping {
+        self.flags |= STARTED;
+        if let Some(period) = self.ping_period() {
             // A fixed period from the start of the stream; the first ping one period in.
-            ping_timer.set(Some(tokio::time::sleep_until(Instant::now() + ping.period)));
+            ping_timer.set(Some(tokio::time::sleep_until(Instant::now() + period)));
         }
-        if let (Some(connection), Some(timeout)) = (
-            &self.connection,
-            self.rare.as_ref().and_then(|rare| rare.write_timeout),
-        ) {
+        if let Some(extras) = &self.extras
+            && let (Some(connection), Some(timeout)) = (&extras.connection, extras.write_timeout)
+        {
             connection.set_write_timeout(Some(timeout));
         }
     }
 
-    fn pump(&mut self, mut ping_timer: Pin<&mut Option<Sleep>>, cx: &mut Context<'_>) {
-        if !self.started {
+    fn pump(
+        &mut self,
+        mut ping_timer: Pin<&mut Option<Sleep>>,
+        source: &mut dyn SourceSlot,
+        cx: &mut Context<'_>,
+    ) {
+        if !self.is(STARTED) {
             self.start(ping_timer.as_mut());
         }
-        if let Some(producer) = self.rare.as_mut().and_then(|rare| rare.producer.as_mut()) {
-            match catch_unwind(AssertUnwindSafe(|| producer.as_mut().poll(cx))) {
-                Ok(Poll::Pending) => {}
-                // Its normal completion does not end the response (SPEC 114).
-                Ok(Poll::Ready(())) => {
-                    if let Some(rare) = &mut self.rare {
-                        rare.producer = None;
+        if let Some(extras) = &mut self.extras {
+            if let Some(producer) = &mut extras.producer {
+                match catch_unwind(AssertUnwindSafe(|| producer.as_mut().poll(cx))) {
+                    Ok(Poll::Pending) => {}
+                    // Its normal completion does not end the response (SPEC 114).
+                    Ok(Poll::Ready(())) => extras.producer = None,
+                    Err(panic) => {
+                        log_panic("producer", &*panic);
+                        return self.end(Outcome::Abort(CloseReason::Error), source);
                     }
                 }
-                Err(panic) => {
-                    log_panic("producer", &*panic);
-                    return self.end(Outcome::Abort(CloseReason::Error));
-                }
+            }
+            if let Some(shutdown) = &mut extras.shutdown
+                && shutdown.poll(cx).is_ready()
+            {
+                return self.end(Outcome::Abort(CloseReason::Shutdown), source);
             }
         }
-        if let Some(shutdown) = &mut self.shutdown
-            && shutdown.poll(cx).is_ready()
-        {
-            return self.end(Outcome::Abort(CloseReason::Shutdown));
-        }
         while self.buf.len() < FRAME_LIMIT && self.pending_raw().is_none() {
-            let Some(source) = &mut self.source else {
-                break;
-            };
-            match catch_unwind(AssertUnwindSafe(|| source.as_mut().poll_next(cx))) {
-                Ok(Poll::Pending) => break,
-                Ok(Poll::Ready(Some(Ok(payload)))) => {
+            let polled = catch_unwind(AssertUnwindSafe(|| source.poll_item(cx)));
+            match polled {
+                Ok(None | Some(Poll::Pending)) => break,
+                Ok(Some(Poll::Ready(Some(Ok(payload))))) => {
                     if payload.raw().is_some_and(|raw| raw.len() >= RAW_ZERO_COPY) {
-                        self.rare.get_or_insert_default().pending_raw = payload.into_raw();
+                        self.extras.get_or_insert_default().pending_raw = payload.into_raw();
                         continue;
                     }
                     if self.buf.capacity() == 0 {
@@ -298,36 +364,45 @@ impl State {
                     }
                     if let Err(error) = payload.encode_to(self.separator, &mut self.buf) {
                         tracing::error!(%error, "server-sent event could not be encoded; aborting the response");
-                        return self.end(Outcome::Abort(CloseReason::Error));
+                        return self.end(Outcome::Abort(CloseReason::Error), source);
                     }
                 }
-                Ok(Poll::Ready(Some(Err(error)))) => {
+                Ok(Some(Poll::Ready(Some(Err(error))))) => {
                     tracing::error!(%error, "server-sent event stream failed; aborting the response");
-                    return self.end(Outcome::Abort(CloseReason::Error));
+                    return self.end(Outcome::Abort(CloseReason::Error), source);
                 }
-                Ok(Poll::Ready(None)) => {
-                    let reason = if self.shutdown.as_ref().is_some_and(ShutdownWatch::begun) {
+                Ok(Some(Poll::Ready(None))) => {
+                    let shutting_down = self
+                        .extras
+                        .as_ref()
+                        .and_then(|extras| extras.shutdown.as_ref())
+                        .is_some_and(ShutdownWatch::begun);
+                    let reason = if shutting_down {
                         CloseReason::Shutdown
                     } else {
                         CloseReason::Completed
                     };
-                    return self.end(Outcome::Clean(reason));
+                    return self.end(Outcome::Clean(reason), source);
                 }
                 Err(panic) => {
                     log_panic("stream", &*panic);
-                    return self.end(Outcome::Abort(CloseReason::Error));
+                    return self.end(Outcome::Abort(CloseReason::Error), source);
                 }
             }
         }
-        if let Some(ping) = &self.ping
-            && poll_ping(ping_timer, ping.period, cx)
+        if let Some(period) = self.ping_period()
+            && poll_ping(ping_timer, period, cx)
         {
-            match &ping.message {
+            let message = self
+                .extras
+                .as_ref()
+                .and_then(|extras| extras.ping_message.as_ref());
+            match message {
                 Some(factory) => match catch_unwind(AssertUnwindSafe(|| factory())) {
-                    Ok(event) => event.encode_to(self.separator, &mut self.buf),
+                    Ok(event) => event.write_to(self.separator, &mut self.buf),
                     Err(panic) => {
                         log_panic("ping message", &*panic);
-                        self.end(Outcome::Abort(CloseReason::Error));
+                        self.end(Outcome::Abort(CloseReason::Error), source);
                     }
                 },
                 None => default_ping(self.separator, &mut self.buf),
@@ -336,45 +411,66 @@ impl State {
     }
 
     /// Decides the ending: the hooks run now, the end is delivered once the buffer is flushed.
-    fn end(&mut self, outcome: Outcome) {
+    fn end(&mut self, outcome: Outcome, source: &mut dyn SourceSlot) {
         let (Outcome::Clean(reason) | Outcome::Abort(reason)) = outcome;
-        self.close(reason);
+        self.close(reason, source);
         self.ending = Some(outcome);
     }
 
     /// Ends the stream for `reason` (only the first call counts): client-close hooks, then the
     /// source is dropped, then the close hooks and background tasks. The caller drops the ping
     /// timer.
-    fn close(&mut self, reason: CloseReason) {
-        if !self.closer.begin(reason) {
-            return;
+    fn close(&mut self, reason: CloseReason, source: &mut dyn SourceSlot) {
+        if let Some(reason) = self.begin_close(Some(reason)) {
+            source.clear();
+            self.finish_close(reason);
         }
-        self.source = None;
-        self.ping = None;
-        self.shutdown = None;
-        if let Some(rare) = &mut self.rare {
-            rare.producer = None;
-            if rare.write_timeout.is_some()
-                && let Some(connection) = &self.connection
-            {
+    }
+
+    /// Decides why the stream ended (for a stream dropped unfinished, `None`: the client went
+    /// away, or its connection timed out) and runs what comes before the source is dropped.
+    /// `None` if the stream had already ended.
+    fn begin_close(&mut self, reason: Option<CloseReason>) -> Option<CloseReason> {
+        if self.reason.is_some() {
+            return None;
+        }
+        let reason = reason.unwrap_or_else(|| self.drop_reason());
+        self.reason = Some(reason);
+        if let Some(extras) = &mut self.extras {
+            extras.hooks.begin(reason);
+        }
+        Some(reason)
+    }
+
+    /// What comes after the source was dropped: the close hooks and background tasks.
+    fn finish_close(&mut self, reason: CloseReason) {
+        self.ping_nanos = 0;
+        if let Some(extras) = &mut self.extras {
+            extras.shutdown = None;
+            extras.producer = None;
+            if let Some(connection) = &extras.connection {
                 connection.set_write_timeout(None);
             }
+            extras.hooks.finish(reason);
         }
-        self.closer.finish();
     }
 
     fn take_frame(&mut self) -> Option<Bytes> {
         if !self.buf.is_empty() {
-            self.last_frame = u32::try_from(self.buf.len()).unwrap_or(u32::MAX);
+            self.last_frame = u16::try_from(self.buf.len()).unwrap_or(u16::MAX);
             // The buffer starts afresh, so an idle stream keeps no allocation between frames.
-            return Some(std::mem::take(&mut self.buf).freeze());
+            return Some(Bytes::from(std::mem::take(&mut self.buf)));
         }
-        self.rare.as_mut()?.pending_raw.take()
+        self.extras.as_mut()?.pending_raw.take()
     }
 
     /// The reason a stream that is dropped unfinished ended for.
     fn drop_reason(&self) -> CloseReason {
-        match &self.connection {
+        let connection = self
+            .extras
+            .as_ref()
+            .and_then(|extras| extras.connection.as_ref());
+        match connection {
             Some(connection) if connection.timed_out() => CloseReason::SendTimeout,
             _ => CloseReason::ClientDisconnected,
         }
@@ -405,27 +501,18 @@ fn poll_ping(timer: Pin<&mut Option<Sleep>>, period: Duration, cx: &mut Context<
     true
 }
 
-impl Drop for State {
-    fn drop(&mut self) {
-        if self.closer.reason().is_none() {
-            let reason = self.drop_reason();
-            self.close(reason);
-        }
-    }
-}
-
-impl fmt::Debug for Core {
+impl<S> fmt::Debug for Driver<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Core")
+        f.debug_struct("Driver")
             .field("separator", &self.state.separator)
             .field("buffered", &self.state.buf.len())
-            .field("closed", &self.state.closer.reason())
+            .field("closed", &self.state.reason)
             .finish_non_exhaustive()
     }
 }
 
 /// `: ping - 2026-11-24 01:06:23.498993+00:00` + SEP + SEP, as sse-starlette writes it (SPEC 79).
-fn default_ping(separator: Separator, buf: &mut BytesMut) {
+fn default_ping(separator: Separator, buf: &mut Vec<u8>) {
     buf.put_slice(ping_comment(SystemTime::now()).as_bytes());
     buf.put_slice(separator.as_bytes());
     buf.put_slice(separator.as_bytes());
@@ -507,19 +594,13 @@ fn frame(step: Step) -> Option<Result<Frame<Bytes>, BoxError>> {
 pin_project! {
     /// The body hyper polls directly.
     #[derive(Debug)]
-    pub(crate) struct SseBody {
+    pub(crate) struct SseBody<S> {
         #[pin]
-        core: Core,
+        driver: Driver<S>,
     }
 }
 
-impl SseBody {
-    pub(crate) fn new(core: Core) -> Self {
-        Self { core }
-    }
-}
-
-impl Body for SseBody {
+impl<S: Stream<Item = Item>> Body for SseBody<S> {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -527,11 +608,11 @@ impl Body for SseBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.project().core.poll_step(cx).map(frame)
+        self.project().driver.poll_step(cx).map(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.core.is_end_stream()
+        self.driver.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -540,24 +621,28 @@ impl Body for SseBody {
 }
 
 /// The body fed by a producer task, for send timeouts the connection cannot enforce.
-pub(crate) struct ProducerBody {
+pub(crate) struct ProducerBody<S> {
     rx: mpsc::Receiver<Step>,
-    start: Option<(State, mpsc::Sender<Step>, Duration)>,
+    /// The stream, moved into its task on the first poll (it is not pinned before).
+    start: Option<(Driver<S>, mpsc::Sender<Step>, Duration)>,
     done: bool,
 }
 
-impl ProducerBody {
-    pub(crate) fn new(core: Core, send_timeout: Duration) -> Self {
+// The driver is only moved, never pinned, while it waits in the body.
+impl<S> Unpin for ProducerBody<S> {}
+
+impl<S> ProducerBody<S> {
+    fn new(driver: Driver<S>, send_timeout: Duration) -> Self {
         let (tx, rx) = mpsc::channel(1);
         Self {
             rx,
-            start: Some((core.into_unstarted(), tx, send_timeout)),
+            start: Some((driver, tx, send_timeout)),
             done: false,
         }
     }
 }
 
-impl fmt::Debug for ProducerBody {
+impl<S> fmt::Debug for ProducerBody<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProducerBody")
             .field("started", &self.start.is_none())
@@ -566,7 +651,7 @@ impl fmt::Debug for ProducerBody {
     }
 }
 
-impl Body for ProducerBody {
+impl<S: Stream<Item = Item> + Send + 'static> Body for ProducerBody<S> {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -578,9 +663,9 @@ impl Body for ProducerBody {
         if this.done {
             return Poll::Ready(None);
         }
-        if let Some((state, tx, timeout)) = this.start.take() {
+        if let Some((driver, tx, timeout)) = this.start.take() {
             // Started on the first poll: building a response does no work (SPEC 58).
-            tokio::spawn(produce(Core::resume(state), tx, timeout));
+            tokio::spawn(produce(driver, tx, timeout));
         }
         let step = match std::task::ready!(this.rx.poll_recv(cx)) {
             Some(step) => step,
@@ -599,33 +684,37 @@ impl Body for ProducerBody {
 }
 
 /// Runs the stream in a task of its own, handing each frame to the body within `timeout`.
-async fn produce(core: Core, tx: mpsc::Sender<Step>, timeout: Duration) {
+async fn produce<S: Stream<Item = Item>>(
+    driver: Driver<S>,
+    tx: mpsc::Sender<Step>,
+    timeout: Duration,
+) {
     use tokio::sync::mpsc::error::TrySendError;
-    let mut core = std::pin::pin!(core);
+    let mut driver = std::pin::pin!(driver);
     loop {
         let step = tokio::select! {
             biased;
-            () = tx.closed() => return core.as_mut().close(CloseReason::ClientDisconnected),
-            step = poll_fn(|cx| core.as_mut().poll_step(cx)) => step,
+            () = tx.closed() => return driver.as_mut().close(CloseReason::ClientDisconnected),
+            step = poll_fn(|cx| driver.as_mut().poll_step(cx)) => step,
         };
         let last = !matches!(step, Step::Data(_));
         let permit = match tx.try_reserve() {
             Ok(permit) => permit,
             Err(TrySendError::Closed(())) => {
-                return core.as_mut().close(CloseReason::ClientDisconnected);
+                return driver.as_mut().close(CloseReason::ClientDisconnected);
             }
             Err(TrySendError::Full(())) => {
                 match tokio::time::timeout(timeout, tx.reserve()).await {
                     Ok(Ok(permit)) => permit,
                     Ok(Err(_closed)) => {
-                        return core.as_mut().close(CloseReason::ClientDisconnected);
+                        return driver.as_mut().close(CloseReason::ClientDisconnected);
                     }
                     Err(_elapsed) => {
                         tracing::warn!(
                             ?timeout,
                             "server-sent event client stopped reading; send timeout, aborting the response"
                         );
-                        return core.as_mut().close(CloseReason::SendTimeout);
+                        return driver.as_mut().close(CloseReason::SendTimeout);
                     }
                 }
             }

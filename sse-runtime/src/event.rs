@@ -298,8 +298,13 @@ impl ServerSentEvent {
     /// assert_eq!(&buf[..], b"data: 1\n\ndata: 2\n\n");
     /// ```
     pub fn encode_to(&self, separator: Separator, buf: &mut BytesMut) {
+        self.write_to(separator, buf);
+    }
+
+    /// [`encode_to`](Self::encode_to) for any [`Buffer`].
+    pub(crate) fn write_to(&self, separator: Separator, buf: &mut impl Buffer) {
         let sep = self.separator.unwrap_or(separator).as_bytes();
-        buf.reserve(self.encoded_len_hint());
+        buf.reserve_bytes(self.encoded_len_hint());
         if let Some(comment) = &self.comment {
             put_lines(buf, b": ", comment, sep);
         }
@@ -337,7 +342,7 @@ impl ServerSentEvent {
 
 /// Writes `text` split on `\r\n`, `\r` and `\n` as `prefix piece sep` lines, keeping empty
 /// pieces (SPEC 13-16).
-pub(crate) fn put_lines(buf: &mut BytesMut, prefix: &[u8], text: &str, sep: &[u8]) {
+pub(crate) fn put_lines(buf: &mut impl Buffer, prefix: &[u8], text: &str, sep: &[u8]) {
     let mut rest = text.as_bytes();
     loop {
         buf.put_slice(prefix);
@@ -358,7 +363,7 @@ pub(crate) fn put_lines(buf: &mut BytesMut, prefix: &[u8], text: &str, sep: &[u8
 }
 
 /// Writes one `prefix text sep` line with every CR and LF of `text` deleted (SPEC 20-21).
-fn put_stripped(buf: &mut BytesMut, prefix: &[u8], text: &str, sep: &[u8]) {
+fn put_stripped(buf: &mut impl Buffer, prefix: &[u8], text: &str, sep: &[u8]) {
     buf.put_slice(prefix);
     let mut rest = text.as_bytes();
     while let Some(at) = memchr::memchr2(b'\r', b'\n', rest) {
@@ -367,4 +372,22 @@ fn put_stripped(buf: &mut BytesMut, prefix: &[u8], text: &str, sep: &[u8]) {
     }
     buf.put_slice(rest);
     buf.put_slice(sep);
+}
+
+/// Where events are encoded: a `BytesMut`, or the `Vec` a response's frames are built in.
+pub(crate) trait Buffer: BufMut {
+    /// Makes room for at least `additional` more bytes.
+    fn reserve_bytes(&mut self, additional: usize);
+}
+
+impl Buffer for BytesMut {
+    fn reserve_bytes(&mut self, additional: usize) {
+        self.reserve(additional);
+    }
+}
+
+impl Buffer for Vec<u8> {
+    fn reserve_bytes(&mut self, additional: usize) {
+        self.reserve(additional);
+    }
 }

@@ -4,9 +4,9 @@ use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
-use crate::event::{Separator, ServerSentEvent, put_lines};
+use crate::event::{Buffer, Separator, ServerSentEvent, put_lines};
 
 /// One value a stream sends, ready to encode: the common type behind every [`IntoEvent`].
 ///
@@ -21,27 +21,41 @@ use crate::event::{Separator, ServerSentEvent, put_lines};
 /// ```
 pub struct Payload(pub(crate) Repr);
 
+/// Raw bytes on one side, every other value on the other: the raw bytes' non-null vtable
+/// pointer tells the two apart and the other values fit beside it (a `String`'s capacity tells
+/// them apart in turn), so a payload is no larger than `Bytes`. Every stream's yield slot holds
+/// one, so its size is paid by every open stream.
 pub(crate) enum Repr {
+    Raw(Bytes),
+    Value(Value),
+}
+
+pub(crate) enum Value {
     Nothing,
     Text(String),
-    /// An `i128` as bytes: byte alignment keeps every payload (and every stream's yield slot)
-    /// 16 bytes smaller than a 16-aligned `i128` would.
+    /// An `i128` as bytes: byte alignment keeps every payload 16 bytes smaller than a
+    /// 16-aligned `i128` would.
     Int([u8; 16]),
     /// A `u128` as bytes, likewise.
     UInt([u8; 16]),
     Float(f64),
     Bool(bool),
     Char(char),
-    Event(ServerSentEvent),
-    Raw(Bytes),
+    /// Boxed: a box costs only the events that are built as `ServerSentEvent`s.
+    Event(Box<ServerSentEvent>),
     #[cfg_attr(not(feature = "json"), allow(dead_code))]
     Invalid(crate::BoxError),
+}
+
+/// A payload of any value but raw bytes.
+const fn value(value: Value) -> Payload {
+    Payload(Repr::Value(value))
 }
 
 impl Payload {
     /// A payload that sends nothing (what `None` yields).
     pub const fn nothing() -> Self {
-        Payload(Repr::Nothing)
+        value(Value::Nothing)
     }
 
     /// A payload that cannot be sent: when a stream yields it, the response ends as if the
@@ -49,7 +63,7 @@ impl Payload {
     ///
     /// JSON values that cannot be serialized become such payloads.
     pub fn invalid(error: impl Into<crate::BoxError>) -> Self {
-        Payload(Repr::Invalid(error.into()))
+        value(Value::Invalid(error.into()))
     }
 
     /// Encodes the payload as it would be sent in a response using `separator`.
@@ -74,34 +88,34 @@ impl Payload {
     pub(crate) fn encode_to(
         &self,
         separator: Separator,
-        buf: &mut BytesMut,
+        buf: &mut impl Buffer,
     ) -> Result<(), &crate::BoxError> {
         let sep = separator.as_bytes();
         match &self.0 {
-            Repr::Nothing => {}
-            Repr::Text(text) => put_data(buf, text, sep),
-            Repr::Int(n) => put_number(
+            Repr::Value(Value::Nothing) => {}
+            Repr::Value(Value::Text(text)) => put_data(buf, text, sep),
+            Repr::Value(Value::Int(n)) => put_number(
                 buf,
                 itoa::Buffer::new().format(i128::from_ne_bytes(*n)),
                 sep,
             ),
-            Repr::UInt(n) => put_number(
+            Repr::Value(Value::UInt(n)) => put_number(
                 buf,
                 itoa::Buffer::new().format(u128::from_ne_bytes(*n)),
                 sep,
             ),
-            Repr::Float(x) => {
+            Repr::Value(Value::Float(x)) => {
                 buf.put_slice(b"data: ");
                 // Writing into a BytesMut cannot fail.
                 let _ = write!(BytesWriter(buf), "{x}");
                 buf.put_slice(sep);
                 buf.put_slice(sep);
             }
-            Repr::Bool(b) => put_number(buf, if *b { "true" } else { "false" }, sep),
-            Repr::Char(c) => put_data(buf, c.encode_utf8(&mut [0; 4]), sep),
-            Repr::Event(event) => event.encode_to(separator, buf),
+            Repr::Value(Value::Bool(b)) => put_number(buf, if *b { "true" } else { "false" }, sep),
+            Repr::Value(Value::Char(c)) => put_data(buf, c.encode_utf8(&mut [0; 4]), sep),
+            Repr::Value(Value::Event(event)) => event.write_to(separator, buf),
             Repr::Raw(bytes) => buf.put_slice(bytes),
-            Repr::Invalid(error) => return Err(error),
+            Repr::Value(Value::Invalid(error)) => return Err(error),
         }
         Ok(())
     }
@@ -125,44 +139,44 @@ impl Payload {
 impl fmt::Debug for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            Repr::Nothing => f.write_str("Payload::Nothing"),
-            Repr::Text(t) => f.debug_tuple("Payload::Text").field(t).finish(),
-            Repr::Int(n) => f
+            Repr::Value(Value::Nothing) => f.write_str("Payload::Nothing"),
+            Repr::Value(Value::Text(t)) => f.debug_tuple("Payload::Text").field(t).finish(),
+            Repr::Value(Value::Int(n)) => f
                 .debug_tuple("Payload::Number")
                 .field(&i128::from_ne_bytes(*n))
                 .finish(),
-            Repr::UInt(n) => f
+            Repr::Value(Value::UInt(n)) => f
                 .debug_tuple("Payload::Number")
                 .field(&u128::from_ne_bytes(*n))
                 .finish(),
-            Repr::Float(x) => f.debug_tuple("Payload::Number").field(x).finish(),
-            Repr::Bool(b) => f.debug_tuple("Payload::Bool").field(b).finish(),
-            Repr::Char(c) => f.debug_tuple("Payload::Char").field(c).finish(),
-            Repr::Event(e) => f.debug_tuple("Payload::Event").field(e).finish(),
+            Repr::Value(Value::Float(x)) => f.debug_tuple("Payload::Number").field(x).finish(),
+            Repr::Value(Value::Bool(b)) => f.debug_tuple("Payload::Bool").field(b).finish(),
+            Repr::Value(Value::Char(c)) => f.debug_tuple("Payload::Char").field(c).finish(),
+            Repr::Value(Value::Event(e)) => f.debug_tuple("Payload::Event").field(e).finish(),
             Repr::Raw(b) => f.debug_tuple("Payload::Raw").field(b).finish(),
-            Repr::Invalid(e) => f.debug_tuple("Payload::Invalid").field(e).finish(),
+            Repr::Value(Value::Invalid(e)) => f.debug_tuple("Payload::Invalid").field(e).finish(),
         }
     }
 }
 
-fn put_data(buf: &mut BytesMut, text: &str, sep: &[u8]) {
-    buf.reserve(text.len() + 6 + 2 * sep.len());
+fn put_data(buf: &mut impl Buffer, text: &str, sep: &[u8]) {
+    buf.reserve_bytes(text.len() + 6 + 2 * sep.len());
     put_lines(buf, b"data: ", text, sep);
     buf.put_slice(sep);
 }
 
 /// A single-line value: no splitting needed.
-fn put_number(buf: &mut BytesMut, digits: &str, sep: &[u8]) {
-    buf.reserve(digits.len() + 6 + 2 * sep.len());
+fn put_number(buf: &mut impl Buffer, digits: &str, sep: &[u8]) {
+    buf.reserve_bytes(digits.len() + 6 + 2 * sep.len());
     buf.put_slice(b"data: ");
     buf.put_slice(digits.as_bytes());
     buf.put_slice(sep);
     buf.put_slice(sep);
 }
 
-struct BytesWriter<'a>(&'a mut BytesMut);
+struct BytesWriter<'a, B>(&'a mut B);
 
-impl fmt::Write for BytesWriter<'_> {
+impl<B: Buffer> fmt::Write for BytesWriter<'_, B> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         self.0.put_slice(s.as_bytes());
         Ok(())
@@ -237,25 +251,25 @@ impl IntoEvent for Payload {
 
 impl IntoEvent for ServerSentEvent {
     fn into_event(self) -> Payload {
-        Payload(Repr::Event(self))
+        value(Value::Event(Box::new(self)))
     }
 }
 
 impl IntoEvent for String {
     fn into_event(self) -> Payload {
-        Payload(Repr::Text(self))
+        value(Value::Text(self))
     }
 }
 
 impl IntoEvent for &String {
     fn into_event(self) -> Payload {
-        Payload(Repr::Text(self.clone()))
+        value(Value::Text(self.clone()))
     }
 }
 
 impl IntoEvent for &str {
     fn into_event(self) -> Payload {
-        Payload(Repr::Text(self.to_owned()))
+        value(Value::Text(self.to_owned()))
     }
 }
 
@@ -270,25 +284,25 @@ impl IntoEvent for Cow<'_, str> {
 
 impl IntoEvent for Box<str> {
     fn into_event(self) -> Payload {
-        Payload(Repr::Text(self.into_string()))
+        value(Value::Text(self.into_string()))
     }
 }
 
 impl IntoEvent for Arc<str> {
     fn into_event(self) -> Payload {
-        Payload(Repr::Text(self.as_ref().to_owned()))
+        value(Value::Text(self.as_ref().to_owned()))
     }
 }
 
 impl IntoEvent for char {
     fn into_event(self) -> Payload {
-        Payload(Repr::Char(self))
+        value(Value::Char(self))
     }
 }
 
 impl IntoEvent for bool {
     fn into_event(self) -> Payload {
-        Payload(Repr::Bool(self))
+        value(Value::Bool(self))
     }
 }
 
@@ -296,7 +310,7 @@ macro_rules! signed {
     ($($ty:ty)*) => {$(
         impl IntoEvent for $ty {
             fn into_event(self) -> Payload {
-                Payload(Repr::Int((self as i128).to_ne_bytes()))
+                value(Value::Int((self as i128).to_ne_bytes()))
             }
         }
     )*};
@@ -306,7 +320,7 @@ macro_rules! unsigned {
     ($($ty:ty)*) => {$(
         impl IntoEvent for $ty {
             fn into_event(self) -> Payload {
-                Payload(Repr::UInt((self as u128).to_ne_bytes()))
+                value(Value::UInt((self as u128).to_ne_bytes()))
             }
         }
     )*};
@@ -317,13 +331,13 @@ unsigned!(u8 u16 u32 u64 u128 usize);
 
 impl IntoEvent for f32 {
     fn into_event(self) -> Payload {
-        Payload(Repr::Float(f64::from(self)))
+        value(Value::Float(f64::from(self)))
     }
 }
 
 impl IntoEvent for f64 {
     fn into_event(self) -> Payload {
-        Payload(Repr::Float(self))
+        value(Value::Float(self))
     }
 }
 
@@ -363,5 +377,14 @@ impl<T: IntoEvent> IntoEvent for Option<T> {
             Some(value) => value.into_event(),
             None => Payload::nothing(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_payload_is_no_larger_than_raw_bytes() {
+        // Every stream's yield slot holds one: see `Repr`.
+        assert!(std::mem::size_of::<super::Payload>() <= std::mem::size_of::<bytes::Bytes>());
     }
 }

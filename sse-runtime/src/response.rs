@@ -14,10 +14,10 @@ use http::{StatusCode, Version};
 
 use crate::BoxError;
 use crate::channel::{self, Sender};
-use crate::close::{CloseHooks, CloseReason, Closer, HookSet};
+use crate::close::{CloseHooks, CloseReason, HookSet};
 use crate::connection::ConnectionHandle;
 use crate::context::SseContext;
-use crate::driver::{self, Core, PingFactory, ProducerBody, Source, SseBody};
+use crate::driver::{self, Pending, PingFactory, Start};
 use crate::event::{Separator, ServerSentEvent};
 use crate::into_event::IntoEvent;
 use crate::shutdown::{Shutdown, ShutdownConfig, ShutdownWatch};
@@ -73,7 +73,7 @@ const DEFAULT_CONTENT_TYPE: &str = "text/event-stream; charset=utf-8";
 /// `tracing`). The hooks learn which, as a [`CloseReason`].
 #[must_use = "an EventSourceResponse does nothing unless it is returned from a handler"]
 pub struct EventSourceResponse {
-    source: Source,
+    source: Box<dyn Start>,
     producer: Option<crate::close::BoxFuture>,
     status: StatusCode,
     headers: HeaderMap,
@@ -91,7 +91,7 @@ pub struct EventSourceResponse {
 }
 
 impl EventSourceResponse {
-    fn from_source(source: Source) -> Self {
+    fn from_source(source: Box<dyn Start>) -> Self {
         Self {
             source,
             producer: None,
@@ -125,7 +125,7 @@ impl EventSourceResponse {
         S: Stream + Send + 'static,
         S::Item: IntoEvent,
     {
-        Self::from_source(Box::pin(stream.map(|item| Ok(item.into_event()))))
+        Self::from_source(Box::new(Pending(stream.map(|item| Ok(item.into_event())))))
     }
 
     /// A response for a stream that may fail: an `Err` item ends the response as an error
@@ -145,11 +145,11 @@ impl EventSourceResponse {
         S::Ok: IntoEvent,
         S::Error: Into<BoxError>,
     {
-        Self::from_source(Box::pin(
+        Self::from_source(Box::new(Pending(
             stream
                 .into_stream()
                 .map(|item| item.map(IntoEvent::into_event).map_err(Into::into)),
-        ))
+        )))
     }
 
     /// A response fed through a channel: send events with the returned [`Sender`] (from any
@@ -177,7 +177,7 @@ impl EventSourceResponse {
     /// ```
     pub fn channel(capacity: usize) -> (Sender, Self) {
         let (tx, rx) = channel::channel(capacity);
-        (tx, Self::from_source(Box::pin(rx)))
+        (tx, Self::from_source(Box::new(Pending(rx))))
     }
 
     /// A response fed by a producer that runs inside the response: `producer` receives the
@@ -454,7 +454,6 @@ impl EventSourceResponse {
             .retry
             .map(|retry| ServerSentEvent::new().retry(retry).encode(self.separator));
         let parts = driver::Parts {
-            source: self.source,
             producer: self.producer,
             separator: self.separator,
             ping_interval: self.ping_interval,
@@ -462,23 +461,19 @@ impl EventSourceResponse {
             shutdown: ShutdownWatch::new(&self.shutdown),
             connection: self.connection,
             write_timeout: self.send_timeout.filter(|_| direct_timeout),
-            closer: Closer::new(self.hooks),
+            hooks: self.hooks,
             prelude,
         };
-        let core = Core::new(parts);
-        match self.send_timeout {
-            Some(timeout) if !direct_timeout => Body::new(ProducerBody::new(core, timeout)),
-            _ => Body::new(SseBody::new(core)),
-        }
+        let producer_timeout = self.send_timeout.filter(|_| !direct_timeout);
+        self.source.start(parts, producer_timeout)
     }
 
     /// Ends the stream before it started: the hooks learn why.
     fn abandon(self, reason: CloseReason) {
-        let mut closer = Closer::new(self.hooks);
-        if closer.begin(reason) {
-            drop(self.source);
-            closer.finish();
-        }
+        let mut hooks = self.hooks;
+        hooks.begin(reason);
+        drop(self.source);
+        hooks.finish(reason);
     }
 }
 
