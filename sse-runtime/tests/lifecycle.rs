@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Log, WITHIN, hooks, reader, settle};
+use common::{DISCONNECTED, Log, WITHIN, hooks, reader, settle};
 use futures_util::stream::{self, StreamExt};
 use sse_runtime::testing::ReadError;
 use sse_runtime::{
@@ -150,15 +150,7 @@ async fn spec_93_95_disconnect_runs_the_client_hook_before_dropping_the_source_t
     assert!(log.entries().is_empty());
     drop(body);
     settle().await;
-    assert_eq!(
-        log.entries(),
-        [
-            "client_close",
-            "source_dropped",
-            "close:ClientDisconnected",
-            "background"
-        ]
-    );
+    assert_eq!(log.entries(), DISCONNECTED);
 }
 
 #[tokio::test(start_paused = true)]
@@ -172,15 +164,7 @@ async fn spec_97_improved_a_stream_dropped_before_its_first_poll_still_cleans_up
     let body = reader(hooks(EventSourceResponse::new(source), &log));
     drop(body);
     settle().await;
-    assert_eq!(
-        log.entries(),
-        [
-            "client_close",
-            "source_dropped",
-            "close:ClientDisconnected",
-            "background"
-        ]
-    );
+    assert_eq!(log.entries(), DISCONNECTED);
 }
 
 #[tokio::test(start_paused = true)]

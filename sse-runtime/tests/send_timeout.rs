@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Log, WITHIN, hooks, reader, settle};
+use common::{DISCONNECTED, Log, WITHIN, hooks, reader, settle};
 use futures_util::stream::{self, StreamExt};
 use sse_runtime::testing::ReadError;
 use sse_runtime::{CloseReason, EventSourceResponse, StreamAborted};
@@ -135,15 +135,7 @@ async fn with_a_timeout_a_disconnect_still_drops_a_parked_source_at_once() {
     drop(body);
     settle().await;
     assert_eq!(dropped_at.elapsed(), Duration::ZERO);
-    assert_eq!(
-        log.entries(),
-        [
-            "client_close",
-            "source_dropped",
-            "close:ClientDisconnected",
-            "background"
-        ]
-    );
+    assert_eq!(log.entries(), DISCONNECTED);
 }
 
 #[tokio::test(start_paused = true)]

@@ -12,6 +12,15 @@ use sse_runtime::testing::BodyReader;
 /// A generous bound for reads that must succeed.
 pub const WITHIN: Duration = Duration::from_secs(30);
 
+/// What [`hooks`] record when a client leaves: the client-close hook runs before the source is
+/// dropped, then the close hook, then the background task (SPEC 93, 95).
+pub const DISCONNECTED: [&str; 4] = [
+    "client_close",
+    "source_dropped",
+    "close:ClientDisconnected",
+    "background",
+];
+
 /// Adds hooks that record `client_close`, `close:<reason>` and `background` in `log`.
 pub fn hooks(response: EventSourceResponse, log: &Log) -> EventSourceResponse {
     let (a, b, c) = (log.clone(), log.clone(), log.clone());
