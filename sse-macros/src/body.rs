@@ -282,12 +282,7 @@ impl VisitMut for BodyRewriter<'_> {
     }
 
     fn visit_macro_mut(&mut self, mac: &mut Macro) {
-        let name = mac
-            .path
-            .segments
-            .last()
-            .map(|segment| segment.ident.to_string());
-        if matches!(name.as_deref(), Some("stream" | "try_stream")) {
+        if is_stream_macro(mac) {
             return;
         }
         let tokens = std::mem::take(&mut mac.tokens);
@@ -295,4 +290,13 @@ impl VisitMut for BodyRewriter<'_> {
         mac.tokens = self.rewrite_tokens(tokens);
         self.macro_depth -= 1;
     }
+}
+
+/// Whether `mac` is async-stream's `stream!` or `try_stream!` (by its last path segment): its
+/// `yield`s belong to that stream, not to the endpoint.
+pub(crate) fn is_stream_macro(mac: &Macro) -> bool {
+    mac.path
+        .segments
+        .last()
+        .is_some_and(|segment| segment.ident == "stream" || segment.ident == "try_stream")
 }

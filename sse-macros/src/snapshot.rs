@@ -52,12 +52,7 @@ struct StreamBodies(Vec<TokenStream>);
 
 impl VisitMut for StreamBodies {
     fn visit_macro_mut(&mut self, mac: &mut syn::Macro) {
-        let name = mac
-            .path
-            .segments
-            .last()
-            .map(|segment| segment.ident.to_string());
-        if matches!(name.as_deref(), Some("stream" | "try_stream")) {
+        if crate::body::is_stream_macro(mac) {
             let placeholder = format_ident!("__snapshot_body_{}", self.0.len());
             self.0
                 .push(std::mem::replace(&mut mac.tokens, quote!(#placeholder)));
