@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{DISCONNECTED, Log, WITHIN, hooks, reader, settle};
+use common::{DISCONNECTED, Log, WITHIN, hooks, parked_source, reader, settle};
 use futures_util::stream::{self, StreamExt};
 use sse_runtime::testing::ReadError;
 use sse_runtime::{
@@ -132,12 +132,7 @@ async fn separator_applies_to_scalars_and_unset_events() {
 #[tokio::test(start_paused = true)]
 async fn spec_93_95_disconnect_runs_the_client_hook_before_dropping_the_source_then_the_rest() {
     let log = Log::default();
-    let guard = log.on_drop("source_dropped");
-    let source = stream::once(async { "first" }).chain(stream::once(async move {
-        let _guard = guard;
-        tokio::time::sleep(Duration::from_secs(3600)).await;
-        "never"
-    }));
+    let source = parked_source(&log);
     let mut body = reader(hooks(EventSourceResponse::new(source), &log));
     assert_eq!(
         body.frame(WITHIN).await.unwrap().unwrap(),

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{DISCONNECTED, Log, WITHIN, hooks, reader, settle};
+use common::{DISCONNECTED, Log, WITHIN, hooks, parked_source, reader, settle};
 use futures_util::stream::{self, StreamExt};
 use sse_runtime::testing::ReadError;
 use sse_runtime::{CloseReason, EventSourceResponse, StreamAborted};
@@ -119,12 +119,7 @@ async fn a_reading_client_never_times_out_however_long_the_stream() {
 #[tokio::test(start_paused = true)]
 async fn with_a_timeout_a_disconnect_still_drops_a_parked_source_at_once() {
     let log = Log::default();
-    let guard = log.on_drop("source_dropped");
-    let source = stream::once(async { "first" }).chain(stream::once(async move {
-        let _guard = guard;
-        tokio::time::sleep(Duration::from_secs(3600)).await;
-        "never"
-    }));
+    let source = parked_source(&log);
     let response = hooks(
         EventSourceResponse::new(source).send_timeout(Duration::from_secs(5)),
         &log,

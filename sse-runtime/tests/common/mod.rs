@@ -30,6 +30,18 @@ pub fn hooks(response: EventSourceResponse, log: &Log) -> EventSourceResponse {
         .background(async move { c.push("background") })
 }
 
+/// A source that yields `"first"`, then parks in an hour-long sleep; `source_dropped` is logged
+/// when it is dropped.
+pub fn parked_source(log: &Log) -> impl futures_util::Stream<Item = &'static str> + Send + 'static {
+    use futures_util::StreamExt;
+    let guard = log.on_drop("source_dropped");
+    futures_util::stream::once(async { "first" }).chain(futures_util::stream::once(async move {
+        let _guard = guard;
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        "never"
+    }))
+}
+
 /// Builds the response and returns a reader of its body.
 pub fn reader(response: EventSourceResponse) -> BodyReader {
     BodyReader::new(response.into_response().into_body())
