@@ -40,6 +40,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::time::{Instant, Sleep};
 
+use crate::time::deadline;
+
 /// A TCP listener for `axum::serve` whose connections can enforce send timeouts.
 ///
 /// Accepted sockets get `TCP_NODELAY`, so that small events are not held back by Nagle's
@@ -159,10 +161,10 @@ impl Io {
         }
         if !self.stalled {
             self.stalled = true;
-            let deadline = Instant::now() + Duration::from_nanos(nanos);
+            let at = deadline(Instant::now(), Duration::from_nanos(nanos));
             match &mut self.stall {
-                Some(sleep) => sleep.as_mut().reset(deadline),
-                None => self.stall = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                Some(sleep) => sleep.as_mut().reset(at),
+                None => self.stall = Some(Box::pin(tokio::time::sleep_until(at))),
             }
         }
         let expired = self

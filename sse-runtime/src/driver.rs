@@ -36,6 +36,7 @@ use crate::connection::ConnectionHandle;
 use crate::event::{Separator, ServerSentEvent};
 use crate::into_event::Payload;
 use crate::shutdown::ShutdownWatch;
+use crate::time::deadline;
 
 /// Builds the message of every keep-alive ping.
 pub(crate) type PingFactory = Arc<dyn Fn() -> ServerSentEvent + Send + Sync + 'static>;
@@ -312,7 +313,10 @@ impl State {
         self.flags |= STARTED;
         if let Some(period) = self.ping_period() {
             // A fixed period from the start of the stream; the first ping one period in.
-            ping_timer.set(Some(tokio::time::sleep_until(Instant::now() + period)));
+            ping_timer.set(Some(tokio::time::sleep_until(deadline(
+                Instant::now(),
+                period,
+            ))));
         }
         if let Some(extras) = &self.extras
             && let (Some(connection), Some(timeout)) = (&extras.connection, extras.write_timeout)
@@ -488,13 +492,16 @@ fn poll_ping(timer: Pin<&mut Option<Sleep>>, period: Duration, cx: &mut Context<
     if sleep.as_mut().poll(cx).is_pending() {
         return false;
     }
-    let deadline = sleep.deadline();
+    let due = sleep.deadline();
     let now = Instant::now();
-    let next = if now > deadline + Duration::from_millis(5) {
-        let behind = (now - deadline).as_nanos() % period.as_nanos();
-        now + (period - Duration::from_nanos(u64::try_from(behind).unwrap_or(0)))
+    let next = if now > deadline(due, Duration::from_millis(5)) {
+        let behind = (now - due).as_nanos() % period.as_nanos();
+        deadline(
+            now,
+            period - Duration::from_nanos(u64::try_from(behind).unwrap_or(0)),
+        )
     } else {
-        deadline + period
+        deadline(due, period)
     };
     // Armed at the next poll, which follows the frame this ping goes out in.
     sleep.reset(next);

@@ -76,6 +76,7 @@ mod response;
 mod shutdown;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod time;
 
 pub use broadcast::{Broadcast, LagPolicy, Subscription};
 pub use channel::{SendError, Sender, TrySendError};

@@ -323,8 +323,11 @@ impl EventSourceResponse {
     /// out the stalled write and closes the socket, at no cost per event. Otherwise the stream
     /// runs in a task of its own that hands each frame to the body through a channel of capacity
     /// one and times out that hand-off; the socket then stays open until the client goes away.
+    ///
+    /// `Duration::ZERO` sets no timeout, as for [`ping`](Self::ping) (the attribute rejects
+    /// `send_timeout = 0`); a timeout too long for the clock (`Duration::MAX`) never fires.
     pub fn send_timeout(mut self, timeout: Duration) -> Self {
-        self.send_timeout = Some(timeout);
+        self.send_timeout = Some(timeout).filter(|timeout| !timeout.is_zero());
         self
     }
 
@@ -401,6 +404,8 @@ impl EventSourceResponse {
     /// Lets the stream run for up to `grace` after a shutdown began, so it can send farewell
     /// events (watch a [`ShutdownSignal`](crate::ShutdownSignal)) and end cleanly; it is aborted
     /// when the grace ends. Pings continue meanwhile. Default: zero, the stream is aborted at once.
+    /// A grace too long for the clock (`Duration::MAX`) never ends: the stream then runs until it
+    /// ends by itself.
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown.grace = grace;
         self

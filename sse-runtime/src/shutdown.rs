@@ -21,6 +21,8 @@ use http::request::Parts;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+use crate::time::deadline;
+
 /// A shutdown switch for every SSE stream of one app. Cheap to clone.
 ///
 /// ```no_run
@@ -298,8 +300,9 @@ impl ShutdownWatch {
                         return Poll::Ready(());
                     }
                     let start = self.handle.triggered_at().unwrap_or_else(Instant::now);
-                    self.state =
-                        WatchState::Grace(Box::pin(tokio::time::sleep_until(start + self.grace)));
+                    self.state = WatchState::Grace(Box::pin(tokio::time::sleep_until(deadline(
+                        start, self.grace,
+                    ))));
                 }
                 WatchState::Grace(sleep) => {
                     if sleep.as_mut().poll(cx).is_pending() {

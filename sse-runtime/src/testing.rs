@@ -125,7 +125,7 @@ impl BodyReader {
 
     /// Everything until the clean end of the body, which must come within `timeout`.
     pub async fn read_to_end(&mut self, timeout: Duration) -> Result<Bytes, ReadError> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = crate::time::deadline(tokio::time::Instant::now(), timeout);
         let mut all = BytesMut::new();
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -142,7 +142,7 @@ impl BodyReader {
         needle: &[u8],
         timeout: Duration,
     ) -> Result<Bytes, ReadError> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = crate::time::deadline(tokio::time::Instant::now(), timeout);
         let mut all = BytesMut::new();
         while !contains(&all, needle) {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
