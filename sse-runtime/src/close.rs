@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// | `SendTimeout` | an aborted connection | no |
 /// | `Shutdown` | a clean end if the stream finished within its grace period, else an abort | yes |
 /// | `Error` | an aborted connection (no terminating chunk) | no |
+/// | `HeadRequest` | the headers alone (the stream never started) | yes |
 ///
 /// ```
 /// use sse_runtime::CloseReason;
@@ -36,6 +37,12 @@ pub enum CloseReason {
     Shutdown,
     /// The source failed or panicked, or yielded a value that could not be encoded.
     Error,
+    /// The request was `HEAD` (a health check, say): the response carried the headers alone,
+    /// and the stream never started; its source was dropped unpolled. The client-close hooks do
+    /// not run, since no client left; the background tasks do (as sse-starlette 3.7 does).
+    /// The response learns the method from [`SseContext`](crate::SseContext), which every
+    /// `#[sse_endpoint]` handler passes.
+    HeadRequest,
 }
 
 impl CloseReason {
@@ -52,6 +59,7 @@ impl CloseReason {
             CloseReason::SendTimeout => "send timeout",
             CloseReason::Shutdown => "server shutdown",
             CloseReason::Error => "stream error",
+            CloseReason::HeadRequest => "head request",
         }
     }
 }

@@ -1,8 +1,8 @@
 //! `SseContext`: what a response needs to know about its request.
 
 use axum::extract::{ConnectInfo, FromRequestParts};
-use http::Version;
 use http::request::Parts;
+use http::{Method, Version};
 
 use crate::connection::{Connection, ConnectionHandle};
 use crate::shutdown::{Shutdown, ShutdownSignal};
@@ -16,6 +16,7 @@ use crate::shutdown::{Shutdown, ShutdownSignal};
 /// * The **shutdown handle** (installed by [`Shutdown::layer`]) ends the stream on shutdown.
 /// * The **connection** (present with the [`connection`](crate::connection) server setup) lets a
 ///   send timeout close the socket without a task of its own.
+/// * The **method**: a `HEAD` request gets the headers alone, and the stream never starts.
 ///
 /// ```
 /// use futures_util::stream;
@@ -31,6 +32,7 @@ pub struct SseContext {
     pub(crate) version: Option<Version>,
     pub(crate) shutdown: Option<Shutdown>,
     pub(crate) connection: Option<ConnectionHandle>,
+    pub(crate) head: bool,
 }
 
 impl SseContext {
@@ -43,7 +45,14 @@ impl SseContext {
                 .extensions
                 .get::<ConnectInfo<Connection>>()
                 .map(|info| info.0.handle().clone()),
+            head: parts.method == Method::HEAD,
         }
+    }
+
+    /// Whether the request is `HEAD`: the response then sends its headers alone and never
+    /// starts the stream ([`CloseReason::HeadRequest`](crate::CloseReason::HeadRequest)).
+    pub fn is_head(&self) -> bool {
+        self.head
     }
 
     /// The request's HTTP version.

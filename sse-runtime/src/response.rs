@@ -88,6 +88,7 @@ pub struct EventSourceResponse {
     version: Option<Version>,
     connection: Option<ConnectionHandle>,
     retry: Option<u64>,
+    head: bool,
 }
 
 impl EventSourceResponse {
@@ -108,6 +109,7 @@ impl EventSourceResponse {
             version: None,
             connection: None,
             retry: None,
+            head: false,
         }
     }
 
@@ -376,8 +378,11 @@ impl EventSourceResponse {
         self
     }
 
-    /// Applies what the request tells: HTTP version, shutdown handle and connection.
+    /// Applies what the request tells: HTTP version, shutdown handle, connection, and whether
+    /// the request is `HEAD` (then only the headers are sent, the stream never starts, and the
+    /// hooks see [`CloseReason::HeadRequest`]).
     pub fn context(mut self, context: SseContext) -> Self {
+        self.head = context.head;
         self.version = context.version.or(self.version);
         if self.shutdown.handle.is_none() {
             self.shutdown.handle = context.shutdown;
@@ -498,7 +503,15 @@ impl IntoResponse for EventSourceResponse {
             }
         };
         let status = self.status;
-        let mut response = Response::new(self.into_body());
+        let body = if self.head {
+            // Headers only (sse-starlette 3.7): nothing reads a HEAD response's body, so the
+            // stream never starts, and no client left.
+            self.abandon(CloseReason::HeadRequest);
+            Body::empty()
+        } else {
+            self.into_body()
+        };
+        let mut response = Response::new(body);
         *response.status_mut() = status;
         *response.headers_mut() = headers;
         response
