@@ -2,12 +2,14 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::ReusableBoxFuture;
 
 use crate::BoxError;
@@ -32,9 +34,10 @@ use crate::into_event::{IntoEvent, Payload};
 /// # }
 /// ```
 ///
-/// A subscriber lags when it has not taken events for as long as the broadcast holds them (its
-/// `capacity`): a slow client, or one whose connection stalled. The broadcast never buffers more
-/// than `capacity` events in all, whatever the number of subscribers.
+/// A subscriber lags when more than `capacity` events were sent after the oldest one it has not
+/// taken yet: a slow client, or one whose connection stalled. It then never receives an event
+/// more than `capacity` behind the newest: exactly the `capacity` most recent events are still
+/// there for it, whatever the capacity (see [`Broadcast::new`] for the memory this takes).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LagPolicy {
@@ -53,9 +56,10 @@ pub enum LagPolicy {
 ///
 /// Cheap to clone (share it as axum state). Each [`send`](Self::send) encodes the event with the
 /// broadcast's separator into one `Bytes` that every subscriber's response shares; a subscriber's
-/// stream yields those bytes unframed, so they go out as they are. Memory is bounded: at most
-/// `capacity` events are held, and a subscriber that falls further behind is handled by the
-/// [`LagPolicy`].
+/// stream yields those bytes unframed, so they go out as they are. Memory is bounded: a
+/// subscriber is never handed an event more than `capacity` behind the newest, one that falls
+/// further behind is handled by the [`LagPolicy`], and at most `capacity` rounded up to a power
+/// of two encoded events stay in memory, whatever the number of subscribers.
 ///
 /// ```
 /// use axum::{Router, extract::State, routing::{get, post}};
@@ -85,13 +89,57 @@ pub struct Broadcast {
 }
 
 struct Inner {
-    tx: broadcast::Sender<Bytes>,
+    /// Every event with its number in the order of sending.
+    tx: broadcast::Sender<(u64, Bytes)>,
+    /// The number of the next event to send. Held while sending, so that numbers follow the
+    /// order of the ring.
+    next: Mutex<u64>,
+    /// What subscriptions share (not the sender: dropping the broadcast ends them).
+    shared: Arc<Shared>,
+}
+
+/// What a [`Subscription`] reads of its broadcast.
+struct Shared {
+    /// The number of events sent so far: what a subscriber compares its event's number with.
+    /// (`Acquire` pairs with the sender's `Release`; a stale value only underestimates a lag.)
+    head: AtomicU64,
+    capacity: u64,
     separator: Separator,
     policy: LagPolicy,
 }
 
+impl Shared {
+    /// How many events the subscriber that just received event `seq` is behind, counting it.
+    fn behind(&self, seq: u64) -> u64 {
+        self.head.load(Ordering::Acquire).saturating_sub(seq)
+    }
+}
+
 impl Broadcast {
-    /// A broadcast holding up to `capacity` events (at least 1) for subscribers that are behind.
+    /// A broadcast that keeps the `capacity` most recent events (at least 1) for subscribers
+    /// that are behind; one further behind lags (see [`LagPolicy`]).
+    ///
+    /// Memory: the events live in tokio's broadcast ring, whose size is `capacity` rounded up
+    /// to a power of two, so up to that many encoded events (for capacity 3, 4; for 9, 16) may
+    /// stay in memory while a slow subscriber has not taken them. No subscriber is ever handed
+    /// one more than `capacity` behind.
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    /// use sse_runtime::{Broadcast, LagPolicy, Separator};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let hub = Broadcast::with_options(3, Separator::Lf, LagPolicy::Skip);
+    /// let mut slow = hub.subscribe();
+    /// for i in 0..4 {
+    ///     hub.send(i).unwrap();
+    /// }
+    /// // Four events for a capacity of three: the oldest is skipped.
+    /// let first = slow.next().await.unwrap().encode(Separator::Lf);
+    /// assert_eq!(first, &b"data: 1\n\n"[..]);
+    /// # }
+    /// ```
     pub fn new(capacity: usize) -> Self {
         Self::with_options(capacity, Separator::CrLf, LagPolicy::Notify)
     }
@@ -105,12 +153,18 @@ impl Broadcast {
     /// assert_eq!(hub.subscriber_count(), 0);
     /// ```
     pub fn with_options(capacity: usize, separator: Separator, policy: LagPolicy) -> Self {
-        let (tx, _) = broadcast::channel(capacity.max(1));
+        let capacity = capacity.max(1);
+        let (tx, _) = broadcast::channel(capacity);
         Self {
             inner: Arc::new(Inner {
                 tx,
-                separator,
-                policy,
+                next: Mutex::new(0),
+                shared: Arc::new(Shared {
+                    head: AtomicU64::new(0),
+                    capacity: u64::try_from(capacity).unwrap_or(u64::MAX),
+                    separator,
+                    policy,
+                }),
             }),
         }
     }
@@ -137,7 +191,10 @@ impl Broadcast {
     /// ```
     pub fn send(&self, event: impl IntoEvent) -> Result<usize, BoxError> {
         let mut buf = BytesMut::new();
-        if let Err(error) = event.into_event().encode_to(self.inner.separator, &mut buf) {
+        if let Err(error) = event
+            .into_event()
+            .encode_to(self.inner.shared.separator, &mut buf)
+        {
             return Err(error.to_string().into());
         }
         Ok(self.send_bytes(buf.freeze()))
@@ -145,16 +202,21 @@ impl Broadcast {
 
     /// Hands already-encoded bytes to every subscriber, unchanged.
     pub fn send_bytes(&self, bytes: Bytes) -> usize {
-        self.inner.tx.send(bytes).unwrap_or(0)
+        let mut next = self
+            .inner
+            .next
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let seq = *next;
+        let delivered = self.inner.tx.send((seq, bytes)).unwrap_or(0);
+        *next = seq + 1;
+        self.inner.shared.head.store(seq + 1, Ordering::Release);
+        delivered
     }
 
     /// A stream of everything sent from now on, for one response.
     pub fn subscribe(&self) -> Subscription {
-        Subscription::new(
-            self.inner.tx.subscribe(),
-            self.inner.policy.clone(),
-            self.inner.separator,
-        )
+        Subscription::new(self.inner.tx.subscribe(), self.inner.shared.clone())
     }
 
     /// How many subscriptions are alive.
@@ -167,8 +229,9 @@ impl fmt::Debug for Broadcast {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Broadcast")
             .field("subscribers", &self.subscriber_count())
-            .field("separator", &self.inner.separator)
-            .field("policy", &self.inner.policy)
+            .field("capacity", &self.inner.shared.capacity)
+            .field("separator", &self.inner.shared.separator)
+            .field("policy", &self.inner.shared.policy)
             .finish()
     }
 }
@@ -187,41 +250,77 @@ impl fmt::Debug for Broadcast {
 /// ```
 pub struct Subscription {
     /// The receiver, while no wait is in progress.
-    rx: Option<broadcast::Receiver<Bytes>>,
+    rx: Option<broadcast::Receiver<(u64, Bytes)>>,
     /// The wait for the next event once none was ready; it owns the receiver meanwhile. Its
     /// allocation is made at the first wait and reused by every later one.
     wait: Option<ReusableBoxFuture<'static, Received>>,
-    policy: LagPolicy,
-    separator: Separator,
+    hub: Arc<Shared>,
 }
 
 /// What a wait ends with, and the receiver back.
 type Received = (
-    Result<Bytes, broadcast::error::RecvError>,
-    broadcast::Receiver<Bytes>,
+    Result<(u64, Bytes), broadcast::error::RecvError>,
+    broadcast::Receiver<(u64, Bytes)>,
 );
 
-async fn next(mut rx: broadcast::Receiver<Bytes>) -> Received {
+async fn next(mut rx: broadcast::Receiver<(u64, Bytes)>) -> Received {
     let received = rx.recv().await;
     (received, rx)
 }
 
 impl Subscription {
-    fn new(rx: broadcast::Receiver<Bytes>, policy: LagPolicy, separator: Separator) -> Self {
+    fn new(rx: broadcast::Receiver<(u64, Bytes)>, hub: Arc<Shared>) -> Self {
         Self {
             rx: Some(rx),
             wait: None,
-            policy,
-            separator,
+            hub,
         }
     }
 
-    /// The next event or error: at once if one is ready, else through the (reused) wait.
-    fn poll_recv(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<Bytes, broadcast::error::RecvError>> {
-        use broadcast::error::{RecvError, TryRecvError};
+    /// The next event, or how many events were skipped because the subscriber fell more than
+    /// `capacity` behind, or the end.
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes, RecvError>> {
+        let capacity = self.hub.capacity;
+        let (missed, behind) = match std::task::ready!(self.poll_recv(cx)) {
+            Ok((seq, bytes)) => {
+                let behind = self.hub.behind(seq);
+                if behind <= capacity {
+                    return Poll::Ready(Ok(bytes));
+                }
+                // This event is older than the `capacity` most recent: skip it too.
+                (1, behind - 1)
+            }
+            // tokio's ring (`capacity` rounded up to a power of two) overflowed: the receiver
+            // now stands at the oldest event the ring holds. (`len` takes the ring's lock, on
+            // this rare path only.)
+            Err(RecvError::Lagged(missed)) => {
+                let behind = self.rx.as_ref().map_or(0, broadcast::Receiver::len);
+                (missed, behind as u64)
+            }
+            Err(RecvError::Closed) => return Poll::Ready(Err(RecvError::Closed)),
+        };
+        Poll::Ready(Err(RecvError::Lagged(
+            missed + self.skip(behind.saturating_sub(capacity)),
+        )))
+    }
+
+    /// Skips up to `count` events that are ready; returns how many were skipped.
+    fn skip(&mut self, count: u64) -> u64 {
+        let Some(rx) = &mut self.rx else { return 0 };
+        let mut skipped = 0;
+        while skipped < count {
+            match rx.try_recv() {
+                Ok(_) => skipped += 1,
+                Err(broadcast::error::TryRecvError::Lagged(missed)) => skipped += missed,
+                Err(_) => break,
+            }
+        }
+        skipped
+    }
+
+    /// The next message of the ring: at once if one is ready, else through the (reused) wait.
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<(u64, Bytes), RecvError>> {
+        use broadcast::error::TryRecvError;
         if let Some(mut rx) = self.rx.take() {
             // Events sent together are taken without a future, one after the other.
             match rx.try_recv() {
@@ -259,22 +358,21 @@ impl Stream for Subscription {
     type Item = Payload;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Payload>> {
-        use broadcast::error::RecvError;
         let this = &mut *self;
         loop {
             if this.rx.is_none() && this.wait.is_none() {
                 return Poll::Ready(None);
             }
-            match std::task::ready!(this.poll_recv(cx)) {
+            match std::task::ready!(this.poll_event(cx)) {
                 Ok(bytes) => return Poll::Ready(Some(bytes.into_event())),
                 Err(RecvError::Closed) => {
                     this.end();
                     return Poll::Ready(None);
                 }
-                Err(RecvError::Lagged(missed)) => match this.policy {
+                Err(RecvError::Lagged(missed)) => match this.hub.policy {
                     LagPolicy::Notify => {
                         let notice = ServerSentEvent::new().event("lagged").data(missed);
-                        return Poll::Ready(Some(notice.encode(this.separator).into_event()));
+                        return Poll::Ready(Some(notice.encode(this.hub.separator).into_event()));
                     }
                     LagPolicy::Skip => {}
                     LagPolicy::Disconnect => {

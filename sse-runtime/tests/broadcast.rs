@@ -100,3 +100,82 @@ async fn a_subscription_ends_when_the_broadcast_is_dropped() {
         &b"data: last\r\n\r\n"[..]
     );
 }
+
+/// Everything a subscriber that took nothing yet reads once the broadcast is dropped (its
+/// stream then ends after the events still held for it).
+async fn drain(hub: Broadcast, mut slow: sse_runtime::Subscription) -> Vec<String> {
+    drop(hub);
+    let mut seen = Vec::new();
+    while let Some(payload) = tokio::time::timeout(WITHIN, slow.next()).await.unwrap() {
+        seen.push(String::from_utf8(payload.encode(Separator::Lf).to_vec()).unwrap());
+    }
+    seen
+}
+
+#[tokio::test]
+async fn the_configured_capacity_is_enforced_for_capacities_1_to_17() {
+    // tokio rounds its ring up to a power of two (3 holds 4, 9 holds 16); the broadcast still
+    // keeps exactly `capacity` events for a subscriber, under every policy.
+    for capacity in 1..=17usize {
+        for sent in [
+            capacity - 1,
+            capacity,
+            capacity + 1,
+            capacity + 2,
+            2 * capacity + 3,
+            40,
+        ] {
+            for policy in [LagPolicy::Notify, LagPolicy::Skip, LagPolicy::Disconnect] {
+                let hub = Broadcast::with_options(capacity, Separator::Lf, policy.clone());
+                let slow = hub.subscribe();
+                for i in 0..sent {
+                    hub.send(i).unwrap();
+                }
+                let seen = drain(hub, slow).await;
+                let kept = sent.min(capacity);
+                let recent: Vec<String> = (sent - kept..sent)
+                    .map(|i| format!("data: {i}\n\n"))
+                    .collect();
+                let expected: Vec<String> = if sent <= capacity {
+                    recent
+                } else {
+                    match policy {
+                        LagPolicy::Notify => {
+                            let notice = format!("event: lagged\ndata: {}\n\n", sent - capacity);
+                            std::iter::once(notice).chain(recent).collect()
+                        }
+                        LagPolicy::Skip => recent,
+                        _ => Vec::new(),
+                    }
+                };
+                assert_eq!(
+                    seen, expected,
+                    "capacity {capacity}, {sent} events sent, {policy:?}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_subscriber_that_keeps_within_the_capacity_never_lags() {
+    for capacity in 1..=17usize {
+        let hub = Broadcast::with_options(capacity, Separator::Lf, LagPolicy::Disconnect);
+        let mut subscriber = hub.subscribe();
+        for round in 0..5 {
+            for i in 0..capacity {
+                hub.send(round * capacity + i).unwrap();
+            }
+            for i in 0..capacity {
+                let payload = subscriber.next().await.expect("not lagged");
+                let text = String::from_utf8(payload.encode(Separator::Lf).to_vec()).unwrap();
+                assert_eq!(text, format!("data: {}\n\n", round * capacity + i));
+            }
+        }
+        // One more than the capacity behind: now it lags, and the policy ends it.
+        for i in 0..=capacity {
+            hub.send(i).unwrap();
+        }
+        assert!(subscriber.next().await.is_none(), "capacity {capacity}");
+    }
+}
