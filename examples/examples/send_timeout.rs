@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use axum::{Router, routing::get};
-use sse_runtime::connection::{Connection, Listener};
+use sse_runtime::connection::Listener;
 use sse_runtime::{CloseReason, Shutdown, sse};
 
 fn report(reason: CloseReason) {
@@ -44,15 +44,8 @@ sse! {
 async fn main() -> std::io::Result<()> {
     examples::init_tracing();
     let shutdown = Shutdown::new();
-    let app = Router::new()
-        .route("/events", get(events))
-        .layer(shutdown.layer());
+    let app = Router::new().route("/events", get(events));
     let listener = Listener::bind(examples::listen_addr()).await?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<Connection>(),
-    )
-    .with_graceful_shutdown(shutdown.on_signal())
-    .await
+    sse_runtime::serve(listener, app, &shutdown).await
 }

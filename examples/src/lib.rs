@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use sse_runtime::Shutdown;
+use sse_runtime::connection::Listener;
 
 /// The address an example listens on: 127.0.0.1:8000, or the port in `PORT`.
 pub fn listen_addr() -> SocketAddr {
@@ -25,16 +26,13 @@ pub fn init_tracing() {
         .init();
 }
 
-/// Serves `app` on [`listen_addr`] until SIGINT (Ctrl-C) or SIGTERM, with logging, and with a
-/// [`Shutdown`] handle so that open streams end instead of keeping the server alive. The
-/// `cooperative_shutdown` example spells this wiring out.
+/// Serves `app` on [`listen_addr`] with [`sse_runtime::serve`] until SIGINT (Ctrl-C) or SIGTERM,
+/// with logging: open streams end instead of keeping the server alive, even for clients that
+/// stopped reading. The `cooperative_shutdown` example spells this wiring out.
 pub async fn serve(app: Router) -> std::io::Result<()> {
     init_tracing();
     let shutdown = Shutdown::new();
-    let app = app.layer(shutdown.layer());
-    let listener = tokio::net::TcpListener::bind(listen_addr()).await?;
+    let listener = Listener::bind(listen_addr()).await?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.on_signal())
-        .await
+    sse_runtime::serve(listener, app, &shutdown).await
 }

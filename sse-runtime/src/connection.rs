@@ -1,5 +1,5 @@
-//! The server setup that lets a send timeout close the socket: a listener whose connections
-//! time out stalled writes.
+//! The listener behind [`serve`](crate::serve): its connections time out stalled writes and
+//! close when a shutdown's grace ends, even if their client stopped reading.
 //!
 //! hyper stops polling a response body while its write buffer is full, and it has no write
 //! timeout of its own, so a client that stops reading keeps its connection (and the buffers
@@ -21,16 +21,23 @@
 //! # }
 //! ```
 //!
+//! The same connections follow the [`Shutdown`] of the SSE responses they carry: once it began
+//! and the longest grace of those responses plus [`SHUTDOWN_MARGIN`] passed, a connection whose
+//! streams could not end by themselves (hyper does not poll a body whose client is not reading)
+//! fails its pending read or write, hyper closes it (with a reset), and the dropped streams
+//! report [`CloseReason::Shutdown`](crate::CloseReason::Shutdown). A connection that never
+//! carried an SSE stream is left to axum's graceful shutdown.
+//!
 //! Without this setup a send timeout still works: the stream then runs in a task of its own,
 //! which drops the source and reports `SendTimeout`, but the socket stays open until the client
-//! goes away.
+//! goes away, and a graceful shutdown waits for it.
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -40,6 +47,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::time::{Instant, Sleep};
 
+use crate::shutdown::{Shutdown, ShutdownWatch};
 use crate::time::deadline;
 
 /// A TCP listener for `axum::serve` whose connections can enforce send timeouts.
@@ -96,12 +104,30 @@ impl axum::serve::Listener for Listener {
     }
 }
 
+/// How long after the grace of its streams a connection is closed on shutdown: the streams end
+/// themselves when the grace ends, if hyper still polls them; this is the backstop for those it
+/// does not (a client that stopped reading), and the margin lets the ordinary ending win.
+pub const SHUTDOWN_MARGIN: Duration = Duration::from_millis(250);
+
 /// The shared state of one connection.
 #[derive(Debug, Default)]
 struct Shared {
     /// The write timeout in nanoseconds; 0 means none.
     timeout_nanos: AtomicU64,
     timed_out: AtomicBool,
+    /// The shutdown the SSE streams of this connection follow (set by the first of them).
+    shutdown: OnceLock<Shutdown>,
+    /// The longest grace of those streams, in nanoseconds (saturating).
+    grace_nanos: AtomicU64,
+    /// The connection was closed because the shutdown's grace ended.
+    shut_down: AtomicBool,
+}
+
+impl Shared {
+    fn grace(&self) -> Duration {
+        Duration::from_nanos(self.grace_nanos.load(Ordering::Relaxed))
+            .saturating_add(SHUTDOWN_MARGIN)
+    }
 }
 
 /// What a response holds of its connection.
@@ -119,6 +145,21 @@ impl ConnectionHandle {
     pub(crate) fn timed_out(&self) -> bool {
         self.0.timed_out.load(Ordering::Relaxed)
     }
+
+    /// Makes the connection follow `shutdown`: once it began and `grace` (the longest of the
+    /// connection's streams) plus [`SHUTDOWN_MARGIN`] passed, the connection is closed, even if
+    /// hyper cannot poll the streams because their client stopped reading.
+    pub(crate) fn follow_shutdown(&self, shutdown: &Shutdown, grace: Duration) {
+        // A connection serves one app, so every stream names the same handle.
+        let _ = self.0.shutdown.set(shutdown.clone());
+        let nanos = u64::try_from(grace.as_nanos()).unwrap_or(u64::MAX);
+        self.0.grace_nanos.fetch_max(nanos, Ordering::Relaxed);
+    }
+
+    /// Whether the connection was closed by the shutdown.
+    pub(crate) fn shut_down(&self) -> bool {
+        self.0.shut_down.load(Ordering::Relaxed)
+    }
 }
 
 /// A connection accepted by [`Listener`]: a `TcpStream` whose stalled writes time out once a
@@ -128,6 +169,10 @@ pub struct Io {
     shared: Arc<Shared>,
     stall: Option<Pin<Box<Sleep>>>,
     stalled: bool,
+    /// The shutdown, once an SSE stream of this connection follows one.
+    shutdown: Option<Box<ShutdownWatch>>,
+    /// Closed by the shutdown: every later read and write fails.
+    closed: bool,
 }
 
 impl Io {
@@ -137,7 +182,47 @@ impl Io {
             shared: Arc::default(),
             stall: None,
             stalled: false,
+            shutdown: None,
+            closed: false,
         }
+    }
+
+    /// Called whenever the socket cannot proceed (hyper then waits for it, and may not poll
+    /// the response bodies): whether the shutdown's grace ended, so the connection must close.
+    /// The watch registers the task's waker, so a connection parked on a client that stopped
+    /// reading wakes up for it.
+    fn shutdown_due(&mut self, cx: &mut Context<'_>) -> bool {
+        let watch = match &mut self.shutdown {
+            Some(watch) => watch,
+            None => {
+                let Some(handle) = self.shared.shutdown.get() else {
+                    return false;
+                };
+                self.shutdown.insert(Box::new(ShutdownWatch::for_connection(
+                    handle,
+                    Duration::ZERO,
+                )))
+            }
+        };
+        watch.extend_grace(self.shared.grace());
+        if watch.poll(cx).is_pending() {
+            return false;
+        }
+        self.closed = true;
+        self.shared.shut_down.store(true, Ordering::Relaxed);
+        if let Err(error) = self.stream.set_zero_linger() {
+            tracing::debug!(%error, "cannot set SO_LINGER");
+        }
+        tracing::debug!("shutdown grace over; closing a connection whose client is not reading");
+        true
+    }
+
+    /// A pending poll, or the error that closes the connection once the shutdown is due.
+    fn pending<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        if self.shutdown_due(cx) {
+            return Poll::Ready(Err(closed_by_shutdown()));
+        }
+        Poll::Pending
     }
 
     /// The underlying stream.
@@ -154,6 +239,9 @@ impl Io {
         if poll.is_ready() {
             self.stalled = false;
             return poll;
+        }
+        if self.shutdown_due(cx) {
+            return Poll::Ready(Err(closed_by_shutdown()));
         }
         let nanos = self.shared.timeout_nanos.load(Ordering::Relaxed);
         if nanos == 0 {
@@ -196,13 +284,25 @@ impl fmt::Debug for Io {
     }
 }
 
+fn closed_by_shutdown() -> io::Error {
+    io::Error::other("server shutdown: the grace period ended")
+}
+
 impl AsyncRead for Io {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+        let this = self.get_mut();
+        if this.closed {
+            return Poll::Ready(Err(closed_by_shutdown()));
+        }
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            // hyper keeps a read pending on every open connection (h2 frames, h1 EOF detection).
+            Poll::Pending => this.pending(cx),
+            ready => ready,
+        }
     }
 }
 
@@ -213,6 +313,9 @@ impl AsyncWrite for Io {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.closed {
+            return Poll::Ready(Err(closed_by_shutdown()));
+        }
         let poll = Pin::new(&mut this.stream).poll_write(cx, buf);
         this.track(cx, poll)
     }
@@ -223,6 +326,9 @@ impl AsyncWrite for Io {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.closed {
+            return Poll::Ready(Err(closed_by_shutdown()));
+        }
         let poll = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
         this.track(cx, poll)
     }
@@ -232,7 +338,14 @@ impl AsyncWrite for Io {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+        let this = self.get_mut();
+        if this.closed {
+            return Poll::Ready(Err(closed_by_shutdown()));
+        }
+        match Pin::new(&mut this.stream).poll_flush(cx) {
+            Poll::Pending => this.pending(cx),
+            ready => ready,
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -199,7 +199,11 @@ impl<S: Stream<Item = Item>> Driver<S> {
             .unwrap_or_default();
         // Saturates at 584 years, which is as good as never.
         let ping_nanos = u64::try_from(parts.ping_interval.as_nanos()).unwrap_or(u64::MAX);
-        let connection = parts.connection.filter(|_| parts.write_timeout.is_some());
+        // The connection tells why a dropped body ended: its write timed out, or the shutdown
+        // closed it.
+        let connection = parts
+            .connection
+            .filter(|_| parts.write_timeout.is_some() || parts.shutdown.is_some());
         let extras = Extras {
             hooks: parts.hooks,
             shutdown: parts.shutdown,
@@ -244,9 +248,22 @@ impl<S: Stream<Item = Item>> Driver<S> {
 
     /// Ends the stream for `reason` (only the first call counts); see [`State::close`].
     pub(crate) fn close(self: Pin<&mut Self>, reason: CloseReason) {
+        let reason = Some(reason);
+        self.close_for(reason);
+    }
+
+    /// Ends the stream whose body was dropped unfinished, for the reason its connection tells
+    /// (see [`State::drop_reason`]).
+    fn close_dropped(self: Pin<&mut Self>) {
+        self.close_for(None);
+    }
+
+    fn close_for(self: Pin<&mut Self>, reason: Option<CloseReason>) {
         let mut this = self.project();
-        let mut source = this.source;
-        this.state.close(reason, &mut source);
+        if let Some(reason) = this.state.begin_close(reason) {
+            this.source.set(None);
+            this.state.finish_close(reason);
+        }
         this.ping_timer.set(None);
     }
 }
@@ -476,6 +493,7 @@ impl State {
             .and_then(|extras| extras.connection.as_ref());
         match connection {
             Some(connection) if connection.timed_out() => CloseReason::SendTimeout,
+            Some(connection) if connection.shut_down() => CloseReason::Shutdown,
             _ => CloseReason::ClientDisconnected,
         }
     }
@@ -701,21 +719,17 @@ async fn produce<S: Stream<Item = Item>>(
     loop {
         let step = tokio::select! {
             biased;
-            () = tx.closed() => return driver.as_mut().close(CloseReason::ClientDisconnected),
+            () = tx.closed() => return driver.as_mut().close_dropped(),
             step = poll_fn(|cx| driver.as_mut().poll_step(cx)) => step,
         };
         let last = !matches!(step, Step::Data(_));
         let permit = match tx.try_reserve() {
             Ok(permit) => permit,
-            Err(TrySendError::Closed(())) => {
-                return driver.as_mut().close(CloseReason::ClientDisconnected);
-            }
+            Err(TrySendError::Closed(())) => return driver.as_mut().close_dropped(),
             Err(TrySendError::Full(())) => {
                 match tokio::time::timeout(timeout, tx.reserve()).await {
                     Ok(Ok(permit)) => permit,
-                    Ok(Err(_closed)) => {
-                        return driver.as_mut().close(CloseReason::ClientDisconnected);
-                    }
+                    Ok(Err(_closed)) => return driver.as_mut().close_dropped(),
                     Err(_elapsed) => {
                         tracing::warn!(
                             ?timeout,

@@ -56,8 +56,10 @@
 //! * [`IntoEvent`]: what a stream may yield;
 //! * [`EventSourceResponse`]: the response, its options and hooks ([`CloseReason`]);
 //! * [`Broadcast`]: encode-once fan-out to many clients;
-//! * [`Shutdown`], [`ShutdownSignal`]: graceful shutdown that never hangs;
-//! * [`connection`]: the server setup that lets a send timeout close the socket;
+//! * [`serve`]: the one way to run an app with SSE streams; a shutdown never hangs on a client;
+//! * [`Shutdown`], [`ShutdownSignal`]: graceful shutdown and farewells;
+//! * [`connection`]: the listener behind `serve`, whose connections enforce send timeouts and
+//!   the shutdown's grace;
 //! * [`testing`]: reading SSE responses in tests (feature `testing`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -73,6 +75,7 @@ mod into_event;
 #[cfg(feature = "json")]
 mod json;
 mod response;
+mod serve;
 mod shutdown;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -88,6 +91,7 @@ pub use into_event::{IntoEvent, Payload};
 #[cfg(feature = "json")]
 pub use json::{Json, JsonError, JsonServerSentEvent};
 pub use response::{DEFAULT_PING_INTERVAL, EventSourceResponse};
+pub use serve::serve;
 pub use shutdown::{Shutdown, ShutdownSignal};
 
 #[cfg(feature = "macros")]

@@ -460,6 +460,13 @@ impl EventSourceResponse {
             && self
                 .version
                 .is_some_and(|version| version < Version::HTTP_2);
+        if let (Some(connection), Some(shutdown)) = (&self.connection, &self.shutdown.handle)
+            && self.shutdown.drain
+        {
+            // The backstop for a client that stops reading: hyper no longer polls this body
+            // then, so the connection itself closes once the grace is over.
+            connection.follow_shutdown(shutdown, self.shutdown.grace);
+        }
         let prelude = self
             .retry
             .map(|retry| ServerSentEvent::new().retry(retry).encode(self.separator));

@@ -2,8 +2,9 @@
 //!
 //! `axum::serve(..).with_graceful_shutdown(..)` waits for every open connection to finish, and an
 //! SSE stream never finishes by itself, so a server with open streams would hang on Ctrl-C. A
-//! [`Shutdown`] handle ends them: wire it into the router with [`Shutdown::layer`] and hand
-//! [`Shutdown::on_signal`] to `with_graceful_shutdown`.
+//! [`Shutdown`] handle ends them: give it to [`serve`](crate::serve), which wires it into the
+//! router ([`Shutdown::layer`]), hands [`Shutdown::on_signal`] to `with_graceful_shutdown`, and
+//! serves connections that close when the grace ends even if their client stopped reading.
 //!
 //! Each stream watches the handle through one cancellation future (no polling, no task and no
 //! timer per connection; a grace timer is armed only once the shutdown has begun). Two handles
@@ -27,6 +28,7 @@ use crate::time::deadline;
 ///
 /// ```no_run
 /// use axum::{Router, routing::get};
+/// use sse_runtime::connection::Listener;
 /// use sse_runtime::{Shutdown, sse};
 ///
 /// sse! {
@@ -40,11 +42,9 @@ use crate::time::deadline;
 ///
 /// # async fn run() -> std::io::Result<()> {
 /// let shutdown = Shutdown::new();
-/// let app = Router::new().route("/ticks", get(ticks)).layer(shutdown.layer());
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
-/// axum::serve(listener, app)
-///     .with_graceful_shutdown(shutdown.on_signal())
-///     .await
+/// let app = Router::new().route("/ticks", get(ticks));
+/// let listener = Listener::bind("127.0.0.1:8000").await?;
+/// sse_runtime::serve(listener, app, &shutdown).await
 /// # }
 /// ```
 #[derive(Clone, Default)]
@@ -266,18 +266,30 @@ impl ShutdownWatch {
     /// `None` when there is nothing to watch (no handle, or the stream opted out of the drain).
     pub(crate) fn new(config: &ShutdownConfig) -> Option<Self> {
         let handle = config.handle.as_ref().filter(|_| config.drain)?;
-        let state = if handle.is_triggered() {
+        let mut watch = Self::for_connection(handle, config.grace);
+        if watch.begun {
             // Opened after the shutdown began: end at once (SPEC 105).
-            WatchState::Late
-        } else {
-            WatchState::Waiting(Box::pin(handle.cancelled_owned()))
-        };
-        Some(Self {
+            watch.state = WatchState::Late;
+        }
+        Some(watch)
+    }
+
+    /// The watch of `handle` with `grace`. A connection that carries SSE streams watches the
+    /// shutdown too: ready once it began and the longest grace of its streams passed, when the
+    /// connection must close whatever its client does.
+    pub(crate) fn for_connection(handle: &Shutdown, grace: Duration) -> Self {
+        Self {
             handle: handle.clone(),
-            state,
-            grace: config.grace,
+            state: WatchState::Waiting(Box::pin(handle.cancelled_owned())),
+            grace,
             begun: handle.is_triggered(),
-        })
+        }
+    }
+
+    /// Lengthens the grace (a connection's is the longest of its streams'); no effect once the
+    /// grace timer runs.
+    pub(crate) fn extend_grace(&mut self, grace: Duration) {
+        self.grace = self.grace.max(grace);
     }
 
     /// Whether the shutdown has begun (a stream ending now ends because of it).

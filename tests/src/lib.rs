@@ -142,8 +142,18 @@ pub struct GracefulServer {
     pub done: JoinHandle<()>,
 }
 
-/// Serves `app` with `shutdown.layer()` and `with_graceful_shutdown(shutdown.on_signal())`.
+/// Serves `app` the documented way, [`sse_runtime::serve`], until `shutdown`.
 pub async fn serve_graceful(app: Router, shutdown: &sse_runtime::Shutdown) -> GracefulServer {
+    let listener = Listener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serve = sse_runtime::serve(listener, app, shutdown);
+    let done = tokio::spawn(async move { serve.await.unwrap() });
+    GracefulServer { addr, done }
+}
+
+/// Serves `app` with plain `axum::serve` on a `TcpListener`, with `shutdown.layer()` and
+/// `with_graceful_shutdown(shutdown.on_signal())`: what plain axum can do.
+pub async fn serve_graceful_plain(app: Router, shutdown: &sse_runtime::Shutdown) -> GracefulServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = app.layer(shutdown.layer());

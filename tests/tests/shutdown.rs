@@ -9,6 +9,7 @@ use axum::routing::get;
 use sse_runtime::{EventSourceResponse, ServerSentEvent, Shutdown, ShutdownSignal, SseContext};
 use tests::{
     GracefulServer, Log, WITHIN, ended_cleanly, raw_get, read_to_close, read_until, serve_graceful,
+    serve_graceful_plain,
 };
 
 /// Ticks every 20 ms; with `farewell`, says goodbye when told about the shutdown.
@@ -52,9 +53,25 @@ async fn wait_done(server: GracefulServer, since: Instant) -> Duration {
 
 #[tokio::test]
 async fn spec_106_by_default_every_stream_is_aborted_at_once_and_serve_returns() {
+    every_stream_is_aborted_at_once(false).await;
+}
+
+/// What plain `axum::serve` on a `TcpListener` can guarantee: streams whose clients read end on
+/// shutdown (one whose client stopped reading cannot; see frozen_client.rs).
+#[tokio::test]
+async fn plain_axum_serve_ends_the_streams_of_reading_clients() {
+    every_stream_is_aborted_at_once(true).await;
+}
+
+async fn every_stream_is_aborted_at_once(plain_axum: bool) {
     let log = Log::default();
     let shutdown = Shutdown::new();
-    let server = serve_graceful(ticks(log.clone(), false, Duration::ZERO), &shutdown).await;
+    let app = ticks(log.clone(), false, Duration::ZERO);
+    let server = if plain_axum {
+        serve_graceful_plain(app, &shutdown).await
+    } else {
+        serve_graceful(app, &shutdown).await
+    };
     let mut clients = Vec::new();
     for _ in 0..3 {
         let mut client = raw_get(server.addr, "/ticks").await;
