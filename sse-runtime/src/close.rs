@@ -1,5 +1,6 @@
 //! How a stream ended, and the hooks that run when it does: exactly once, on every exit path.
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -70,7 +71,7 @@ impl fmt::Display for CloseReason {
     }
 }
 
-pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+type BackgroundTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 type ClientCloseHook = Box<dyn FnOnce() + Send + 'static>;
 type CloseHook = Box<dyn FnOnce(CloseReason) + Send + 'static>;
 
@@ -78,9 +79,9 @@ type CloseHook = Box<dyn FnOnce(CloseReason) + Send + 'static>;
 enum Hook {
     ClientClose(ClientCloseHook),
     Close(CloseHook),
-    Background(BoxFuture),
+    Background(BackgroundTask),
     /// Hooks registered at run time: taken when the stream ends.
-    Shared(CloseHooks),
+    RegisteredAtRunTime(CloseHooks),
 }
 
 /// The hooks of one response, in registration order.
@@ -105,8 +106,8 @@ impl HookSet {
         self.push(Hook::Background(Box::pin(task)));
     }
 
-    pub(crate) fn shared(&mut self, hooks: CloseHooks) {
-        self.push(Hook::Shared(hooks));
+    pub(crate) fn registered_at_run_time(&mut self, hooks: CloseHooks) {
+        self.push(Hook::RegisteredAtRunTime(hooks));
     }
 
     fn push(&mut self, hook: Hook) {
@@ -138,7 +139,10 @@ impl fmt::Debug for HookSet {
                 "background",
                 &self.count(|h| matches!(h, Hook::Background(_))),
             )
-            .field("shared", &self.count(|h| matches!(h, Hook::Shared(_))))
+            .field(
+                "registered_at_run_time",
+                &self.count(|h| matches!(h, Hook::RegisteredAtRunTime(_))),
+            )
             .finish()
     }
 }
@@ -218,17 +222,26 @@ impl HookSet {
         self.hooks.is_empty()
     }
 
+    /// Ends a stream for `reason`, in the one order every exit follows (SPEC 93, 95): hooks
+    /// registered at run time join the list, the client-close hooks run (a disconnect only),
+    /// then `drop_source` drops the stream's source (its destructors are its cleanup), then the
+    /// close hooks run with the reason and the background tasks it allows are spawned.
+    pub(crate) fn close(&mut self, reason: CloseReason, drop_source: impl FnOnce()) {
+        self.begin(reason);
+        drop_source();
+        self.finish(reason);
+    }
+
     /// What happens before the source is dropped: hooks registered at run time join the list
     /// (after the builder's, in the order of their handles), and the client-close hooks run if
-    /// `reason` is a disconnect (SPEC 93). The caller decides the reason once, then drops the
-    /// source, then calls [`HookSet::finish`].
-    pub(crate) fn begin(&mut self, reason: CloseReason) {
+    /// `reason` is a disconnect (SPEC 93).
+    fn begin(&mut self, reason: CloseReason) {
         let shared: Vec<Hook> = self
             .hooks
-            .extract_if(.., |hook| matches!(hook, Hook::Shared(_)))
+            .extract_if(.., |hook| matches!(hook, Hook::RegisteredAtRunTime(_)))
             .collect();
         for hook in shared {
-            if let Hook::Shared(handle) = hook {
+            if let Hook::RegisteredAtRunTime(handle) = hook {
                 self.append(handle.take());
             }
         }
@@ -245,9 +258,10 @@ impl HookSet {
     }
 
     /// Runs the close hooks and starts the background tasks `reason` allows.
-    pub(crate) fn finish(&mut self, reason: CloseReason) {
+    fn finish(&mut self, reason: CloseReason) {
         let mut hooks = std::mem::take(&mut self.hooks);
-        // Client-close hooks that did not run are dropped first, as before the close hooks run.
+        // Client-close hooks that did not run (the stream did not end by a disconnect) are
+        // dropped before the close hooks run.
         hooks.retain(|hook| !matches!(hook, Hook::ClientClose(_)));
         for hook in hooks.extract_if(.., |hook| matches!(hook, Hook::Close(_))) {
             if let Hook::Close(hook) = hook {
@@ -260,26 +274,88 @@ impl HookSet {
             if let Hook::Background(task) = hook
                 && run
             {
-                spawn_background(task);
+                spawn_detached(task, "stream ended");
             }
         }
     }
 }
 
-/// Runs a user hook; a panic is logged instead of tearing down the connection task.
-fn guarded(name: &str, hook: impl FnOnce()) {
-    if catch_unwind(AssertUnwindSafe(hook)).is_err() {
-        tracing::error!(hook = name, "server-sent event close hook panicked");
+/// Runs a user hook; a panic is logged (with its message) instead of tearing down the
+/// connection task. Sound to assert unwind safety: the hook is consumed, so nothing it left
+/// half-done is observed again.
+pub(crate) fn guarded(name: &str, hook: impl FnOnce()) {
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(hook)) {
+        tracing::error!(
+            hook = name,
+            panic = panic_message(&*panic),
+            "server-sent event hook panicked"
+        );
     }
 }
 
-fn spawn_background(task: BoxFuture) {
+/// The message of a caught panic, for the log.
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("<non-string panic payload>")
+}
+
+/// Spawns a task that nothing waits for (a background task, an async hook), or logs that it
+/// was dropped when no tokio runtime is running.
+pub(crate) fn spawn_detached(task: impl Future<Output = ()> + Send + 'static, what: &str) {
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => {
             handle.spawn(task);
         }
-        Err(_) => tracing::warn!(
-            "server-sent event stream ended outside a tokio runtime; its background task was dropped"
-        ),
+        Err(_) => {
+            tracing::warn!("server-sent event {what} outside a tokio runtime: the task was dropped")
+        }
     }
 }
+
+/// The error a body ends with when the response is aborted: hyper then closes the connection
+/// without the terminating chunk, and the client sees an incomplete body.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use axum::response::IntoResponse;
+/// use futures_util::stream;
+/// use sse_runtime::testing::{BodyReader, ReadError};
+/// use sse_runtime::{CloseReason, EventSourceResponse, StreamAborted};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let failing = stream::iter([Err::<&str, _>(std::io::Error::other("boom"))]);
+/// let response = EventSourceResponse::from_try_stream(failing).into_response();
+/// let mut body = BodyReader::new(response.into_body());
+/// let Err(ReadError::Aborted(error)) = body.frame(Duration::from_secs(1)).await else {
+///     panic!("expected an abort");
+/// };
+/// let aborted = error.downcast_ref::<StreamAborted>().unwrap();
+/// assert_eq!(aborted.reason(), CloseReason::Error);
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct StreamAborted(CloseReason);
+
+impl StreamAborted {
+    pub(crate) fn new(reason: CloseReason) -> Self {
+        Self(reason)
+    }
+
+    /// Why the stream was aborted.
+    pub fn reason(&self) -> CloseReason {
+        self.0
+    }
+}
+
+impl fmt::Display for StreamAborted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "server-sent event stream aborted: {}", self.0)
+    }
+}
+
+impl std::error::Error for StreamAborted {}

@@ -83,9 +83,8 @@ mod time;
 
 pub use broadcast::{Broadcast, LagPolicy, Subscription};
 pub use channel::{SendError, Sender, TrySendError};
-pub use close::{CloseHooks, CloseReason};
+pub use close::{CloseHooks, CloseReason, StreamAborted};
 pub use context::SseContext;
-pub use driver::StreamAborted;
 pub use event::{ParseSeparatorError, Separator, ServerSentEvent};
 pub use into_event::{IntoEvent, Payload};
 #[cfg(feature = "json")]

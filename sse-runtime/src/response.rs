@@ -17,7 +17,7 @@ use crate::channel::{self, Sender};
 use crate::close::{CloseHooks, CloseReason, HookSet};
 use crate::connection::ConnectionHandle;
 use crate::context::SseContext;
-use crate::driver::{self, Pending, PingFactory, Start};
+use crate::driver::{self, PingFactory, Producer, SendTimeout, Start, Unstarted};
 use crate::event::{Separator, ServerSentEvent};
 use crate::into_event::IntoEvent;
 use crate::shutdown::{Shutdown, ShutdownConfig, ShutdownWatch};
@@ -74,7 +74,7 @@ const DEFAULT_CONTENT_TYPE: &str = "text/event-stream; charset=utf-8";
 #[must_use = "an EventSourceResponse does nothing unless it is returned from a handler"]
 pub struct EventSourceResponse {
     source: Box<dyn Start>,
-    producer: Option<crate::close::BoxFuture>,
+    producer: Option<Producer>,
     status: StatusCode,
     headers: HeaderMap,
     invalid_header: Option<http::Error>,
@@ -127,7 +127,9 @@ impl EventSourceResponse {
         S: Stream + Send + 'static,
         S::Item: IntoEvent,
     {
-        Self::from_source(Box::new(Pending(stream.map(|item| Ok(item.into_event())))))
+        Self::from_source(Box::new(Unstarted(
+            stream.map(|item| Ok(item.into_event())),
+        )))
     }
 
     /// A response for a stream that may fail: an `Err` item ends the response as an error
@@ -147,7 +149,7 @@ impl EventSourceResponse {
         S::Ok: IntoEvent,
         S::Error: Into<BoxError>,
     {
-        Self::from_source(Box::new(Pending(
+        Self::from_source(Box::new(Unstarted(
             stream
                 .into_stream()
                 .map(|item| item.map(IntoEvent::into_event).map_err(Into::into)),
@@ -179,7 +181,7 @@ impl EventSourceResponse {
     /// ```
     pub fn channel(capacity: usize) -> (Sender, Self) {
         let (tx, rx) = channel::channel(capacity);
-        (tx, Self::from_source(Box::new(Pending(rx))))
+        (tx, Self::from_source(Box::new(Unstarted(rx))))
     }
 
     /// A response fed by a producer that runs inside the response: `producer` receives the
@@ -374,7 +376,7 @@ impl EventSourceResponse {
 
     /// Adds hooks registered at run time (see [`CloseHooks`]).
     pub fn close_hooks(mut self, hooks: &CloseHooks) -> Self {
-        self.hooks.shared(hooks.clone());
+        self.hooks.registered_at_run_time(hooks.clone());
         self
     }
 
@@ -456,10 +458,6 @@ impl EventSourceResponse {
     }
 
     fn into_body(self) -> Body {
-        let direct_timeout = self.connection.is_some()
-            && self
-                .version
-                .is_some_and(|version| version < Version::HTTP_2);
         if let (Some(connection), Some(shutdown)) = (&self.connection, &self.shutdown.handle)
             && self.shutdown.drain
         {
@@ -470,27 +468,41 @@ impl EventSourceResponse {
         let prelude = self
             .retry
             .map(|retry| ServerSentEvent::new().retry(retry).encode(self.separator));
-        let parts = driver::Parts {
+        let send_timeout = self.decide_send_timeout();
+        let settings = driver::Settings {
             producer: self.producer,
             separator: self.separator,
             ping_interval: self.ping_interval,
             ping_message: self.ping_message,
             shutdown: ShutdownWatch::new(&self.shutdown),
+            send_timeout,
             connection: self.connection,
-            write_timeout: self.send_timeout.filter(|_| direct_timeout),
             hooks: self.hooks,
             prelude,
         };
-        let producer_timeout = self.send_timeout.filter(|_| !direct_timeout);
-        self.source.start(parts, producer_timeout)
+        self.source.start(settings)
+    }
+
+    /// Which mechanism enforces the send timeout: the connection's `Io` where it can (the
+    /// documented server setup, HTTP/1: one stream per connection), else a producer task.
+    fn decide_send_timeout(&self) -> SendTimeout {
+        let Some(timeout) = self.send_timeout else {
+            return SendTimeout::Off;
+        };
+        let http1 = self
+            .version
+            .is_some_and(|version| version < Version::HTTP_2);
+        if self.connection.is_some() && http1 {
+            SendTimeout::Connection(timeout)
+        } else {
+            SendTimeout::Producer(timeout)
+        }
     }
 
     /// Ends the stream before it started: the hooks learn why.
     fn abandon(self, reason: CloseReason) {
-        let mut hooks = self.hooks;
-        hooks.begin(reason);
-        drop(self.source);
-        hooks.finish(reason);
+        let (mut hooks, source) = (self.hooks, self.source);
+        hooks.close(reason, || drop(source));
     }
 }
 

@@ -1,0 +1,540 @@
+//! The response body: source stream, ping schedule, shutdown watch and hooks in one state
+//! machine, split by role as hyper splits `proto/h1`:
+//!
+//! * this file: the state machine ([`Driver`]), and how a stream ends ([`Ending`]);
+//! * `ping`: the ping schedule and the default ping message;
+//! * `body`: the body hyper polls directly ([`SseBody`]): no extra task, lock or channel;
+//! * `producer`: the body fed by a producer task ([`ProducerBody`]), only for a send timeout
+//!   the connection cannot enforce: hyper stops polling a body while its write buffer is full,
+//!   so a timer inside the body could never fire for a client that stopped reading. The task
+//!   hands frames over a channel of capacity one and times out each hand-off.
+//!
+//! [`Driver::poll_step`] is the single place where a stream advances and where it decides how
+//! it ends. Every exit (end, error, panic, disconnect, shutdown, send timeout) goes through
+//! `State::close`, which reports exactly one [`CloseReason`] through `HookSet::close`.
+
+mod body;
+mod ping;
+mod producer;
+
+use std::any::Any;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_core::Stream;
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+
+use crate::BoxError;
+use crate::close::{CloseReason, HookSet};
+use crate::connection::ConnectionHandle;
+use crate::event::{Separator, ServerSentEvent};
+use crate::into_event::Payload;
+use crate::shutdown::ShutdownWatch;
+use crate::time::deadline;
+
+use self::body::SseBody;
+use self::producer::ProducerBody;
+
+/// Builds the message of every keep-alive ping.
+pub(crate) type PingFactory = Arc<dyn Fn() -> ServerSentEvent + Send + Sync + 'static>;
+
+/// A future the response runs beside its stream (`EventSourceResponse::with_producer`).
+pub(crate) type Producer = Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
+
+/// Events that are ready together are coalesced into one body frame of at most about this size.
+pub(crate) const FRAME_LIMIT: usize = 32 * 1024;
+
+/// Raw bytes at least this large go out as a frame of their own instead of being copied.
+const RAW_ZERO_COPY: usize = 4 * 1024;
+
+/// How a stream ended: why, and whether the response is aborted (no terminating chunk, so the
+/// client sees an incomplete body) or ends cleanly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ending {
+    pub(crate) reason: CloseReason,
+    pub(crate) abort: bool,
+}
+
+impl Ending {
+    fn clean(reason: CloseReason) -> Self {
+        Self {
+            reason,
+            abort: false,
+        }
+    }
+
+    fn abort(reason: CloseReason) -> Self {
+        Self {
+            reason,
+            abort: true,
+        }
+    }
+}
+
+/// One step of the stream, as the body hands it to hyper.
+#[derive(Debug)]
+pub(crate) enum Step {
+    Data(Bytes),
+    End(Ending),
+}
+
+/// How a send timeout is enforced, decided once by the response builder.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum SendTimeout {
+    Off,
+    /// The connection's `Io` times out stalled writes (HTTP/1 with `connection::Listener`).
+    Connection(Duration),
+    /// A producer task times out its hand-off to the body.
+    Producer(Duration),
+}
+
+/// Everything the driver needs, gathered by the response builder.
+pub(crate) struct Settings {
+    pub(crate) producer: Option<Producer>,
+    pub(crate) separator: Separator,
+    pub(crate) ping_interval: Duration,
+    pub(crate) ping_message: Option<PingFactory>,
+    pub(crate) shutdown: Option<ShutdownWatch>,
+    pub(crate) connection: Option<ConnectionHandle>,
+    pub(crate) send_timeout: SendTimeout,
+    pub(crate) hooks: HookSet,
+    pub(crate) prelude: Option<Bytes>,
+}
+
+/// What a response is built from: its stream, kept at its own type until the body is made, so
+/// that the stream lives inside the body's allocation rather than in one of its own.
+pub(crate) trait Start: Send {
+    /// The response body: driven directly, or through a producer task for a send timeout.
+    fn start(self: Box<Self>, settings: Settings) -> axum::body::Body;
+}
+
+/// A stream whose response has not been sent yet.
+pub(crate) struct Unstarted<S>(pub(crate) S);
+
+impl<S> Start for Unstarted<S>
+where
+    S: Stream<Item = Item> + Send + 'static,
+{
+    fn start(self: Box<Self>, settings: Settings) -> axum::body::Body {
+        let send_timeout = settings.send_timeout;
+        let driver = Driver::new(settings, self.0);
+        match send_timeout {
+            SendTimeout::Producer(timeout) => {
+                axum::body::Body::new(ProducerBody::new(driver, timeout))
+            }
+            SendTimeout::Off | SendTimeout::Connection(_) => {
+                axum::body::Body::new(SseBody::new(driver))
+            }
+        }
+    }
+}
+
+/// What a source yields.
+pub(crate) type Item = Result<Payload, BoxError>;
+
+/// The driver's view of its source, which lives beside it in the body.
+///
+/// It exists so that `State` (everything but the source and the timer) stays one non-generic
+/// type while the source stays inline in the driver: `State` reaches its sibling field through
+/// this callback, to poll it and to drop it at the right point of the close sequence.
+trait SourceSlot {
+    /// The next item; `None` once the source was dropped.
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Option<Poll<Option<Item>>>;
+    /// Drops the source.
+    fn clear(&mut self);
+}
+
+impl<S: Stream<Item = Item>> SourceSlot for Pin<&mut Option<S>> {
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Option<Poll<Option<Item>>> {
+        self.as_mut()
+            .as_pin_mut()
+            .map(|source| source.poll_next(cx))
+    }
+
+    fn clear(&mut self) {
+        self.set(None);
+    }
+}
+
+pin_project! {
+    /// The state machine of one response, with its source and its ping timer inline: one
+    /// allocation (axum's box of the body) holds everything an idle stream needs.
+    pub(crate) struct Driver<S> {
+        #[pin]
+        ping_timer: Option<Sleep>,
+        state: State,
+        #[pin]
+        source: Option<S>,
+    }
+
+    impl<S> PinnedDrop for Driver<S> {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped unfinished: the client went away, or its connection closed it.
+            let this = this.project();
+            let mut source = this.source;
+            this.state.close_dropped(&mut || source.set(None));
+        }
+    }
+}
+
+/// Everything of [`Driver`] but its timer and its source: what every stream needs, inline.
+struct State {
+    /// The ping period in nanoseconds; 0 sends no pings.
+    ping_nanos: u64,
+    /// The frame being built (a `Vec`: 8 bytes less than a `BytesMut` in every open stream).
+    buf: Vec<u8>,
+    /// What only some streams use (hooks, shutdown, a send timeout, ...), out of line.
+    extras: Option<Box<Extras>>,
+    /// Size of the last frame (saturating): the next buffer starts with about this much room.
+    last_frame: u16,
+    separator: Separator,
+    /// How the stream ended, once it has: its hooks ran, and the ending is handed to hyper
+    /// once the buffer is flushed.
+    ended: Option<Ending>,
+    /// [`STARTED`], [`DELIVERED`] and [`DONE`]: one byte, as every open stream carries them.
+    flags: u8,
+}
+
+/// The stream was polled once: its timer is armed.
+const STARTED: u8 = 1;
+/// Something was handed to hyper.
+const DELIVERED: u8 = 2;
+/// The ending was handed to hyper.
+const DONE: u8 = 4;
+
+/// What only some streams use: allocated for the ones that do.
+#[derive(Default)]
+struct Extras {
+    hooks: HookSet,
+    shutdown: Option<ShutdownWatch>,
+    ping_message: Option<PingFactory>,
+    producer: Option<Producer>,
+    /// The connection, when it can tell why a dropped body ended (its write timed out, or the
+    /// shutdown closed it).
+    connection: Option<ConnectionHandle>,
+    /// The send timeout the connection enforces, armed when the stream starts.
+    send_timeout: Option<Duration>,
+    /// Large raw bytes waiting for the buffered bytes before them to go out.
+    pending_raw: Option<Bytes>,
+}
+
+impl Extras {
+    /// Whether a stream needs none of this (then it is not allocated). `pending_raw` is filled
+    /// on demand.
+    fn is_unused(&self) -> bool {
+        self.hooks.is_empty()
+            && self.shutdown.is_none()
+            && self.ping_message.is_none()
+            && self.producer.is_none()
+            && self.connection.is_none()
+            && self.send_timeout.is_none()
+    }
+}
+
+impl<S: Stream<Item = Item>> Driver<S> {
+    pub(crate) fn new(settings: Settings, source: S) -> Self {
+        let buf = settings
+            .prelude
+            .map(|prelude| prelude.to_vec())
+            .unwrap_or_default();
+        // Saturates at 584 years, which is as good as never.
+        let ping_nanos = u64::try_from(settings.ping_interval.as_nanos()).unwrap_or(u64::MAX);
+        let send_timeout = match settings.send_timeout {
+            SendTimeout::Connection(timeout) => Some(timeout),
+            SendTimeout::Off | SendTimeout::Producer(_) => None,
+        };
+        let connection = settings
+            .connection
+            .filter(|_| send_timeout.is_some() || settings.shutdown.is_some());
+        let extras = Extras {
+            hooks: settings.hooks,
+            shutdown: settings.shutdown,
+            ping_message: settings.ping_message.filter(|_| ping_nanos != 0),
+            producer: settings.producer,
+            connection,
+            send_timeout,
+            pending_raw: None,
+        };
+        Self {
+            ping_timer: None,
+            state: State {
+                ping_nanos,
+                buf,
+                extras: (!extras.is_unused()).then(|| Box::new(extras)),
+                last_frame: 0,
+                separator: settings.separator,
+                ended: None,
+                flags: 0,
+            },
+            source: Some(source),
+        }
+    }
+
+    /// Advances the stream: everything ready is encoded into one frame.
+    pub(crate) fn poll_step(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Step> {
+        let this = self.project();
+        let mut source = this.source;
+        this.state.poll_step(this.ping_timer, &mut source, cx)
+    }
+
+    /// Whether nothing more will be sent (hyper then writes the terminating chunk at once).
+    pub(crate) fn is_end_stream(&self) -> bool {
+        self.state.is_end_stream()
+    }
+
+    /// Ends the stream, aborted, for `reason` (unless it had ended already).
+    pub(crate) fn close(self: Pin<&mut Self>, reason: CloseReason) {
+        let this = self.project();
+        let mut source = this.source;
+        this.state.close(Ending::abort(reason), &mut source);
+        let mut timer = this.ping_timer;
+        timer.set(None);
+    }
+
+    /// Ends the stream whose body was dropped unfinished, for the reason its connection tells.
+    pub(crate) fn close_dropped(self: Pin<&mut Self>) {
+        let this = self.project();
+        let mut source = this.source;
+        this.state.close_dropped(&mut || source.set(None));
+        let mut timer = this.ping_timer;
+        timer.set(None);
+    }
+}
+
+impl State {
+    fn poll_step(
+        &mut self,
+        mut ping_timer: Pin<&mut Option<Sleep>>,
+        source: &mut dyn SourceSlot,
+        cx: &mut Context<'_>,
+    ) -> Poll<Step> {
+        if self.ended.is_none() {
+            self.pump(ping_timer.as_mut(), source, cx);
+            if self.ended.is_some() {
+                // Closed: no more pings, and no timer entry left behind.
+                ping_timer.set(None);
+            }
+        }
+        if let Some(frame) = self.take_frame() {
+            self.flags |= DELIVERED;
+            return Poll::Ready(Step::Data(frame));
+        }
+        let Some(ending) = self.ended else {
+            return Poll::Pending;
+        };
+        if ending.abort && !self.is(DELIVERED) {
+            // Nothing was sent yet: let hyper flush the response head first, so the client
+            // sees the status and headers before the abort (SPEC 70, 105).
+            self.flags |= DELIVERED;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        self.flags |= DONE;
+        Poll::Ready(Step::End(ending))
+    }
+
+    fn is(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.is(DONE)
+            || (self.ended.is_some_and(|ending| !ending.abort)
+                && self.buf.is_empty()
+                && self.pending_raw().is_none())
+    }
+
+    fn ping_period(&self) -> Option<Duration> {
+        (self.ping_nanos != 0).then(|| Duration::from_nanos(self.ping_nanos))
+    }
+
+    fn pending_raw(&self) -> Option<&Bytes> {
+        self.extras.as_ref()?.pending_raw.as_ref()
+    }
+
+    fn start(&mut self, mut ping_timer: Pin<&mut Option<Sleep>>) {
+        self.flags |= STARTED;
+        if let Some(period) = self.ping_period() {
+            // A fixed period from the start of the stream; the first ping one period in.
+            ping_timer.set(Some(tokio::time::sleep_until(deadline(
+                Instant::now(),
+                period,
+            ))));
+        }
+        if let Some(extras) = &self.extras
+            && let (Some(connection), Some(timeout)) = (&extras.connection, extras.send_timeout)
+        {
+            connection.set_write_timeout(Some(timeout));
+        }
+    }
+
+    fn pump(
+        &mut self,
+        mut ping_timer: Pin<&mut Option<Sleep>>,
+        source: &mut dyn SourceSlot,
+        cx: &mut Context<'_>,
+    ) {
+        if !self.is(STARTED) {
+            self.start(ping_timer.as_mut());
+        }
+        if let Some(extras) = &mut self.extras {
+            if let Some(producer) = &mut extras.producer {
+                // Sound: after a panic the producer is dropped at once and never polled again,
+                // so no state it broke is observed.
+                match catch_unwind(AssertUnwindSafe(|| producer.as_mut().poll(cx))) {
+                    Ok(Poll::Pending) => {}
+                    // Its normal completion does not end the response (SPEC 114).
+                    Ok(Poll::Ready(())) => extras.producer = None,
+                    Err(panic) => {
+                        log_panic("producer", &*panic);
+                        return self.close(Ending::abort(CloseReason::Error), source);
+                    }
+                }
+            }
+            if let Some(shutdown) = &mut extras.shutdown
+                && shutdown.poll(cx).is_ready()
+            {
+                return self.close(Ending::abort(CloseReason::Shutdown), source);
+            }
+        }
+        while self.buf.len() < FRAME_LIMIT && self.pending_raw().is_none() {
+            // Sound for the same reason: a source that panicked is dropped, never polled again.
+            let polled = catch_unwind(AssertUnwindSafe(|| source.poll_item(cx)));
+            match polled {
+                Ok(None | Some(Poll::Pending)) => break,
+                Ok(Some(Poll::Ready(Some(Ok(payload))))) => {
+                    if payload.raw().is_some_and(|raw| raw.len() >= RAW_ZERO_COPY) {
+                        self.extras.get_or_insert_default().pending_raw = payload.into_raw();
+                        continue;
+                    }
+                    if self.buf.capacity() == 0 {
+                        // Only now: a stream with nothing to send holds no buffer.
+                        self.buf
+                            .reserve((self.last_frame as usize).clamp(256, FRAME_LIMIT));
+                    }
+                    if let Err(error) = payload.encode_to(self.separator, &mut self.buf) {
+                        tracing::error!(%error, "server-sent event could not be encoded; aborting the response");
+                        return self.close(Ending::abort(CloseReason::Error), source);
+                    }
+                }
+                Ok(Some(Poll::Ready(Some(Err(error))))) => {
+                    tracing::error!(%error, "server-sent event stream failed; aborting the response");
+                    return self.close(Ending::abort(CloseReason::Error), source);
+                }
+                Ok(Some(Poll::Ready(None))) => {
+                    let shutting_down = self
+                        .extras
+                        .as_ref()
+                        .and_then(|extras| extras.shutdown.as_ref())
+                        .is_some_and(ShutdownWatch::begun);
+                    let reason = if shutting_down {
+                        CloseReason::Shutdown
+                    } else {
+                        CloseReason::Completed
+                    };
+                    return self.close(Ending::clean(reason), source);
+                }
+                Err(panic) => {
+                    log_panic("stream", &*panic);
+                    return self.close(Ending::abort(CloseReason::Error), source);
+                }
+            }
+        }
+        if let Some(period) = self.ping_period()
+            && ping::poll_ping(ping_timer, period, cx)
+        {
+            let message = self
+                .extras
+                .as_ref()
+                .and_then(|extras| extras.ping_message.as_ref());
+            match message {
+                // Sound: a factory that panicked is dropped with the stream, never called again.
+                Some(factory) => match catch_unwind(AssertUnwindSafe(|| factory())) {
+                    Ok(event) => event.write_to(self.separator, &mut self.buf),
+                    Err(panic) => {
+                        log_panic("ping message", &*panic);
+                        self.close(Ending::abort(CloseReason::Error), source);
+                    }
+                },
+                None => ping::default_ping(self.separator, &mut self.buf),
+            }
+        }
+    }
+
+    /// Ends the stream (only the first call counts): the hooks run now, through
+    /// [`HookSet::close`], which drops the source (and what runs beside it) at its point of the
+    /// sequence; the ending is handed to hyper once the buffer is flushed. The caller drops the
+    /// ping timer.
+    fn close(&mut self, ending: Ending, source: &mut dyn SourceSlot) {
+        self.close_with(ending, &mut || source.clear());
+    }
+
+    /// [`State::close`], given how to drop the source.
+    fn close_with(&mut self, ending: Ending, drop_source: &mut dyn FnMut()) {
+        if self.ended.is_some() {
+            return;
+        }
+        self.ended = Some(ending);
+        self.ping_nanos = 0;
+        let Some(extras) = self.extras.as_deref_mut() else {
+            drop_source();
+            return;
+        };
+        let mut hooks = std::mem::take(&mut extras.hooks);
+        hooks.close(ending.reason, || {
+            drop_source();
+            extras.producer = None;
+            extras.shutdown = None;
+            if let Some(connection) = &extras.connection {
+                connection.set_write_timeout(None);
+            }
+        });
+    }
+
+    /// Ends a stream whose body was dropped unfinished: the client went away, or its
+    /// connection closed it (a send timeout, or the end of a shutdown's grace).
+    fn close_dropped(&mut self, drop_source: &mut dyn FnMut()) {
+        let connection = self
+            .extras
+            .as_ref()
+            .and_then(|extras| extras.connection.as_ref());
+        let reason = match connection {
+            Some(connection) if connection.timed_out() => CloseReason::SendTimeout,
+            Some(connection) if connection.shut_down() => CloseReason::Shutdown,
+            _ => CloseReason::ClientDisconnected,
+        };
+        self.close_with(Ending::abort(reason), drop_source);
+    }
+
+    fn take_frame(&mut self) -> Option<Bytes> {
+        if !self.buf.is_empty() {
+            self.last_frame = u16::try_from(self.buf.len()).unwrap_or(u16::MAX);
+            // The buffer starts afresh, so an idle stream keeps no allocation between frames.
+            return Some(Bytes::from(std::mem::take(&mut self.buf)));
+        }
+        self.extras.as_mut()?.pending_raw.take()
+    }
+}
+
+impl<S> fmt::Debug for Driver<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Driver")
+            .field("separator", &self.state.separator)
+            .field("buffered", &self.state.buf.len())
+            .field("ended", &self.state.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+fn log_panic(what: &str, panic: &(dyn Any + Send)) {
+    tracing::error!(
+        panic = crate::close::panic_message(panic),
+        "server-sent event {what} panicked; aborting the response"
+    );
+}
