@@ -15,7 +15,8 @@
 use std::time::Duration;
 
 use axum::{Router, routing::get};
-use sse_runtime::{EventSourceResponse, Sender, ServerSentEvent, SseContext};
+use sse_runtime::channel::Sender;
+use sse_runtime::{EventSourceResponse, ServerSentEvent, SseContext};
 
 static NEXT_REQUEST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 

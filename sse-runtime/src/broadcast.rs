@@ -1,4 +1,7 @@
 //! Encode-once fan-out: one event, encoded once, shared by every subscriber.
+//!
+//! [`Broadcast`] is the hub (also at the crate root), [`Subscription`] one subscriber's stream,
+//! [`LagPolicy`] what a subscriber that fell behind gets, and [`Builder`] the hub's options.
 
 use std::fmt;
 use std::pin::Pin;
@@ -20,11 +23,12 @@ use crate::into_event::{IntoEvent, Payload};
 ///
 /// ```
 /// use futures_util::StreamExt;
-/// use sse_runtime::{Broadcast, LagPolicy, Separator};
+/// use sse_runtime::broadcast::LagPolicy;
+/// use sse_runtime::{Broadcast, Separator};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// let hub = Broadcast::with_options(2, Separator::Lf, LagPolicy::Notify);
+/// let hub = Broadcast::builder(2).separator(Separator::Lf).build();
 /// let mut slow = hub.subscribe();
 /// for i in 0..5 {
 ///     hub.send(i).unwrap();
@@ -126,11 +130,15 @@ impl Broadcast {
     ///
     /// ```
     /// use futures_util::StreamExt;
-    /// use sse_runtime::{Broadcast, LagPolicy, Separator};
+    /// use sse_runtime::broadcast::LagPolicy;
+    /// use sse_runtime::{Broadcast, Separator};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let hub = Broadcast::with_options(3, Separator::Lf, LagPolicy::Skip);
+    /// let hub = Broadcast::builder(3)
+    ///     .separator(Separator::Lf)
+    ///     .lag_policy(LagPolicy::Skip)
+    ///     .build();
     /// let mut slow = hub.subscribe();
     /// for i in 0..4 {
     ///     hub.send(i).unwrap();
@@ -141,31 +149,27 @@ impl Broadcast {
     /// # }
     /// ```
     pub fn new(capacity: usize) -> Self {
-        Self::with_options(capacity, Separator::CrLf, LagPolicy::Notify)
+        Self::builder(capacity).build()
     }
 
-    /// A broadcast with a separator for its encoded events and a policy for lagging subscribers.
+    /// The options of a broadcast keeping the `capacity` most recent events: CRLF separators
+    /// and [`LagPolicy::Notify`] unless set.
     ///
     /// ```
-    /// use sse_runtime::{Broadcast, LagPolicy, Separator};
+    /// use sse_runtime::broadcast::LagPolicy;
+    /// use sse_runtime::{Broadcast, Separator};
     ///
-    /// let hub = Broadcast::with_options(16, Separator::Lf, LagPolicy::Disconnect);
+    /// let hub = Broadcast::builder(16)
+    ///     .separator(Separator::Lf)
+    ///     .lag_policy(LagPolicy::Disconnect)
+    ///     .build();
     /// assert_eq!(hub.subscriber_count(), 0);
     /// ```
-    pub fn with_options(capacity: usize, separator: Separator, policy: LagPolicy) -> Self {
-        let capacity = capacity.max(1);
-        let (tx, _) = broadcast::channel(capacity);
-        Self {
-            inner: Arc::new(Inner {
-                tx,
-                next: Mutex::new(0),
-                shared: Arc::new(Shared {
-                    head: AtomicU64::new(0),
-                    capacity: u64::try_from(capacity).unwrap_or(u64::MAX),
-                    separator,
-                    policy,
-                }),
-            }),
+    pub fn builder(capacity: usize) -> Builder {
+        Builder {
+            capacity,
+            separator: Separator::CrLf,
+            policy: LagPolicy::Notify,
         }
     }
 
@@ -222,6 +226,48 @@ impl Broadcast {
     /// How many subscriptions are alive.
     pub fn subscriber_count(&self) -> usize {
         self.inner.tx.receiver_count()
+    }
+}
+
+/// The options of a [`Broadcast`], from [`Broadcast::builder`].
+#[derive(Clone, Debug)]
+#[must_use = "a Builder does nothing until `build` is called"]
+pub struct Builder {
+    capacity: usize,
+    separator: Separator,
+    policy: LagPolicy,
+}
+
+impl Builder {
+    /// The separator of the encoded events (default CRLF).
+    pub fn separator(mut self, separator: Separator) -> Self {
+        self.separator = separator;
+        self
+    }
+
+    /// What a subscriber that falls more than `capacity` behind gets (default
+    /// [`LagPolicy::Notify`]).
+    pub fn lag_policy(mut self, policy: LagPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The broadcast.
+    pub fn build(self) -> Broadcast {
+        let capacity = self.capacity.max(1);
+        let (tx, _) = broadcast::channel(capacity);
+        Broadcast {
+            inner: Arc::new(Inner {
+                tx,
+                next: Mutex::new(0),
+                shared: Arc::new(Shared {
+                    head: AtomicU64::new(0),
+                    capacity: u64::try_from(capacity).unwrap_or(u64::MAX),
+                    separator: self.separator,
+                    policy: self.policy,
+                }),
+            }),
+        }
     }
 }
 
@@ -422,7 +468,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_subscriber_wakes_for_each_event_in_order() {
-        let hub = Broadcast::with_options(4, Separator::Lf, LagPolicy::Notify);
+        let hub = Broadcast::builder(4)
+            .separator(Separator::Lf)
+            .lag_policy(LagPolicy::Notify)
+            .build();
         let mut subscription = hub.subscribe();
         let reader = tokio::spawn(async move {
             let mut seen = Vec::new();
@@ -449,7 +498,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_subscription_that_ended_stays_ended_and_leaves_the_broadcast() {
-        let hub = Broadcast::with_options(1, Separator::Lf, LagPolicy::Disconnect);
+        let hub = Broadcast::builder(1)
+            .separator(Separator::Lf)
+            .lag_policy(LagPolicy::Disconnect)
+            .build();
         let mut subscription = hub.subscribe();
         for i in 0..3 {
             hub.send(i).unwrap();

@@ -1,4 +1,8 @@
 //! Push-based sending: sse-starlette's `data_sender_callable` and memory channels (SPEC §K).
+//!
+//! [`EventSourceResponse::channel`](crate::EventSourceResponse::channel) and
+//! [`with_producer`](crate::EventSourceResponse::with_producer) hand out a [`Sender`]; its
+//! errors are [`SendError`] and [`TrySendError`].
 
 use std::fmt;
 use std::pin::Pin;
@@ -101,7 +105,8 @@ impl std::error::Error for SendError {}
 /// The error of [`Sender::try_send`].
 ///
 /// ```
-/// use sse_runtime::{EventSourceResponse, TrySendError};
+/// use sse_runtime::EventSourceResponse;
+/// use sse_runtime::channel::TrySendError;
 ///
 /// let (tx, response) = EventSourceResponse::channel(1);
 /// assert_eq!(tx.try_send(1), Ok(()));

@@ -55,7 +55,8 @@
 //! * [`sse!`] and [`sse_endpoint`]: declarative endpoints whose bodies `yield` events;
 //! * [`IntoEvent`]: what a stream may yield;
 //! * [`EventSourceResponse`]: the response, its options and hooks ([`CloseReason`]);
-//! * [`Broadcast`]: encode-once fan-out to many clients;
+//! * [`Broadcast`] and the [`broadcast`] module: encode-once fan-out to many clients;
+//! * [`channel`]: the [`Sender`](channel::Sender) of [`EventSourceResponse::channel`];
 //! * [`serve`]: the one way to run an app with SSE streams; a shutdown never hangs on a client;
 //! * [`Shutdown`], [`ShutdownSignal`]: graceful shutdown and farewells;
 //! * [`connection`]: the listener behind `serve`, whose connections enforce send timeouts and
@@ -64,8 +65,8 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod broadcast;
-mod channel;
+pub mod broadcast;
+pub mod channel;
 mod close;
 pub mod connection;
 mod context;
@@ -81,8 +82,7 @@ mod shutdown;
 pub mod testing;
 mod time;
 
-pub use broadcast::{Broadcast, LagPolicy, Subscription};
-pub use channel::{SendError, Sender, TrySendError};
+pub use broadcast::Broadcast;
 pub use close::{CloseHooks, CloseReason, StreamAborted};
 pub use context::SseContext;
 pub use event::{ParseSeparatorError, Separator, ServerSentEvent};

@@ -4,9 +4,10 @@ mod common;
 
 use common::{WITHIN, reader};
 use futures_util::StreamExt;
-use sse_runtime::{Broadcast, EventSourceResponse, LagPolicy, Separator, ServerSentEvent};
+use sse_runtime::broadcast::{LagPolicy, Subscription};
+use sse_runtime::{Broadcast, EventSourceResponse, Separator, ServerSentEvent};
 
-async fn next_bytes(subscription: &mut sse_runtime::Subscription) -> Option<Vec<u8>> {
+async fn next_bytes(subscription: &mut Subscription) -> Option<Vec<u8>> {
     let payload = tokio::time::timeout(WITHIN, subscription.next())
         .await
         .unwrap()?;
@@ -15,7 +16,10 @@ async fn next_bytes(subscription: &mut sse_runtime::Subscription) -> Option<Vec<
 
 #[tokio::test]
 async fn events_reach_every_subscriber_with_the_broadcast_separator() {
-    let hub = Broadcast::with_options(8, Separator::Lf, LagPolicy::Notify);
+    let hub = Broadcast::builder(8)
+        .separator(Separator::Lf)
+        .lag_policy(LagPolicy::Notify)
+        .build();
     let mut a = hub.subscribe();
     let mut b = hub.subscribe();
     assert_eq!(hub.subscriber_count(), 2);
@@ -66,7 +70,10 @@ async fn a_lagging_subscriber_is_told_how_many_events_it_missed() {
 
 #[tokio::test]
 async fn the_skip_policy_drops_missed_events_silently() {
-    let hub = Broadcast::with_options(2, Separator::CrLf, LagPolicy::Skip);
+    let hub = Broadcast::builder(2)
+        .separator(Separator::CrLf)
+        .lag_policy(LagPolicy::Skip)
+        .build();
     let mut slow = hub.subscribe();
     for i in 0..5 {
         hub.send(i).unwrap();
@@ -76,7 +83,10 @@ async fn the_skip_policy_drops_missed_events_silently() {
 
 #[tokio::test]
 async fn the_disconnect_policy_ends_a_lagging_subscription_cleanly() {
-    let hub = Broadcast::with_options(2, Separator::CrLf, LagPolicy::Disconnect);
+    let hub = Broadcast::builder(2)
+        .separator(Separator::CrLf)
+        .lag_policy(LagPolicy::Disconnect)
+        .build();
     let slow = hub.subscribe();
     for i in 0..5 {
         hub.send(i).unwrap();
@@ -103,7 +113,7 @@ async fn a_subscription_ends_when_the_broadcast_is_dropped() {
 
 /// Everything a subscriber that took nothing yet reads once the broadcast is dropped (its
 /// stream then ends after the events still held for it).
-async fn drain(hub: Broadcast, mut slow: sse_runtime::Subscription) -> Vec<String> {
+async fn drain(hub: Broadcast, mut slow: Subscription) -> Vec<String> {
     drop(hub);
     let mut seen = Vec::new();
     while let Some(payload) = tokio::time::timeout(WITHIN, slow.next()).await.unwrap() {
@@ -126,7 +136,10 @@ async fn the_configured_capacity_is_enforced_for_capacities_1_to_17() {
             40,
         ] {
             for policy in [LagPolicy::Notify, LagPolicy::Skip, LagPolicy::Disconnect] {
-                let hub = Broadcast::with_options(capacity, Separator::Lf, policy.clone());
+                let hub = Broadcast::builder(capacity)
+                    .separator(Separator::Lf)
+                    .lag_policy(policy.clone())
+                    .build();
                 let slow = hub.subscribe();
                 for i in 0..sent {
                     hub.send(i).unwrap();
@@ -160,7 +173,10 @@ async fn the_configured_capacity_is_enforced_for_capacities_1_to_17() {
 #[tokio::test]
 async fn a_subscriber_that_keeps_within_the_capacity_never_lags() {
     for capacity in 1..=17usize {
-        let hub = Broadcast::with_options(capacity, Separator::Lf, LagPolicy::Disconnect);
+        let hub = Broadcast::builder(capacity)
+            .separator(Separator::Lf)
+            .lag_policy(LagPolicy::Disconnect)
+            .build();
         let mut subscriber = hub.subscribe();
         for round in 0..5 {
             for i in 0..capacity {

@@ -5,7 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::{Flag, Log, WITHIN, reader, settle};
-use sse_runtime::{EventSourceResponse, SendError, ServerSentEvent, TrySendError};
+use sse_runtime::channel::{SendError, TrySendError};
+use sse_runtime::{EventSourceResponse, ServerSentEvent};
 
 #[tokio::test(start_paused = true)]
 async fn spec_117_dropping_every_sender_ends_the_stream_cleanly() {
