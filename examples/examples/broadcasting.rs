@@ -10,7 +10,8 @@
 //! ```
 //!
 //! A client that falls more than 100 events behind receives an `event: lagged` whose data is the
-//! number of events it missed, then carries on with the newest ones.
+//! number of events it missed, then carries on with the oldest event still held (the 100 most
+//! recent).
 
 use axum::extract::State;
 use axum::routing::{get, post};

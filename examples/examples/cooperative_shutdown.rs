@@ -13,7 +13,6 @@
 use std::time::Duration;
 
 use axum::{Router, routing::get};
-use sse_runtime::connection::Listener;
 use sse_runtime::{ServerSentEvent, Shutdown, ShutdownSignal, sse};
 
 sse! {
@@ -41,8 +40,7 @@ async fn main() -> std::io::Result<()> {
     examples::init_tracing();
     let shutdown = Shutdown::new();
     let app = Router::new().route("/events", get(events));
-    let listener = Listener::bind(examples::listen_addr()).await?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
+    let listener = examples::bind().await;
     // The shutdown reaches every stream, and a client that stopped reading is cut when the
     // grace ends, so the server always exits within the grace (plus a fraction of a second).
     sse_runtime::serve(listener, app, &shutdown).await?;

@@ -15,7 +15,6 @@
 use std::time::Duration;
 
 use axum::{Router, routing::get};
-use sse_runtime::connection::Listener;
 use sse_runtime::{CloseReason, Shutdown, sse};
 
 fn report(reason: CloseReason) {
@@ -45,7 +44,6 @@ async fn main() -> std::io::Result<()> {
     examples::init_tracing();
     let shutdown = Shutdown::new();
     let app = Router::new().route("/events", get(events));
-    let listener = Listener::bind(examples::listen_addr()).await?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
+    let listener = examples::bind().await;
     sse_runtime::serve(listener, app, &shutdown).await
 }

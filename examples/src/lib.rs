@@ -32,7 +32,25 @@ pub fn init_tracing() {
 pub async fn serve(app: Router) -> std::io::Result<()> {
     init_tracing();
     let shutdown = Shutdown::new();
-    let listener = Listener::bind(listen_addr()).await?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
+    let listener = bind().await;
     sse_runtime::serve(listener, app, &shutdown).await
+}
+
+/// Binds [`listen_addr`] and logs where it listens; when the address cannot be had (a port
+/// already in use), says so in one plain line and exits with status 1.
+pub async fn bind() -> Listener {
+    let addr = listen_addr();
+    let bound = Listener::bind(addr)
+        .await
+        .and_then(|listener| Ok((listener.local_addr()?, listener)));
+    match bound {
+        Ok((local, listener)) => {
+            tracing::info!("listening on http://{local}");
+            listener
+        }
+        Err(error) => {
+            eprintln!("cannot listen on {addr}: {error} (set PORT to use another port)");
+            std::process::exit(1);
+        }
+    }
 }

@@ -110,6 +110,11 @@ impl axum::serve::Listener for Listener {
 pub const SHUTDOWN_MARGIN: Duration = Duration::from_millis(250);
 
 /// The shared state of one connection.
+///
+/// Its atomics are `Relaxed`: each is a flag or a setting on its own, guarding no other memory.
+/// The body that sets the write timeout is polled on the connection's task (HTTP/1), and a body
+/// that reads `timed_out` or `shut_down` is dropped after the connection's task set them, with
+/// hyper's own synchronization (the task, or h2's stream lock) between the two.
 #[derive(Debug, Default)]
 struct Shared {
     /// The write timeout in nanoseconds; 0 means none.

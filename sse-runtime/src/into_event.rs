@@ -106,7 +106,7 @@ impl Payload {
             ),
             Repr::Value(Value::Float(x)) => {
                 buf.put_slice(b"data: ");
-                // Writing into a BytesMut cannot fail.
+                // Writing into a `Buffer` (a `Vec` or a `BytesMut`) cannot fail.
                 let _ = write!(BytesWriter(buf), "{x}");
                 buf.put_slice(sep);
                 buf.put_slice(sep);

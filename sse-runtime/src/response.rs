@@ -384,6 +384,9 @@ impl EventSourceResponse {
     /// the request is `HEAD` (then only the headers are sent, the stream never starts, and the
     /// hooks see [`CloseReason::HeadRequest`]).
     pub fn context(mut self, context: SseContext) -> Self {
+        // The version, the connection and the method are facts about this request, so they win
+        // over earlier calls; a handle given with `.shutdown(..)` wins over the app's, since the
+        // caller chose it for this stream.
         self.head = context.head;
         self.version = context.version.or(self.version);
         if self.shutdown.handle.is_none() {

@@ -416,3 +416,27 @@ async fn send_timeout_streams_4_kib_events_to_a_reading_client(server: &ExampleP
     drop(stream);
     server.log_line("reason=client disconnected").await;
 }
+
+#[tokio::test]
+async fn an_example_on_a_port_in_use_says_so_in_one_plain_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let output = tokio::process::Command::new(tests::example_binary("basic"))
+        .env("PORT", port.to_string())
+        .env("NO_COLOR", "1")
+        .output();
+    let output = tokio::time::timeout(tests::WITHIN, output)
+        .await
+        .expect("the example did not exit")
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr:?}");
+    assert!(
+        lines[0].starts_with(&format!("cannot listen on 127.0.0.1:{port}: "))
+            && lines[0].contains("in use")
+            && lines[0].ends_with("(set PORT to use another port)"),
+        "{stderr:?}"
+    );
+}

@@ -28,6 +28,10 @@ pub(super) fn poll_ping(
     }
     let due = sleep.deadline();
     let now = Instant::now();
+    // A timer fires a little late as a matter of course (tokio's wheel counts milliseconds, and
+    // a busy task is polled late): within 5 ms the next ping keeps the schedule from the due
+    // time, so pings do not drift. Later than that the task was held up, and the missed
+    // periods are skipped.
     let next = if now > deadline(due, Duration::from_millis(5)) {
         let behind = (now - due).as_nanos() % period.as_nanos();
         deadline(
