@@ -5,7 +5,7 @@ use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{ExprPath, FnArg, Ident, ItemFn, ReturnType, Type};
 
-use crate::body::INTO_EVENT_ALIAS;
+use crate::body::{INTO_EVENT_ALIAS, body_label};
 use crate::options::{Options, Seconds, Sep};
 use crate::validate::{Endpoint, is_close_hooks};
 
@@ -31,15 +31,6 @@ pub(crate) fn expand(endpoint: Endpoint) -> TokenStream {
     let events = Ident::new("__sse_events", Span::mixed_site());
     let hooks = Ident::new("__sse_hooks", Span::mixed_site());
 
-    // A body without `yield` still makes a stream of `Payload`s (an empty one).
-    let no_yield = (!yields).then(|| {
-        quote! {
-            if false {
-                yield #krate::Payload::nothing();
-            }
-        }
-    });
-
     // The alias the converted `yield`s call `into_event` through (see `body`).
     let into_event = yields.then(|| {
         let alias = Ident::new(INTO_EVENT_ALIAS, Span::call_site());
@@ -56,28 +47,40 @@ pub(crate) fn expand(endpoint: Endpoint) -> TokenStream {
     });
 
     let (stream, response) = match &result_type {
-        None => (
-            quote! {
+        None => {
+            // A body without `yield` still makes a stream of `Payload`s (an empty one).
+            let no_yield = (!yields).then(|| {
+                quote! {
+                    if false {
+                        yield #krate::Payload::nothing();
+                    }
+                }
+            });
+            let stream = quote! {
                 #krate::__private::async_stream::stream! {
                     #no_yield
                     #(#stmts)*
                 }
-            },
-            quote!(#krate::EventSourceResponse::new(#events)),
-        ),
+            };
+            (stream, quote!(#krate::EventSourceResponse::new(#events)))
+        }
         Some(result_type) => {
-            let result = Ident::new("__sse_result", Span::mixed_site());
+            // The body as an `async` block whose output is the fn's `Result`: `?` and `return`
+            // in it are Rust's own, inside other macros too. Its `yield`s send through the
+            // runtime and break to the label in dead code (see `body::body_label`).
+            let label = yields.then(|| {
+                let label = body_label(Span::call_site());
+                quote!(#label:)
+            });
+            let generator = quote_spanned! {result_type.span()=>
+                #krate::__private::generator::stream::<#result_type, _>
+            };
             let stream = quote! {
-                #krate::__private::async_stream::try_stream! {
-                    #no_yield
-                    let #result: #result_type = {
+                #generator(async move {
+                    #label {
                         #(#stmts)*
-                    };
-                    #[allow(unreachable_code)]
-                    {
-                        #result?;
                     }
-                }
+                })
             };
             let response = match &options.on_error {
                 Some(on_error) => {
