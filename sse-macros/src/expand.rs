@@ -1,6 +1,6 @@
 //! Code generation: the axum handler that builds an `EventSourceResponse` from the body.
 
-use proc_macro2::{Literal, Span, TokenStream, TokenTree};
+use proc_macro2::{Delimiter, Group, Literal, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{ExprPath, FnArg, Ident, ItemFn, ReturnType, Type};
@@ -20,6 +20,7 @@ pub(crate) fn expand(endpoint: Endpoint) -> TokenStream {
         close_hooks,
         result_type,
         stmts,
+        body_span,
         yields,
         options,
     } = endpoint;
@@ -69,17 +70,23 @@ pub(crate) fn expand(endpoint: Endpoint) -> TokenStream {
             // in it are Rust's own, inside other macros too. Its `yield`s send through the
             // runtime and break to the label in dead code (see `body::body_label`).
             let label = yields.then(|| {
-                let label = body_label(Span::call_site());
+                let label = body_label(body_span);
                 quote!(#label:)
             });
             let generator = quote_spanned! {result_type.span()=>
                 #krate::__private::generator::stream::<#result_type, _>
             };
+            // The body keeps its braces' span, so that a body whose value is not the `Result`
+            // (a missing `Ok(())`) is reported there.
+            let mut body = Group::new(Delimiter::Brace, quote!(#(#stmts)*));
+            body.set_span(body_span);
+            let result = Ident::new("__sse_result", Span::mixed_site());
             let stream = quote! {
                 #generator(async move {
-                    #label {
-                        #(#stmts)*
-                    }
+                    let #result: #result_type = #label #body;
+                    // Unreachable after a body that never ends (`loop { .. }`).
+                    #[allow(unreachable_code)]
+                    return #result;
                 })
             };
             let response = match &options.on_error {

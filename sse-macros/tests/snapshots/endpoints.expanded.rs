@@ -38,7 +38,7 @@ async fn prices(
         Result<(), DbError>,
         _,
     >(async move {
-        '__sse_body: {
+        let __sse_result: Result<(), DbError> = '__sse_body: {
             let mut cursor = db.prices().await?;
             while let Some(price) = cursor.next().await? {
                 if price.is_final() {
@@ -56,7 +56,8 @@ async fn prices(
                 };
             }
             Ok(())
-        }
+        };
+        #[allow(unreachable_code)] return __sse_result;
     });
     ::sse_runtime::EventSourceResponse::new(
             ::sse_runtime::__private::recover::<
@@ -80,7 +81,7 @@ async fn quotes(
         Result<(), DbError>,
         _,
     >(async move {
-        '__sse_body: {
+        let __sse_result: Result<(), DbError> = '__sse_body: {
             loop {
                 tokio::select! {
                     () = db.closed() => return ::core::result::Result::Ok(()), quote = db
@@ -90,7 +91,8 @@ async fn quotes(
                     quote ?))). await },
                 }
             }
-        }
+        };
+        #[allow(unreachable_code)] return __sse_result;
     });
     ::sse_runtime::__private::fallible::<Result<(), DbError>, _>(__sse_events)
         .context(__sse_context)
