@@ -1,19 +1,36 @@
-//! The fn body: every `yield e` becomes `yield IntoEvent::into_event(e)`, and the mistakes the
-//! macro can see (a `yield` that cannot reach the stream, `?` without a `Result` return type,
-//! `return` with a value) are reported at their own tokens.
+//! The fn body: every `yield e` sends `IntoEvent::into_event(e)`, and the mistakes the macro can
+//! see (a `yield` that cannot reach the stream, `?` without a `Result` return type, `return`
+//! with a value) are reported at their own tokens.
+//!
+//! A body returning nothing goes to async-stream's `stream!`, so its `yield`s stay `yield`s. A
+//! `-> Result<(), E>` body becomes an `async` block whose output is that `Result` (see
+//! `expand`): its `?` and `return` are Rust's own, also inside other macros' tokens, and its
+//! `yield`s become awaits of the runtime's `send`. A bare `return;` there becomes
+//! `return Ok(())`, in parsed code and in macro tokens alike.
 
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{ToTokens, TokenStreamExt, quote_spanned};
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
-use syn::{Expr, ExprYield, Ident, Item, Macro, Type};
+use syn::{
+    Expr, ExprAsync, ExprClosure, ExprReturn, ExprYield, Ident, Item, ItemFn, Lifetime, Macro, Type,
+};
 
 use crate::ctxt::Ctxt;
 use crate::parse::FOR_AWAIT_MARKER;
 
 /// The name under which the expansion imports `IntoEvent` for the converted `yield`s.
 pub(crate) const INTO_EVENT_ALIAS: &str = "__SseIntoEvent";
+
+/// The label of a fallible body's block, at `location`. Every converted `yield` breaks to it in
+/// dead code, as async-stream's do: a label cannot be reached from inside a closure or an
+/// `async` block, so a `yield` that ends up in one (through a macro the rewriter cannot see
+/// into) fails to compile instead of sending from the wrong place. Its hygiene is the macro's:
+/// the body cannot name it.
+pub(crate) fn body_label(location: Span) -> Lifetime {
+    Lifetime::new("'__sse_body", Span::mixed_site().located_at(location))
+}
 
 /// Where a `yield` is, when it is not directly in the body.
 #[derive(Clone, Copy)]
@@ -61,7 +78,10 @@ impl<'a> BodyRewriter<'a> {
         self.scopes.pop();
     }
 
-    fn rewrite_yield(&mut self, yield_expr: &mut ExprYield) {
+    fn rewrite_yield(&mut self, expr: &mut Expr) {
+        let Expr::Yield(yield_expr) = expr else {
+            return;
+        };
         if self.macro_depth == 0 && self.first_bare_yield.is_none() {
             self.first_bare_yield = Some(yield_expr.yield_token.span);
         }
@@ -84,11 +104,30 @@ impl<'a> BodyRewriter<'a> {
         // Every token of the call carries the value's span, so that a value that is not
         // `IntoEvent` is reported at the value alone (the alias is imported by the expansion).
         let alias = Ident::new(INTO_EVENT_ALIAS, value.span());
-        let converted: Expr = syn::parse_quote_spanned! {value.span()=>
+        let payload: Expr = syn::parse_quote_spanned! {value.span()=>
             #alias::into_event(#value)
         };
-        yield_expr.expr = Some(Box::new(converted));
         self.yields += 1;
+        if self.result_type.is_none() {
+            yield_expr.expr = Some(Box::new(payload));
+            return;
+        }
+        let attrs = std::mem::take(&mut yield_expr.attrs);
+        let label = body_label(yield_expr.yield_token.span);
+        let krate = self.krate;
+        // At the `yield`, so that a misplaced one is reported there, with the macro's hygiene,
+        // so that lints treat the guard as generated code.
+        let span = Span::mixed_site().located_at(yield_expr.yield_token.span);
+        *expr = syn::parse_quote_spanned! {span=>
+            #(#attrs)*
+            {
+                #[allow(unreachable_code)]
+                if false {
+                    break #label (loop {});
+                }
+                #krate::__private::generator::send(#payload).await
+            }
+        };
     }
 
     fn rewrite_return(&mut self, expr: &mut Expr) {
@@ -96,22 +135,15 @@ impl<'a> BodyRewriter<'a> {
         if let Some(value) = &mut ret.expr {
             self.visit_expr_mut(value);
         }
-        let Some(value) = ret.expr.take() else { return };
-        match self.result_type {
-            Some(result_type) => {
-                // `return r` ends the stream with `r`: `?` sends its error (the stream's
-                // own `?` handling), and a bare `return` ends the stream.
-                let span = ret.return_token.span;
-                let var = Ident::new("__sse_return", Span::mixed_site());
-                *expr = syn::parse_quote_spanned! {span=>
-                    {
-                        let #var: #result_type = #value;
-                        #var?;
-                        return;
-                    }
-                };
+        match (self.result_type, ret.expr.take()) {
+            // `return r` ends the body with `r`, as in any fn returning a `Result`.
+            (Some(_), Some(value)) => ret.expr = Some(value),
+            // A bare `return` ends the stream cleanly, as in a body returning nothing.
+            (Some(_), None) => {
+                ret.expr = Some(Box::new(syn::parse_quote!(::core::result::Result::Ok(()))));
             }
-            None => {
+            (None, None) => {}
+            (None, Some(value)) => {
                 self.cx.error_spanned_by(
                     quote_spanned!(ret.return_token.span=> #ret #value),
                     "an `#[sse_endpoint]` fn sends values with `yield`, not `return`: \
@@ -155,53 +187,136 @@ impl<'a> BodyRewriter<'a> {
     }
 
     /// Rewrites the `yield`s inside a macro's tokens (as async-stream does), so that they are
-    /// converted too, for instance in the arms of `tokio::select!`.
+    /// converted too, for instance in the arms of `tokio::select!`, and in a fallible body the
+    /// bare `return`s. The closures, `async` blocks and fns found in the tokens are rewritten
+    /// as in parsed code: their own `return`s stay theirs, and a `yield` in them is reported.
     fn rewrite_tokens(&mut self, tokens: TokenStream) -> TokenStream {
+        let tokens: Vec<TokenTree> = tokens.into_iter().collect();
         let mut out = TokenStream::new();
-        let mut tokens = tokens.into_iter().peekable();
-        while let Some(token) = tokens.next() {
-            match token {
-                TokenTree::Ident(ident) if ident == "yield" => {
-                    let rest: TokenStream = std::iter::once(TokenTree::Ident(ident.clone()))
-                        .chain(tokens)
-                        .collect();
-                    match syn::parse2::<YieldThenRest>(rest.clone()) {
-                        Ok(YieldThenRest(yield_expr, rest)) => {
-                            let mut expr = Expr::Yield(yield_expr);
-                            self.visit_expr_mut(&mut expr);
-                            expr.to_tokens(&mut out);
-                            tokens = rest.into_iter().peekable();
-                        }
-                        Err(_) => {
-                            // Not an expression here (a `macro_rules!` body, say): leave it
-                            // to the stream macro.
-                            let mut rest = rest.into_iter();
-                            out.extend(rest.next());
-                            tokens = rest.collect::<TokenStream>().into_iter().peekable();
-                        }
-                    }
-                }
-                TokenTree::Ident(ident) if ident == "stream" || ident == "try_stream" => {
-                    out.append(ident);
-                    // A nested stream macro owns its `yield`s.
-                    if matches!(tokens.peek(), Some(TokenTree::Punct(punct)) if punct.as_char() == '!')
-                    {
-                        out.extend(tokens.next());
-                        if matches!(tokens.peek(), Some(TokenTree::Group(_))) {
-                            out.extend(tokens.next());
-                        }
-                    }
+        let mut at = 0;
+        // Whether the last token ends an operand (`x`, `1`, `(..)`, `x?`): a `|` after one is
+        // an operator, not the start of a closure.
+        let mut after_operand = false;
+        while at < tokens.len() {
+            let rest = &tokens[at..];
+            if let Some((mut expr, taken)) = self.nested_expr(rest, after_operand) {
+                self.visit_expr_mut(&mut expr);
+                expr.to_tokens(&mut out);
+                at += taken;
+                after_operand = true;
+                continue;
+            }
+            if let TokenTree::Ident(ident) = &rest[0]
+                && ident == "fn"
+                && let Some((function, taken)) = parse_prefix::<ItemFn>(rest)
+            {
+                let mut item = Item::Fn(function);
+                self.visit_item_mut(&mut item);
+                item.to_tokens(&mut out);
+                at += taken;
+                after_operand = false;
+                continue;
+            }
+            match &rest[0] {
+                TokenTree::Ident(ident) if is_stream_ident(ident) => {
+                    // A nested stream macro owns its `yield`s: copy `stream ! {..}` as it is.
+                    let bang = is_punct(rest.get(1), '!');
+                    let group = bang && matches!(rest.get(2), Some(TokenTree::Group(_)));
+                    let taken = 1 + usize::from(bang) + usize::from(group);
+                    out.extend(rest[..taken].iter().cloned());
+                    at += taken;
+                    after_operand = group;
+                    continue;
                 }
                 TokenTree::Group(group) => {
                     let mut new =
                         Group::new(group.delimiter(), self.rewrite_tokens(group.stream()));
                     new.set_span(group.span());
                     out.append(new);
+                    after_operand = true;
                 }
-                other => out.append(other),
+                TokenTree::Ident(ident) => {
+                    out.append(ident.clone());
+                    after_operand = !OPERATOR_KEYWORDS.iter().any(|keyword| ident == keyword);
+                }
+                TokenTree::Punct(punct) => {
+                    out.append(punct.clone());
+                    after_operand = punct.as_char() == '?';
+                }
+                TokenTree::Literal(literal) => {
+                    out.append(literal.clone());
+                    after_operand = true;
+                }
             }
+            at += 1;
         }
         out
+    }
+
+    /// The expression that starts `tokens`, when the rewriter has something to do in it: a
+    /// `yield`, a bare `return` of a fallible body, a closure or an `async` block. With it,
+    /// how many tokens it takes.
+    fn nested_expr(&self, tokens: &[TokenTree], after_operand: bool) -> Option<(Expr, usize)> {
+        let next_is = |c: char| is_punct(tokens.get(1), c);
+        match &tokens[0] {
+            // A `yield` that is not an expression here (in a `macro_rules!` body, say) is
+            // copied as it is.
+            TokenTree::Ident(ident) if ident == "yield" => {
+                parse_prefix::<ExprYield>(tokens).map(|(expr, taken)| (Expr::Yield(expr), taken))
+            }
+            TokenTree::Ident(ident)
+                if ident == "return"
+                    && self.result_type.is_some()
+                    && (tokens.len() == 1 || next_is(';') || next_is(',')) =>
+            {
+                let expr = ExprReturn {
+                    attrs: Vec::new(),
+                    return_token: syn::token::Return(ident.span()),
+                    expr: None,
+                };
+                Some((Expr::Return(expr), 1))
+            }
+            TokenTree::Ident(ident) if ident == "async" => parse_prefix::<ExprClosure>(tokens)
+                .map(|(expr, taken)| (Expr::Closure(expr), taken))
+                .or_else(|| {
+                    parse_prefix::<ExprAsync>(tokens)
+                        .map(|(expr, taken)| (Expr::Async(expr), taken))
+                }),
+            TokenTree::Ident(ident) if ident == "move" && next_is('|') => {
+                parse_prefix::<ExprClosure>(tokens)
+                    .map(|(expr, taken)| (Expr::Closure(expr), taken))
+            }
+            TokenTree::Punct(punct) if punct.as_char() == '|' && !after_operand => {
+                parse_prefix::<ExprClosure>(tokens)
+                    .map(|(expr, taken)| (Expr::Closure(expr), taken))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Keywords after which an expression may start: a `|` after them opens a closure.
+const OPERATOR_KEYWORDS: &[&str] = &[
+    "return", "break", "yield", "in", "if", "match", "while", "else", "let", "mut",
+];
+
+fn is_punct(token: Option<&TokenTree>, c: char) -> bool {
+    matches!(token, Some(TokenTree::Punct(punct)) if punct.as_char() == c)
+}
+
+/// `T` parsed from the start of `tokens`, and how many tokens it took.
+fn parse_prefix<T: Parse>(tokens: &[TokenTree]) -> Option<(T, usize)> {
+    let tokens_in: TokenStream = tokens.iter().cloned().collect();
+    let Prefix(node, rest) = syn::parse2::<Prefix<T>>(tokens_in).ok()?;
+    Some((node, tokens.len() - rest.into_iter().count()))
+}
+
+/// A `T` followed by whatever tokens remain.
+struct Prefix<T>(T, TokenStream);
+
+impl<T: Parse> Parse for Prefix<T> {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        Ok(Prefix(input.parse()?, input.parse()?))
     }
 }
 
@@ -232,19 +347,10 @@ fn misplaced_yield(scope: Scope) -> &'static str {
     }
 }
 
-/// `yield expr` followed by whatever tokens remain.
-struct YieldThenRest(ExprYield, TokenStream);
-
-impl Parse for YieldThenRest {
-    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        Ok(YieldThenRest(input.parse()?, input.parse()?))
-    }
-}
-
 impl VisitMut for BodyRewriter<'_> {
     fn visit_expr_mut(&mut self, expr: &mut Expr) {
         match expr {
-            Expr::Yield(yield_expr) => self.rewrite_yield(yield_expr),
+            Expr::Yield(_) => self.rewrite_yield(expr),
             Expr::Closure(closure) => {
                 self.in_scope(Scope::Closure, |this| {
                     visit_mut::visit_expr_closure_mut(this, closure);
@@ -298,5 +404,9 @@ pub(crate) fn is_stream_macro(mac: &Macro) -> bool {
     mac.path
         .segments
         .last()
-        .is_some_and(|segment| segment.ident == "stream" || segment.ident == "try_stream")
+        .is_some_and(|segment| is_stream_ident(&segment.ident))
+}
+
+fn is_stream_ident(ident: &Ident) -> bool {
+    ident == "stream" || ident == "try_stream"
 }

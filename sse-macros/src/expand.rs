@@ -1,11 +1,11 @@
 //! Code generation: the axum handler that builds an `EventSourceResponse` from the body.
 
-use proc_macro2::{Literal, Span, TokenStream, TokenTree};
+use proc_macro2::{Delimiter, Group, Literal, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{ExprPath, FnArg, Ident, ItemFn, ReturnType, Type};
 
-use crate::body::INTO_EVENT_ALIAS;
+use crate::body::{INTO_EVENT_ALIAS, body_label};
 use crate::options::{Options, Seconds, Sep};
 use crate::validate::{Endpoint, is_close_hooks};
 
@@ -20,6 +20,7 @@ pub(crate) fn expand(endpoint: Endpoint) -> TokenStream {
         close_hooks,
         result_type,
         stmts,
+        body_span,
         yields,
         options,
     } = endpoint;
@@ -30,15 +31,6 @@ pub(crate) fn expand(endpoint: Endpoint) -> TokenStream {
     let context = Ident::new("__sse_context", Span::mixed_site());
     let events = Ident::new("__sse_events", Span::mixed_site());
     let hooks = Ident::new("__sse_hooks", Span::mixed_site());
-
-    // A body without `yield` still makes a stream of `Payload`s (an empty one).
-    let no_yield = (!yields).then(|| {
-        quote! {
-            if false {
-                yield #krate::Payload::nothing();
-            }
-        }
-    });
 
     // The alias the converted `yield`s call `into_event` through (see `body`).
     let into_event = yields.then(|| {
@@ -56,28 +48,46 @@ pub(crate) fn expand(endpoint: Endpoint) -> TokenStream {
     });
 
     let (stream, response) = match &result_type {
-        None => (
-            quote! {
+        None => {
+            // A body without `yield` still makes a stream of `Payload`s (an empty one).
+            let no_yield = (!yields).then(|| {
+                quote! {
+                    if false {
+                        yield #krate::Payload::nothing();
+                    }
+                }
+            });
+            let stream = quote! {
                 #krate::__private::async_stream::stream! {
                     #no_yield
                     #(#stmts)*
                 }
-            },
-            quote!(#krate::EventSourceResponse::new(#events)),
-        ),
+            };
+            (stream, quote!(#krate::EventSourceResponse::new(#events)))
+        }
         Some(result_type) => {
+            // The body as an `async` block whose output is the fn's `Result`: `?` and `return`
+            // in it are Rust's own, inside other macros too. Its `yield`s send through the
+            // runtime and break to the label in dead code (see `body::body_label`).
+            let label = yields.then(|| {
+                let label = body_label(body_span);
+                quote!(#label:)
+            });
+            let generator = quote_spanned! {result_type.span()=>
+                #krate::__private::generator::stream::<#result_type, _>
+            };
+            // The body keeps its braces' span, so that a body whose value is not the `Result`
+            // (a missing `Ok(())`) is reported there.
+            let mut body = Group::new(Delimiter::Brace, quote!(#(#stmts)*));
+            body.set_span(body_span);
             let result = Ident::new("__sse_result", Span::mixed_site());
             let stream = quote! {
-                #krate::__private::async_stream::try_stream! {
-                    #no_yield
-                    let #result: #result_type = {
-                        #(#stmts)*
-                    };
+                #generator(async move {
+                    let #result: #result_type = #label #body;
+                    // Unreachable after a body that never ends (`loop { .. }`).
                     #[allow(unreachable_code)]
-                    {
-                        #result?;
-                    }
-                }
+                    return #result;
+                })
             };
             let response = match &options.on_error {
                 Some(on_error) => {

@@ -107,6 +107,16 @@ fn expansion_of_representative_endpoints_matches_the_snapshot() {
             }
             Ok(())
         }
+
+        #[sse_endpoint]
+        async fn quotes(State(db): State<Db>) -> Result<(), DbError> {
+            loop {
+                tokio::select! {
+                    () = db.closed() => return,
+                    quote = db.next_quote() => yield format!("{}", quote?),
+                }
+            }
+        }
     };
     check_snapshot("endpoints.expanded.rs", &pretty(crate::block(input)));
 }

@@ -1,6 +1,6 @@
 //! Validation: the options, the signature and the body, every mistake recorded in one `Ctxt`.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
 use syn::visit_mut::VisitMut;
 use syn::{
@@ -28,6 +28,8 @@ pub(crate) struct Endpoint {
     pub(crate) result_type: Option<Type>,
     /// The body, with every `yield` converted through `IntoEvent`.
     pub(crate) stmts: Vec<Stmt>,
+    /// The span of the body's braces, from `{` to `}`.
+    pub(crate) body_span: Span,
     /// Whether the body yields at all (a stream that never yields needs its item type named).
     pub(crate) yields: bool,
     pub(crate) options: Options,
@@ -96,6 +98,7 @@ pub(crate) fn validate(
         );
     }
 
+    let body_span = block.brace_token.span.join();
     let mut stmts = block.stmts;
     let mut rewriter = BodyRewriter::new(&mut cx, &krate, result_type.as_ref());
     for stmt in &mut stmts {
@@ -127,6 +130,7 @@ pub(crate) fn validate(
         close_hooks,
         result_type,
         stmts,
+        body_span,
         yields,
         options,
     })

@@ -73,10 +73,17 @@ use crate::{BoxError, EventSourceResponse, IntoEvent, Payload};
 pub trait EndpointResult {
     /// `E`.
     type Error;
+
+    /// The result as `Result<(), E>`.
+    fn into_result(self) -> Result<(), Self::Error>;
 }
 
 impl<E> EndpointResult for Result<(), E> {
     type Error = E;
+
+    fn into_result(self) -> Result<(), E> {
+        self
+    }
 }
 
 /// The error type of an endpoint that ends its stream on an error.
@@ -126,6 +133,197 @@ where
         Ok(payload) => payload,
         Err(error) => on_error(error).into_event(),
     })
+}
+
+/// The stream of a fallible endpoint's body.
+///
+/// The expansion writes the body as an `async` block whose output is the fn's `Result<(), E>`,
+/// so `?` and `return` in it are Rust's own, inside the input of any macro too. Every `yield`
+/// of the body becomes `send(payload).await`, which hands the payload to the stream polling the
+/// body through a slot of the thread; when the body ends with an error, the error is the
+/// stream's last item. No `unsafe` is involved: the slot holds a [`Payload`], whatever the
+/// body, so a misplaced `send` could at worst lose a payload, never confuse a type. And none
+/// can be misplaced: the expansion writes a `send` only where a `break` to a label of the body
+/// would compile, which rules out closures and `async` blocks, and polls the body only here.
+pub mod generator {
+    use std::cell::Cell;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use futures_core::Stream;
+    use pin_project_lite::pin_project;
+
+    use super::EndpointResult;
+    use crate::Payload;
+
+    thread_local! {
+        /// The payload that the body being polled on this thread has just yielded.
+        static SLOT: Cell<Option<Payload>> = const { Cell::new(None) };
+    }
+
+    /// The stream of `body`, the fn's body as an `async` block. `R`, the fn's return type,
+    /// fixes the block's output, and so the error type its `?`s convert into.
+    pub fn stream<R, F>(body: F) -> Generator<F>
+    where
+        R: EndpointResult,
+        F: Future<Output = R>,
+    {
+        Generator { body, done: false }
+    }
+
+    pin_project! {
+        /// The stream of a fallible body: the payloads it yields, then its error, if any.
+        #[must_use = "streams do nothing unless polled"]
+        pub struct Generator<F> {
+            #[pin]
+            body: F,
+            done: bool,
+        }
+    }
+
+    impl<F, R> Stream for Generator<F>
+    where
+        F: Future<Output = R>,
+        R: EndpointResult,
+    {
+        type Item = Result<Payload, R::Error>;
+
+        fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            let this = self.project();
+            if *this.done {
+                return Poll::Ready(None);
+            }
+            let (poll, yielded) = {
+                let polling = Polling::enter();
+                let poll = this.body.poll(cx);
+                (poll, polling.yielded())
+            };
+            if let Some(payload) = yielded {
+                // A `send` returns `Pending` right after filling the slot: the body is not done.
+                return Poll::Ready(Some(Ok(payload)));
+            }
+            match poll {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(result) => {
+                    *this.done = true;
+                    Poll::Ready(result.into_result().err().map(Err))
+                }
+            }
+        }
+    }
+
+    /// The slot while one body is polled. A body may be polled inside another's poll (a
+    /// response read from inside an endpoint's body): the outer body's slot is put back when
+    /// the inner poll ends, also when it panics.
+    struct Polling {
+        outer: Option<Payload>,
+    }
+
+    impl Polling {
+        fn enter() -> Self {
+            Polling { outer: SLOT.take() }
+        }
+
+        fn yielded(&self) -> Option<Payload> {
+            SLOT.take()
+        }
+    }
+
+    impl Drop for Polling {
+        fn drop(&mut self) {
+            SLOT.set(self.outer.take());
+        }
+    }
+
+    /// What a `yield` of the body awaits: puts `payload` in the slot for the stream, then
+    /// waits for the stream to be polled again.
+    pub fn send(payload: Payload) -> Yield {
+        Yield {
+            payload: Some(payload),
+        }
+    }
+
+    /// The future of [`send`].
+    #[must_use = "futures do nothing unless awaited"]
+    pub struct Yield {
+        payload: Option<Payload>,
+    }
+
+    impl Future for Yield {
+        type Output = ();
+
+        fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+            match self.payload.take() {
+                // The stream returns the payload at once, and its consumer polls it again for
+                // the next item: no waker is needed.
+                Some(payload) => {
+                    let unsent = SLOT.replace(Some(payload));
+                    debug_assert!(unsent.is_none(), "a body yields one payload per poll");
+                    Poll::Pending
+                }
+                None => Poll::Ready(()),
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use futures_util::StreamExt;
+
+        use super::{send, stream};
+        use crate::{IntoEvent, Payload, Separator};
+
+        fn texts(items: Vec<Result<Payload, &str>>) -> Vec<Result<String, &str>> {
+            items
+                .into_iter()
+                .map(|item| {
+                    item.map(|payload| {
+                        String::from_utf8_lossy(&payload.encode(Separator::Lf)).into_owned()
+                    })
+                })
+                .collect()
+        }
+
+        #[tokio::test]
+        async fn a_body_yields_its_payloads_in_order_then_its_error() {
+            let events = stream::<Result<(), &str>, _>(async {
+                send(1.into_event()).await;
+                send("two".into_event()).await;
+                Err("failed")
+            });
+            assert_eq!(
+                texts(events.collect().await),
+                [
+                    Ok("data: 1\n\n".to_owned()),
+                    Ok("data: two\n\n".to_owned()),
+                    Err("failed")
+                ]
+            );
+        }
+
+        #[tokio::test]
+        async fn a_body_polled_inside_another_keeps_its_payloads_apart() {
+            let outer = stream::<Result<(), &str>, _>(async {
+                send("outer 1".into_event()).await;
+                let inner = stream::<Result<(), &str>, _>(async {
+                    send("inner 1".into_event()).await;
+                    send("inner 2".into_event()).await;
+                    Ok(())
+                });
+                let inner: Vec<_> = inner.collect().await;
+                send(inner.len().into_event()).await;
+                Ok(())
+            });
+            assert_eq!(
+                texts(outer.collect().await),
+                [
+                    Ok("data: outer 1\n\n".to_owned()),
+                    Ok("data: 2\n\n".to_owned())
+                ]
+            );
+        }
+    }
 }
 
 /// The next item of a `for await` loop's stream.

@@ -245,6 +245,167 @@ async fn on_error_sends_the_mapped_error_as_a_final_event_then_ends_cleanly() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// `?` and `return` inside other macros' input: the fn's own, as in any fn returning a `Result`
+
+sse! {
+    #[sse_endpoint(ping = 0)]
+    async fn question_mark_in_format() -> Result<(), FeedError> {
+        for n in 1.. {
+            yield format!("value {}", fetch(n)?);
+        }
+        Ok(())
+    }
+
+    #[sse_endpoint(ping = 0, on_error = error_event)]
+    async fn question_mark_in_vec() -> Result<(), FeedError> {
+        for n in 1.. {
+            let pair = vec![fetch(n)?, fetch(n + 1)?];
+            yield format!("{pair:?}");
+        }
+        Ok(())
+    }
+
+    #[sse_endpoint(ping = 0)]
+    async fn question_mark_in_select() -> Result<(), FeedError> {
+        for n in 1.. {
+            tokio::select! {
+                result = std::future::ready(fetch(n)) => {
+                    let value = result?;
+                    yield value;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[sse_endpoint(ping = 0, on_error = error_event)]
+    async fn question_mark_in_select_with_on_error() -> Result<(), FeedError> {
+        for n in 1.. {
+            tokio::select! {
+                result = std::future::ready(fetch(n)) => yield result?,
+            }
+        }
+        Ok(())
+    }
+
+    #[sse_endpoint(ping = 0)]
+    async fn return_err_in_select() -> Result<(), FeedError> {
+        for n in 1.. {
+            tokio::select! {
+                result = std::future::ready(fetch(n)) => match result {
+                    Ok(value) => yield value,
+                    Err(error) => return Err(error),
+                },
+            }
+        }
+        Ok(())
+    }
+
+    #[sse_endpoint(ping = 0)]
+    async fn return_in_select() -> Result<(), FeedError> {
+        for n in 1.. {
+            tokio::select! {
+                biased;
+                () = std::future::ready(()), if n == 2 => {
+                    yield "returning Ok";
+                    return Ok(());
+                }
+                result = std::future::ready(fetch(n)) => yield result?,
+            }
+        }
+        Ok(())
+    }
+
+    #[sse_endpoint(ping = 0)]
+    async fn bare_return() -> Result<(), FeedError> {
+        for n in 1.. {
+            if n == 3 {
+                return;
+            }
+            yield fetch(n)?;
+        }
+        Ok(())
+    }
+
+    #[sse_endpoint(ping = 0)]
+    async fn bare_return_in_select() -> Result<(), FeedError> {
+        for n in 1.. {
+            tokio::select! {
+                biased;
+                () = std::future::ready(()), if n == 3 => return,
+                result = std::future::ready(fetch(n)) => yield result?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn question_mark_in_format_args_aborts_the_body_after_the_events_before_it() {
+    let app = Router::new().route("/", get(question_mark_in_format));
+    let (bytes, error) = read_until_abort(get_response(app, "/").await).await;
+    assert_eq!(text(&bytes), "data: value 10\r\n\r\ndata: value 20\r\n\r\n");
+    assert!(error.is_aborted(), "{error}");
+}
+
+#[tokio::test]
+async fn question_mark_in_vec_with_on_error_sends_the_error_as_a_final_event() {
+    let app = Router::new().route("/", get(question_mark_in_vec));
+    let body = body_of(get_response(app, "/").await).await;
+    assert_eq!(
+        text(&body),
+        "data: [10, 20]\r\n\r\nevent: error\r\ndata: feed failed: upstream\r\n\r\n"
+    );
+}
+
+#[tokio::test]
+async fn question_mark_in_a_select_arm_aborts_the_body() {
+    let app = Router::new().route("/", get(question_mark_in_select));
+    let (bytes, error) = read_until_abort(get_response(app, "/").await).await;
+    assert_eq!(text(&bytes), "data: 10\r\n\r\ndata: 20\r\n\r\n");
+    assert!(error.is_aborted(), "{error}");
+}
+
+#[tokio::test]
+async fn question_mark_in_a_select_arm_with_on_error_sends_the_error_as_a_final_event() {
+    let app = Router::new().route("/", get(question_mark_in_select_with_on_error));
+    let body = body_of(get_response(app, "/").await).await;
+    assert_eq!(
+        text(&body),
+        "data: 10\r\n\r\ndata: 20\r\n\r\nevent: error\r\ndata: feed failed: upstream\r\n\r\n"
+    );
+}
+
+#[tokio::test]
+async fn return_err_in_a_select_arm_aborts_the_body() {
+    let app = Router::new().route("/", get(return_err_in_select));
+    let (bytes, error) = read_until_abort(get_response(app, "/").await).await;
+    assert_eq!(text(&bytes), "data: 10\r\n\r\ndata: 20\r\n\r\n");
+    assert!(error.is_aborted(), "{error}");
+}
+
+#[tokio::test]
+async fn return_ok_in_a_select_arm_ends_the_stream_cleanly() {
+    let app = Router::new().route("/", get(return_in_select));
+    let body = body_of(get_response(app, "/").await).await;
+    assert_eq!(text(&body), "data: 10\r\n\r\ndata: returning Ok\r\n\r\n");
+}
+
+#[tokio::test]
+async fn a_bare_return_in_a_fallible_body_ends_the_stream_cleanly() {
+    let app = Router::new().route("/", get(bare_return));
+    let body = body_of(get_response(app, "/").await).await;
+    assert_eq!(text(&body), "data: 10\r\n\r\ndata: 20\r\n\r\n");
+}
+
+#[tokio::test]
+async fn a_bare_return_in_a_select_arm_of_a_fallible_body_ends_the_stream_cleanly() {
+    let app = Router::new().route("/", get(bare_return_in_select));
+    let body = body_of(get_response(app, "/").await).await;
+    assert_eq!(text(&body), "data: 10\r\n\r\ndata: 20\r\n\r\n");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Response options
 
 sse! {

@@ -34,26 +34,31 @@ async fn prices(
     State(db): State<Db>,
 ) -> ::sse_runtime::EventSourceResponse {
     use ::sse_runtime::IntoEvent as __SseIntoEvent;
-    let __sse_events = ::sse_runtime::__private::async_stream::try_stream! {
-        let __sse_result: Result<(), DbError> = {
+    let __sse_events = ::sse_runtime::__private::generator::stream::<
+        Result<(), DbError>,
+        _,
+    >(async move {
+        let __sse_result: Result<(), DbError> = '__sse_body: {
             let mut cursor = db.prices().await?;
             while let Some(price) = cursor.next().await? {
                 if price.is_final() {
-                    {
-                        let __sse_return: Result<(), DbError> = Ok(());
-                        __sse_return?;
-                        return;
-                    };
+                    return Ok(());
                 }
-                yield __SseIntoEvent::into_event(Json(price));
+                {
+                    #[allow(unreachable_code)]
+                    if false {
+                        break '__sse_body (loop {});
+                    }
+                    ::sse_runtime::__private::generator::send(
+                            __SseIntoEvent::into_event(Json(price)),
+                        )
+                        .await
+                };
             }
             Ok(())
         };
-        #[allow(unreachable_code)]
-        {
-            __sse_result?;
-        }
-    };
+        #[allow(unreachable_code)] return __sse_result;
+    });
     ::sse_runtime::EventSourceResponse::new(
             ::sse_runtime::__private::recover::<
                 Result<(), DbError>,
@@ -65,5 +70,30 @@ async fn prices(
         .status(::sse_runtime::__private::status(201))
         .header("x-feed", "prices")
         .retry(3000)
+        .context(__sse_context)
+}
+async fn quotes(
+    __sse_context: ::sse_runtime::SseContext,
+    State(db): State<Db>,
+) -> ::sse_runtime::EventSourceResponse {
+    use ::sse_runtime::IntoEvent as __SseIntoEvent;
+    let __sse_events = ::sse_runtime::__private::generator::stream::<
+        Result<(), DbError>,
+        _,
+    >(async move {
+        let __sse_result: Result<(), DbError> = '__sse_body: {
+            loop {
+                tokio::select! {
+                    () = db.closed() => return ::core::result::Result::Ok(()), quote = db
+                    .next_quote() => { #[allow(unreachable_code)] if false { break
+                    '__sse_body(loop {}); }
+                    ::sse_runtime::__private::generator::send(__SseIntoEvent::into_event(format!("{}",
+                    quote ?))). await },
+                }
+            }
+        };
+        #[allow(unreachable_code)] return __sse_result;
+    });
+    ::sse_runtime::__private::fallible::<Result<(), DbError>, _>(__sse_events)
         .context(__sse_context)
 }
