@@ -1,6 +1,6 @@
 //! SPEC 38: JSON floats are written as Python's `json.dumps` writes them.
 //!
-//! `data/python_floats.txt` holds Python's own text for 701 doubles (its generator,
+//! `data/python_floats.txt` holds Python's own text for some 700 doubles (its generator,
 //! `data/python_floats.py`, says how to regenerate it).
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -175,5 +175,199 @@ fn spec_38_f32_has_its_own_shortest_digits_in_python_layout() {
             data(&ServerSentEvent::json(&[x]).unwrap()),
             format!("[{text}]")
         );
+    }
+}
+
+// --- The rule, on random floats ---------------------------------------------------------------
+//
+// CPython's `float.__repr__` (`sys.float_repr_style == 'short'`) is
+// `format_float_short(x, 'r', 0, Py_DTSF_ADD_DOT_0)`: the shortest digits that read back as `x`,
+// and with `x = 0.DIGITS * 10**decpt`, exponent form iff `decpt <= -4 or decpt > 16`. In the
+// usual `d.ddd * 10**exponent` terms (`exponent = decpt - 1`), exponent form iff
+// `exponent < -4 or exponent >= 16`:
+//
+// - exponent form: one non-zero digit, then `.` and the rest if there is a rest (never a trailing
+//   zero), `e`, always a sign, and at least two exponent digits (`1e-05`, `1.5e+16`, `5e-324`);
+// - fixed form: no leading zeros but a lone `0` before the point, always a `.` and at least one
+//   digit after it, and no trailing zero after the point except the `.0` of an integer value;
+// - zero is `0.0` or `-0.0`.
+//
+// The shortest digits are checked against Rust's own `{:e}` (core's Grisu with Dragon4 fallback),
+// an implementation independent of the runtime's ryu. The two differ on one point: when the value
+// lies exactly halfway between two shortest candidates, Python (David Gay's dtoa) takes the one
+// with the even last digit and Rust rounds up: `999999999914246.25` is `999999999914246.2` in
+// Python, `9.999999999142463e14` in Rust. The table has such ties; here [`shortest`] applies
+// Python's choice to Rust's digits.
+
+use proptest::prelude::*;
+
+/// `[-]d.ddd * 10^exponent`; zero is `0` with exponent 0.
+#[derive(Debug, PartialEq)]
+struct Decimal {
+    negative: bool,
+    digits: String,
+    exponent: i32,
+}
+
+/// Rust's shortest round-trip digits, from `format!("{x:e}")` (`1.5e-7`, `-0e0`).
+fn rust_shortest(text: &str) -> Decimal {
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = rest.split_once('e').expect("`{:e}` has an exponent");
+    Decimal {
+        negative,
+        digits: mantissa.replace('.', ""),
+        exponent: exponent.parse().unwrap(),
+    }
+}
+
+/// Python's shortest digits of `x`, from Rust's: the same unless `x` is exactly halfway between
+/// two candidates, where Python takes the even last digit and Rust the upper one.
+fn shortest(x: f64, rust: &str) -> Decimal {
+    let mut decimal = rust_shortest(rust);
+    // All of `x`'s digits: a double has at most 767 significant ones.
+    let exact = rust_shortest(&format!("{x:.800e}"));
+    let exact = exact.digits.trim_end_matches('0');
+    let last = decimal.digits.len() - 1;
+    let below = decimal.digits.as_bytes()[last].wrapping_sub(1);
+    let candidate_below = format!("{}{}", &decimal.digits[..last], below as char);
+    if below.is_multiple_of(2) && exact == format!("{candidate_below}5") {
+        decimal.digits = candidate_below;
+    }
+    decimal
+}
+
+fn all_digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Reads `text` as Python's repr lays a float out, failing on any departure from the rule above.
+fn python_layout(text: &str) -> Result<Decimal, String> {
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    if let Some((mantissa, exponent)) = rest.split_once('e') {
+        let (first, fraction) = mantissa.split_at(1);
+        if !matches!(first.as_bytes()[0], b'1'..=b'9') {
+            return Err("the mantissa starts with a non-zero digit".into());
+        }
+        let fraction = match fraction.strip_prefix('.') {
+            None if fraction.is_empty() => "",
+            Some(digits) if all_digits(digits) && !digits.ends_with('0') => digits,
+            _ => return Err("a mantissa's fraction is digits without a trailing zero".into()),
+        };
+        let (sign, magnitude) = exponent.split_at(1);
+        if !matches!(sign, "+" | "-") {
+            return Err("the exponent is signed".into());
+        }
+        if !all_digits(magnitude)
+            || !(magnitude.len() == 2 || magnitude.len() == 3 && !magnitude.starts_with('0'))
+        {
+            return Err("the exponent has two digits, or three without a leading zero".into());
+        }
+        let exponent: i32 = exponent.parse().unwrap();
+        if (-4..16).contains(&exponent) {
+            return Err(format!(
+                "exponent form for 10^{exponent}, within [1e-4, 1e16)"
+            ));
+        }
+        return Ok(Decimal {
+            negative,
+            digits: format!("{first}{fraction}"),
+            exponent,
+        });
+    }
+
+    let (integer, fraction) = rest
+        .split_once('.')
+        .ok_or("fixed form always has a point")?;
+    if !all_digits(integer) || integer.len() > 1 && integer.starts_with('0') {
+        return Err("the integer part is digits without a leading zero".into());
+    }
+    if !all_digits(fraction) || fraction.len() > 1 && fraction.ends_with('0') {
+        return Err("the fraction is digits without a trailing zero, or `0`".into());
+    }
+    let all = format!("{integer}{fraction}");
+    let significant = all.trim_start_matches('0').trim_end_matches('0');
+    if significant.is_empty() {
+        return if rest == "0.0" {
+            Ok(Decimal {
+                negative,
+                digits: "0".into(),
+                exponent: 0,
+            })
+        } else {
+            Err("zero is 0.0".into())
+        };
+    }
+    let exponent = if integer == "0" {
+        -1 - (fraction.len() - fraction.trim_start_matches('0').len()) as i32
+    } else {
+        integer.len() as i32 - 1
+    };
+    if !(-4..16).contains(&exponent) {
+        return Err(format!(
+            "fixed form for 10^{exponent}, outside [1e-4, 1e16)"
+        ));
+    }
+    Ok(Decimal {
+        negative,
+        digits: significant.into(),
+        exponent,
+    })
+}
+
+/// Finite doubles: every magnitude (random bits), the decades around the layout's thresholds,
+/// integers, and the doubles next to 1e-5, 1e-4, 1e15 and 1e16.
+fn finite_f64() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        any::<u64>().prop_map(f64::from_bits),
+        (1.0..10.0_f64, -8..=20_i32, any::<bool>()).prop_map(|(mantissa, exponent, negative)| {
+            let x = mantissa * 10_f64.powi(exponent);
+            if negative { -x } else { x }
+        }),
+        any::<i64>().prop_map(|n| n as f64),
+        (
+            prop::sample::select(vec![1e-5_f64, 1e-4, 1e15, 1e16]),
+            -1_000_000_i64..1_000_000
+        )
+            .prop_map(|(x, ulps)| f64::from_bits(x.to_bits().wrapping_add_signed(ulps))),
+    ]
+    .prop_filter("JSON has no NaN or infinity", |x| x.is_finite())
+}
+
+fn finite_f32() -> impl Strategy<Value = f32> {
+    prop_oneof![
+        any::<u32>().prop_map(f32::from_bits),
+        (1.0..10.0_f32, -8..=20_i32, any::<bool>()).prop_map(|(mantissa, exponent, negative)| {
+            let x = mantissa * 10_f32.powi(exponent);
+            if negative { -x } else { x }
+        }),
+    ]
+    .prop_filter("JSON has no NaN or infinity", |x| x.is_finite())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+    #[test]
+    fn spec_38_f64_text_follows_pythons_repr_rule(x in finite_f64()) {
+        let text = json_text(&x);
+        let read_back: f64 = text.parse().unwrap();
+        prop_assert_eq!(read_back.to_bits(), x.to_bits(), "{} does not read back", text);
+        let layout = python_layout(&text).map_err(|rule| format!("{text}: {rule}"));
+        prop_assert_eq!(layout, Ok(shortest(x, &format!("{x:e}"))), "{}", text);
+    }
+
+    #[test]
+    fn spec_38_f32_text_is_its_shortest_digits_in_pythons_layout(x in finite_f32()) {
+        let text = json_text(&x);
+        let read_back: f32 = text.parse().unwrap();
+        prop_assert_eq!(read_back.to_bits(), x.to_bits(), "{} does not read back", text);
+        let layout = python_layout(&text).map_err(|rule| format!("{text}: {rule}"));
+        prop_assert_eq!(layout, Ok(shortest(f64::from(x), &format!("{x:e}"))), "{}", text);
     }
 }
