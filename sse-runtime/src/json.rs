@@ -2,8 +2,16 @@
 //!
 //! Data is serialized as compact JSON (no spaces, `{"a":1}`), with non-ASCII written as UTF-8
 //! rather than escaped, and with NaN and the infinities rejected, as Python's
-//! `json.dumps(ensure_ascii=False, allow_nan=False, separators=(",", ":"))` does. Numbers print
-//! as serde_json writes them, which matches Python for the cases SPEC 38 lists (`1.0`, `1e+20`).
+//! `json.dumps(ensure_ascii=False, allow_nan=False, separators=(",", ":"))` does.
+//!
+//! Numbers follow Python's `json` too (SPEC 38). Integers are written in full. A float gets the
+//! shortest digits that read back as the same value, in exponent form below `1e-4` and from `1e16`
+//! on, with a signed exponent of at least two digits, and otherwise in fixed form with a fraction:
+//! `0.0001`, `1e-05`, `1.5e-07`, `1.0`, `9999999999999998.0`, `1e+16`, `-0.0`. An `f32` keeps its
+//! own shortest digits (`0.1_f32` is `0.1`, not the `0.10000000149011612` of the widened `f64`)
+//! in the same layout. Float map keys are written the same way, as strings. If a dependent turns
+//! on serde_json's `arbitrary_precision` feature, a [`serde_json::Value`] number is written as the
+//! text serde_json stores for it, unchanged. `float.rs` has the rule as CPython states it.
 
 use std::fmt;
 use std::ops::Deref;
@@ -15,7 +23,10 @@ use serde::ser::{self, Serializer};
 use crate::event::{Separator, ServerSentEvent};
 use crate::into_event::{IntoEvent, Payload};
 
-/// JSON data wrapper: `Json(value)` sends `data: <compact JSON>`.
+mod float;
+
+/// JSON data wrapper: `Json(value)` sends `data: <compact JSON>`, numbers written as
+/// [`ServerSentEvent::json`] writes them.
 ///
 /// This is axum's own [`axum::Json`], re-exported. Yielding a value whose serialization fails
 /// (a NaN or infinite float, a map with non-string keys, a failing `Serialize` impl) ends the
@@ -52,11 +63,13 @@ impl std::error::Error for JsonError {
     }
 }
 
-/// Serializes `value` as compact JSON, rejecting non-finite floats anywhere inside it.
+/// Serializes `value` as compact JSON, with floats as Python writes them, rejecting non-finite
+/// floats anywhere inside it. Every JSON event is made here.
 pub(crate) fn to_json(value: &(impl Serialize + ?Sized)) -> Result<String, JsonError> {
     let mut out = Vec::with_capacity(64);
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, float::PythonFormatter);
     value
-        .serialize(Finite(&mut serde_json::Serializer::new(&mut out)))
+        .serialize(Finite(&mut serializer))
         .map_err(JsonError)?;
     // serde_json writes UTF-8 only; the fallback cannot happen but costs nothing to keep.
     String::from_utf8(out).map_err(|e| JsonError(ser::Error::custom(e)))
@@ -76,6 +89,21 @@ impl ServerSentEvent {
     ///     "id: xyz\r\nevent: baz\r\ndata: {\"k\":\"é😀\"}\r\n\r\n".as_bytes()
     /// );
     /// assert!(ServerSentEvent::json(&[1.0, f64::INFINITY]).is_err());
+    /// # Ok::<(), sse_runtime::JsonError>(())
+    /// ```
+    ///
+    /// Floats are written as Python's `json` writes them (SPEC 38): the shortest digits that
+    /// read back as the same value, in exponent form below `1e-4` and from `1e16` on, with a
+    /// signed exponent of at least two digits, and otherwise with a fraction (`1.0`). An `f32`
+    /// keeps its own shortest digits (`0.1_f32` is `0.1`, where the widened `f64` would be
+    /// `0.10000000149011612`), in the same layout.
+    ///
+    /// ```
+    /// use sse_runtime::ServerSentEvent;
+    ///
+    /// let event = ServerSentEvent::json(&[1e-5, 0.0001, 1.0, 1e16, 1e20, -0.0])?;
+    /// assert_eq!(event.get_data(), Some("[1e-05,0.0001,1.0,1e+16,1e+20,-0.0]"));
+    /// assert_eq!(ServerSentEvent::json(&[0.1_f32, 2.5e-8])?.get_data(), Some("[0.1,2.5e-08]"));
     /// # Ok::<(), sse_runtime::JsonError>(())
     /// ```
     pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Self, JsonError> {
@@ -98,9 +126,9 @@ impl ServerSentEvent {
 
 /// sse-starlette's `JSONServerSentEvent`: a [`ServerSentEvent`] whose data is JSON.
 ///
-/// [`new`](Self::new) serializes at once and fails for non-finite floats (SPEC 35);
-/// [`empty`](Self::empty) has no data line at all, not `data: null` (SPEC 32). It dereferences to
-/// the underlying [`ServerSentEvent`].
+/// [`new`](Self::new) serializes at once (numbers as [`ServerSentEvent::json`] writes them) and
+/// fails for non-finite floats (SPEC 35); [`empty`](Self::empty) has no data line at all, not
+/// `data: null` (SPEC 32). It dereferences to the underlying [`ServerSentEvent`].
 ///
 /// ```
 /// use serde_json::json;

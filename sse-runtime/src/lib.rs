@@ -109,6 +109,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
+// Not public API: only the expansion's names, so their docs would be noise.
 #[doc(hidden)]
+#[allow(missing_docs)]
 #[path = "private.rs"]
 pub mod __private;

@@ -2,9 +2,6 @@
 //! anything here may change in any release.
 
 pub use async_stream;
-pub use axum;
-pub use futures_core;
-pub use http;
 #[cfg(feature = "macros")]
 pub use sse_macros::sse_block;
 
@@ -71,7 +68,6 @@ use crate::{BoxError, EventSourceResponse, IntoEvent, Payload};
 /// The return type of a fallible endpoint, `Result<(), E>`, written however the user spelled
 /// it (`io::Result<()>` included): names its error type.
 pub trait EndpointResult {
-    /// `E`.
     type Error;
 
     /// The result as `Result<(), E>`.
@@ -365,7 +361,6 @@ pub mod hook {
 
     /// Picks [`Unit`] for `()`.
     pub trait UnitHook {
-        /// The kind.
         fn __sse_hook_kind(&self) -> Unit {
             Unit
         }
@@ -375,7 +370,6 @@ pub mod hook {
 
     /// Picks [`Spawn`] for a future of `()`.
     pub trait FutureHook {
-        /// The kind.
         fn __sse_hook_kind(&self) -> Spawn {
             Spawn
         }
@@ -385,7 +379,6 @@ pub mod hook {
 
     /// Picks [`Other`] for everything else.
     pub trait OtherHook {
-        /// The kind.
         fn __sse_hook_kind(&self) -> Other {
             Other
         }
@@ -404,14 +397,7 @@ pub mod hook {
         where
             F: Future<Output = ()> + Send + 'static,
         {
-            match tokio::runtime::Handle::try_current() {
-                Ok(handle) => {
-                    handle.spawn(task);
-                }
-                Err(_) => tracing::warn!(
-                    "an #[sse_endpoint] hook returned a future outside a tokio runtime; it was dropped"
-                ),
-            }
+            crate::close::spawn_detached(task, "#[sse_endpoint] hook returned a future");
         }
     }
 

@@ -1,0 +1,122 @@
+"""Python's JSON text for doubles, the fixture of SPEC 38 (number formatting follows Python `json`).
+
+Writes one line per double: the value's IEEE 754 bits as 16 hex digits, a space, and what
+`json.dumps` (with sse-starlette's arguments, SPEC 29) writes for it. `#` lines are comments.
+sse-runtime/tests/json_floats.rs reads the table and checks the runtime writes the same text.
+
+Regenerate (the output is deterministic for a given Python):
+
+    python3 sse-runtime/tests/data/python_floats.py > sse-runtime/tests/data/python_floats.txt
+
+An optional argument sets how many random doubles of each kind to add (default 100); a large
+count, e.g. 100000, is a stress run to check once and not commit.
+"""
+
+import json
+import math
+import random
+import struct
+import sys
+
+
+def dumps(value):
+    # What sse-starlette's JSONServerSentEvent calls (SPEC 29).
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+
+
+def bits(x):
+    return struct.unpack("<Q", struct.pack("<d", x))[0]
+
+
+def from_bits(b):
+    return struct.unpack("<d", struct.pack("<Q", b))[0]
+
+
+def neighbours(x, steps=3):
+    """x and the `steps` doubles on each side of it."""
+    out = [x]
+    below = above = x
+    for _ in range(steps):
+        below = math.nextafter(below, -math.inf)
+        above = math.nextafter(above, math.inf)
+        out += [below, above]
+    return sorted(out)
+
+
+def boundaries():
+    """Where the layout changes, and the values floats are known to be hard at."""
+    yield "zeros", [0.0, -0.0]
+    yield "small integers and simple fractions", [1.0, -1.0, 2.0, 10.0, 100.0, 0.5, 0.1, 0.2, 0.3, 1.5, -2.5, 3.14159, 1 / 3, 2 / 3]
+    # Python writes the exponent form iff decpt <= -4 or decpt > 16, with x = 0.DIGITS * 10**decpt,
+    # i.e. below 1e-4 and from 1e16 on.
+    yield "around 1e-4 (the smallest fixed-form power of ten)", neighbours(1e-4) + [0.00011, 0.000999, 9.99e-5]
+    yield "around 1e-5 (the largest exponent-form power of ten below one)", neighbours(1e-5) + [1e-6, 1e-7, 1.5e-7, 2.5e-8, 1.234e-5]
+    yield "around 1e15", neighbours(1e15) + [1.5e15, 123456789012345.6]
+    yield "around 1e16 (the first exponent-form power of ten above one)", neighbours(1e16) + [9.999999999999999e15, 9999999999999998.0, 1.5e16, 1e17, 12345678901234567.0]
+    yield "powers of ten", [10.0**e for e in range(-20, 24)] + [float(f"1e{e}") for e in range(-20, 24)]
+    yield "integers at and past 2**53", [2.0**53 - 1, 2.0**53, 2.0**53 + 2, 9007199254740993.0, 123456789012345678.0, 1e20, 1e21, 1e22, 1e23, 1.7e308]
+    yield "subnormals", [5e-324, -5e-324, 1e-323, 2.5e-323, 4.9406564584124654e-324, 2.225073858507201e-308, 1e-310, 1.23456789e-315]
+    yield "smallest normal and neighbours", neighbours(2.2250738585072014e-308, 2)
+    yield "extremes", [1.7976931348623157e308, -1.7976931348623157e308, math.nextafter(1.7976931348623157e308, 0.0)]
+    # At a power of two the gap below is half the gap above: the shortest digits are chosen in an
+    # asymmetric interval.
+    yield "powers of two", [2.0**k for k in range(-1074, 1024, 41)] + [2.0**k for k in range(-20, 70)]
+    # From 2**49 to 1e15 a double is k + n/8: k + 0.25 lies halfway between the two shortest
+    # candidates k.2 and k.3, and Python takes the even last digit (where Rust's `{:e}` rounds up).
+    yield "ties between two shortest candidates", [999999999914246.25, 562949953421312.25, 562949953421312.75, 999999999999999.75]
+
+
+def ties(rng, count):
+    yield "random ties between two shortest candidates", [
+        rng.randint(2**49, 10**15 - 1) + rng.choice((0.25, 0.75)) for _ in range(count)
+    ]
+
+
+def randoms(rng, count):
+    """Random doubles of varied magnitudes."""
+
+    def finite_bits():
+        while True:
+            x = from_bits(rng.getrandbits(64))
+            if math.isfinite(x):
+                return x
+
+    yield "random bit patterns (every magnitude)", [finite_bits() for _ in range(count)]
+    yield "random 17-digit values from 1e-9 to 1e21", [
+        rng.choice((1, -1)) * rng.uniform(1, 10) * 10.0 ** rng.randint(-9, 21) for _ in range(count)
+    ]
+    yield "random short decimals", [
+        round(rng.uniform(-1e6, 1e6) / 10 ** rng.randint(0, 12), rng.randint(0, 15)) for _ in range(count)
+    ]
+    yield "random integer-valued doubles", [
+        float(rng.randint(-(2**62), 2**62) >> rng.randint(0, 62)) for _ in range(count)
+    ]
+    yield "random subnormals", [from_bits(rng.getrandbits(52)) for _ in range(count // 4)]
+    yield "random doubles within a few ulps of the layout thresholds", [
+        from_bits(bits(rng.choice((1e-5, 1e-4, 1e16))) + rng.randint(-1000, 1000)) for _ in range(count // 2)
+    ]
+
+
+def main():
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+    assert sys.float_repr_style == "short", "this Python does not write floats with the shortest repr"
+    rng = random.Random(38)
+    print("# Python's json.dumps of doubles, for SPEC 38. Each line: <IEEE 754 bits, 16 hex digits> <json>.")
+    print(f"# Generated by python_floats.py (beside this file) with Python {sys.version.split()[0]}; do not edit.")
+    seen = set()
+    for groups in (boundaries(), randoms(rng, count), ties(rng, count // 10)):
+        for title, values in groups:
+            print(f"# {title}")
+            for x in values:
+                b = bits(x)
+                if b in seen:
+                    continue
+                seen.add(b)
+                text = dumps(x)
+                # The runtime's test derives the text of a value in an array and of a float map key
+                # from the bare value's: check Python agrees.
+                assert dumps([x]) == f"[{text}]" and dumps({x: 0}) == f'{{"{text}":0}}', x
+                print(f"{b:016x} {text}")
+
+
+main()
