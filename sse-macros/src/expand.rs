@@ -6,8 +6,9 @@ use syn::spanned::Spanned;
 use syn::{ExprPath, FnArg, Ident, ItemFn, ReturnType, Type};
 
 use crate::body::{INTO_EVENT_ALIAS, body_label};
-use crate::options::{Options, Seconds, Sep};
+use crate::options::Options;
 use crate::validate::{Endpoint, is_close_hooks};
+use crate::values::{Seconds, Sep};
 
 /// The handler for a valid endpoint.
 pub(crate) fn expand(endpoint: Endpoint) -> TokenStream {

@@ -11,6 +11,7 @@ mod parse;
 mod snapshot;
 mod suggest;
 mod validate;
+mod values;
 
 use proc_macro::TokenStream;
 
