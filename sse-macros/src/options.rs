@@ -1,8 +1,7 @@
-//! The attribute's options: what each accepts, checked with a precise message per mistake.
+//! The attribute's options: one row per option in `OPTIONS`, each stored with the keyword it was
+//! written with, and the checks that involve two options.
 
-use std::collections::HashMap;
-
-use proc_macro2::Span;
+use proc_macro2::{Group, Span};
 use syn::{Expr, ExprPath, Ident, LitStr};
 
 use crate::ctxt::Ctxt;
@@ -10,104 +9,219 @@ use crate::parse::{Args, RawOption, RawValue};
 use crate::suggest::closest;
 use crate::values::{self, Seconds, Sep};
 
-/// How an option is written.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Form {
-    /// `name = value`.
-    Value,
-    /// `name(...)`.
-    List,
+/// One option: its name, how it is written, and an example used in hints.
+struct Spec {
+    name: &'static str,
+    example: &'static str,
+    form: Form,
 }
 
-/// Every option, how it is written, and an example used in hints.
-const OPTIONS: &[(&str, Form, &str)] = &[
-    ("ping", Form::Value, "ping = 15"),
-    ("ping_message", Form::Value, "ping_message = my_ping"),
-    ("send_timeout", Form::Value, "send_timeout = 5"),
-    ("sep", Form::Value, r#"sep = "\n""#),
-    ("status", Form::Value, "status = 200"),
-    ("headers", Form::List, r#"headers("x-custom" = "value")"#),
-    (
-        "cache_control",
-        Form::Value,
-        r#"cache_control = "no-cache""#,
-    ),
-    (
-        "media_type",
-        Form::Value,
-        r#"media_type = "text/event-stream""#,
-    ),
-    ("retry", Form::Value, "retry = 3000"),
-    (
-        "on_client_close",
-        Form::Value,
-        "on_client_close = client_left",
-    ),
-    ("on_close", Form::Value, "on_close = log_close"),
-    ("background", Form::Value, "background = cleanup"),
-    ("shutdown_grace", Form::Value, "shutdown_grace = 5"),
-    (
-        "drain_on_shutdown",
-        Form::Value,
-        "drain_on_shutdown = false",
-    ),
-    ("on_error", Form::Value, "on_error = error_event"),
-    ("crate", Form::Value, r#"crate = "my_crate::sse""#),
+/// How an option is written, with the fn that reads what follows its name into its field.
+enum Form {
+    /// `name = value`.
+    Value(fn(&mut Ctxt, &mut Options, Input<'_>)),
+    /// `name(...)`.
+    List(fn(&mut Ctxt, &mut Options, Ident, &Group)),
+}
+
+/// The value of one `name = value` option, with what its messages need.
+struct Input<'a> {
+    key: Ident,
+    expr: &'a Expr,
+    name: &'static str,
+    example: &'static str,
+}
+
+impl Input<'_> {
+    /// The option, its value read by `parse`.
+    fn read<T>(self, cx: &mut Ctxt, parse: values::Parser<T>) -> Option<Opt<T>> {
+        let value = parse(cx, self.name, self.expr, self.example);
+        Some(Opt {
+            key: self.key,
+            value,
+        })
+    }
+}
+
+/// Every option, in the order the builder calls are generated and the options are listed.
+const OPTIONS: &[Spec] = &[
+    Spec {
+        name: "ping",
+        example: "ping = 15",
+        form: Form::Value(|cx, options, input| options.ping = input.read(cx, values::seconds)),
+    },
+    Spec {
+        name: "ping_message",
+        example: "ping_message = my_ping",
+        form: Form::Value(|cx, options, input| {
+            options.ping_message = input.read(cx, values::hook_path);
+        }),
+    },
+    Spec {
+        name: "send_timeout",
+        example: "send_timeout = 5",
+        form: Form::Value(|cx, options, input| {
+            options.send_timeout = input.read(cx, values::timeout);
+        }),
+    },
+    Spec {
+        name: "sep",
+        example: r#"sep = "\n""#,
+        form: Form::Value(|cx, options, input| options.sep = input.read(cx, values::separator)),
+    },
+    Spec {
+        name: "status",
+        example: "status = 200",
+        form: Form::Value(|cx, options, input| options.status = input.read(cx, values::status)),
+    },
+    Spec {
+        name: "headers",
+        example: r#"headers("x-custom" = "value")"#,
+        form: Form::List(|cx, options, key, group| {
+            let value = Some(values::headers(cx, group));
+            options.headers = Some(Opt { key, value });
+        }),
+    },
+    Spec {
+        name: "cache_control",
+        example: r#"cache_control = "no-cache""#,
+        form: Form::Value(|cx, options, input| {
+            options.cache_control = input.read(cx, values::header_value);
+        }),
+    },
+    Spec {
+        name: "media_type",
+        example: r#"media_type = "text/event-stream""#,
+        form: Form::Value(|cx, options, input| {
+            options.media_type = input.read(cx, values::media_type);
+        }),
+    },
+    Spec {
+        name: "retry",
+        example: "retry = 3000",
+        form: Form::Value(|cx, options, input| options.retry = input.read(cx, values::retry)),
+    },
+    Spec {
+        name: "on_client_close",
+        example: "on_client_close = client_left",
+        form: Form::Value(|cx, options, input| {
+            options.on_client_close = input.read(cx, values::hook_path);
+        }),
+    },
+    Spec {
+        name: "on_close",
+        example: "on_close = log_close",
+        form: Form::Value(|cx, options, input| {
+            options.on_close = input.read(cx, values::hook_path);
+        }),
+    },
+    Spec {
+        name: "background",
+        example: "background = cleanup",
+        form: Form::Value(|cx, options, input| {
+            options.background = input.read(cx, values::hook_path);
+        }),
+    },
+    Spec {
+        name: "shutdown_grace",
+        example: "shutdown_grace = 5",
+        form: Form::Value(|cx, options, input| {
+            options.shutdown_grace = input.read(cx, values::seconds);
+        }),
+    },
+    Spec {
+        name: "drain_on_shutdown",
+        example: "drain_on_shutdown = false",
+        form: Form::Value(|cx, options, input| {
+            options.drain_on_shutdown = input.read(cx, values::boolean);
+        }),
+    },
+    Spec {
+        name: "on_error",
+        example: "on_error = error_event",
+        form: Form::Value(|cx, options, input| {
+            options.on_error = input.read(cx, values::hook_path);
+        }),
+    },
+    Spec {
+        name: "crate",
+        example: r#"crate = "my_crate::sse""#,
+        form: Form::Value(|cx, options, input| options.krate = input.read(cx, values::crate_path)),
+    },
 ];
 
-/// The validated options. `None` means the option was not given (or was invalid, in which
-/// case an error was recorded and nothing is expanded).
+/// An option as written: the keyword it was given with, for errors about it, and its value.
+pub(crate) struct Opt<T> {
+    pub(crate) key: Ident,
+    /// `None` when the value is invalid: its error is recorded and nothing is expanded, but the
+    /// checks that involve two options still see that the option was given.
+    pub(crate) value: Option<T>,
+}
+
+/// The value of an option that was given with a valid value.
+pub(crate) fn value<T>(option: &Option<Opt<T>>) -> Option<&T> {
+    option.as_ref()?.value.as_ref()
+}
+
+/// The options. `None` means the option was not given.
 #[derive(Default)]
 pub(crate) struct Options {
-    pub(crate) krate: Option<syn::Path>,
-    pub(crate) ping: Option<Seconds>,
-    pub(crate) ping_message: Option<ExprPath>,
-    pub(crate) send_timeout: Option<Seconds>,
-    pub(crate) sep: Option<(Sep, Span)>,
-    pub(crate) status: Option<(u16, Span)>,
-    pub(crate) headers: Vec<(LitStr, LitStr)>,
-    pub(crate) cache_control: Option<LitStr>,
-    pub(crate) media_type: Option<LitStr>,
-    pub(crate) retry: Option<(u64, Span)>,
-    pub(crate) on_client_close: Option<ExprPath>,
-    pub(crate) on_close: Option<ExprPath>,
-    pub(crate) background: Option<ExprPath>,
-    pub(crate) shutdown_grace: Option<Seconds>,
-    pub(crate) drain_on_shutdown: Option<syn::LitBool>,
-    pub(crate) on_error: Option<ExprPath>,
-    /// The key of every option given, for errors that involve two options.
-    pub(crate) keys: HashMap<String, Ident>,
+    pub(crate) krate: Option<Opt<syn::Path>>,
+    pub(crate) ping: Option<Opt<Seconds>>,
+    pub(crate) ping_message: Option<Opt<ExprPath>>,
+    pub(crate) send_timeout: Option<Opt<Seconds>>,
+    pub(crate) sep: Option<Opt<(Sep, Span)>>,
+    pub(crate) status: Option<Opt<(u16, Span)>>,
+    pub(crate) headers: Option<Opt<Vec<(LitStr, LitStr)>>>,
+    pub(crate) cache_control: Option<Opt<LitStr>>,
+    pub(crate) media_type: Option<Opt<LitStr>>,
+    pub(crate) retry: Option<Opt<(u64, Span)>>,
+    pub(crate) on_client_close: Option<Opt<ExprPath>>,
+    pub(crate) on_close: Option<Opt<ExprPath>>,
+    pub(crate) background: Option<Opt<ExprPath>>,
+    pub(crate) shutdown_grace: Option<Opt<Seconds>>,
+    pub(crate) drain_on_shutdown: Option<Opt<syn::LitBool>>,
+    pub(crate) on_error: Option<Opt<ExprPath>>,
 }
 
 /// Checks every option, recording each mistake in `cx`.
 pub(crate) fn validate_options(cx: &mut Ctxt, args: Args) -> Options {
     let mut options = Options::default();
+    let mut given = [false; OPTIONS.len()];
     for RawOption { key, value } in args.options {
-        let name = key.to_string();
-        let Some(&(_, form, example)) = OPTIONS.iter().find(|(known, ..)| *known == name) else {
+        let Some(index) = OPTIONS.iter().position(|spec| key == spec.name) else {
             unknown_option(cx, &key);
             continue;
         };
-        if options.keys.contains_key(&name) {
+        let Spec {
+            name,
+            example,
+            ref form,
+        } = OPTIONS[index];
+        if given[index] {
             cx.error_spanned_by(&key, format!("`{name}` is given twice; keep one of them"));
             continue;
         }
-        options.keys.insert(name.clone(), key.clone());
+        given[index] = true;
         match (form, value) {
-            (Form::Value, RawValue::Expr(expr)) => {
-                value_option(cx, &mut options, &name, &expr, example)
+            (Form::Value(read), RawValue::Expr(expr)) => {
+                let input = Input {
+                    key,
+                    expr: &expr,
+                    name,
+                    example,
+                };
+                read(cx, &mut options, input);
             }
-            (Form::List, RawValue::List(group)) => {
-                options.headers = values::headers(cx, &group);
-            }
-            (Form::Value, RawValue::Absent) => {
+            (Form::List(read), RawValue::List(group)) => read(cx, &mut options, key, &group),
+            (Form::Value(_), RawValue::Absent) => {
                 cx.error_spanned_by(&key, format!("`{name}` needs a value, e.g. `{example}`"))
             }
-            (Form::Value, RawValue::List(group)) => cx.error_spanned_by(
+            (Form::Value(_), RawValue::List(group)) => cx.error_spanned_by(
                 group,
                 format!("`{name}` takes a value after `=`, e.g. `{example}`"),
             ),
-            (Form::List, RawValue::Absent | RawValue::Expr(_)) => cx.error_spanned_by(
+            (Form::List(_), RawValue::Absent | RawValue::Expr(_)) => cx.error_spanned_by(
                 &key,
                 format!("`{name}` takes a parenthesized list, e.g. `{example}`"),
             ),
@@ -119,7 +233,7 @@ pub(crate) fn validate_options(cx: &mut Ctxt, args: Args) -> Options {
 
 fn unknown_option(cx: &mut Ctxt, key: &Ident) {
     let name = key.to_string();
-    let names: Vec<&str> = OPTIONS.iter().map(|(name, ..)| *name).collect();
+    let names: Vec<&str> = OPTIONS.iter().map(|spec| spec.name).collect();
     let message = match closest(&name, &names) {
         Some(suggestion) => {
             format!("unknown option `{name}`; did you mean `{suggestion}`?")
@@ -132,49 +246,27 @@ fn unknown_option(cx: &mut Ctxt, key: &Ident) {
     cx.error_spanned_by(key, message);
 }
 
-fn value_option(cx: &mut Ctxt, options: &mut Options, key: &str, expr: &Expr, example: &str) {
-    match key {
-        "ping" => options.ping = values::seconds(cx, key, expr, example),
-        "send_timeout" => options.send_timeout = values::timeout(cx, key, expr, example),
-        "shutdown_grace" => options.shutdown_grace = values::seconds(cx, key, expr, example),
-        "drain_on_shutdown" => {
-            options.drain_on_shutdown = values::boolean(cx, key, expr, example);
-        }
-        "sep" => options.sep = values::separator(cx, key, expr, example),
-        "status" => options.status = values::status(cx, key, expr, example),
-        "retry" => options.retry = values::retry(cx, key, expr, example),
-        "cache_control" => options.cache_control = values::header_value(cx, key, expr, example),
-        "media_type" => options.media_type = values::media_type(cx, key, expr, example),
-        "ping_message" => options.ping_message = values::hook_path(cx, key, expr, example),
-        "on_client_close" => {
-            options.on_client_close = values::hook_path(cx, key, expr, example);
-        }
-        "on_close" => options.on_close = values::hook_path(cx, key, expr, example),
-        "background" => options.background = values::hook_path(cx, key, expr, example),
-        "on_error" => options.on_error = values::hook_path(cx, key, expr, example),
-        "crate" => options.krate = values::crate_path(cx, key, expr, example),
-        _ => {}
-    }
-}
-
 /// Mistakes that involve two options.
 fn cross_checks(cx: &mut Ctxt, options: &Options) {
-    if let (Some(ping), Some(key)) = (options.ping, options.keys.get("ping_message"))
+    if let (Some(ping), Some(message)) = (value(&options.ping), &options.ping_message)
         && ping.is_zero()
     {
         cx.error_spanned_by(
-            key,
+            &message.key,
             "`ping_message` has no effect with `ping = 0`, which sends no pings; \
              remove `ping_message` or give `ping` a period",
         );
     }
+    let headers = value(&options.headers).map_or(&[][..], Vec::as_slice);
     for (header, option) in [
-        ("cache-control", "cache_control"),
-        ("content-type", "media_type"),
+        (
+            "cache-control",
+            options.cache_control.as_ref().map(|o| &o.key),
+        ),
+        ("content-type", options.media_type.as_ref().map(|o| &o.key)),
     ] {
-        if options.keys.contains_key(option)
-            && let Some((name, _)) = options
-                .headers
+        if let Some(option) = option
+            && let Some((name, _)) = headers
                 .iter()
                 .find(|(name, _)| name.value().eq_ignore_ascii_case(header))
         {

@@ -14,6 +14,9 @@ use crate::ctxt::Ctxt;
 use crate::headers::{header_name_error, header_value_error, reserved_header_hint};
 use crate::parse::parse_list;
 
+/// Reads one option's value: `(cx, name, value, example)`, the name and the example for messages.
+pub(crate) type Parser<T> = fn(&mut Ctxt, &str, &Expr, &str) -> Option<T>;
+
 /// Durations longer than a day are certainly a mistake: milliseconds written as seconds, usually.
 const MAX_SECONDS: u64 = 24 * 60 * 60;
 
