@@ -277,3 +277,58 @@ fn cross_checks(cx: &mut Ctxt, options: &Options) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    use super::*;
+
+    /// The messages of every error that validating `args` records.
+    fn messages(args: proc_macro2::TokenStream) -> String {
+        let mut cx = Ctxt::new();
+        validate_options(&mut cx, syn::parse2(args).expect("the arguments parse"));
+        cx.into_compile_errors().to_string()
+    }
+
+    #[test]
+    fn an_option_with_an_invalid_value_still_takes_part_in_the_cross_checks() {
+        let errors = messages(quote!(
+            cache_control = 0,
+            headers("cache-control" = "public")
+        ));
+        assert!(
+            errors.contains("`cache_control` takes a string literal"),
+            "{errors}"
+        );
+        assert!(
+            errors.contains("is also set by `cache_control = ...`"),
+            "{errors}"
+        );
+
+        let errors = messages(quote!(ping = 0, ping_message = "my_ping"));
+        assert!(
+            errors.contains("takes the path of a fn, not a string"),
+            "{errors}"
+        );
+        assert!(errors.contains("has no effect with `ping = 0`"), "{errors}");
+    }
+
+    #[test]
+    fn an_option_given_twice_is_reported_at_the_second_keyword() {
+        let errors = messages(quote!(ping = true, ping = 15));
+        assert!(errors.contains("`ping` is given twice"), "{errors}");
+    }
+
+    #[test]
+    fn every_row_is_written_in_its_own_form() {
+        for spec in OPTIONS {
+            let list = spec.example.starts_with(&format!("{}(", spec.name));
+            let value = spec.example.starts_with(&format!("{} = ", spec.name));
+            match spec.form {
+                Form::Value(_) => assert!(value, "{}", spec.example),
+                Form::List(_) => assert!(list, "{}", spec.example),
+            }
+        }
+    }
+}
