@@ -9,7 +9,8 @@ use crate::parse::{Args, RawOption, RawValue};
 use crate::suggest::closest;
 use crate::values::{self, Seconds, Sep};
 
-/// One option: its name, how it is written, and an example used in hints.
+/// One option: its name, an example used in hints, and how it is written, with the fn that
+/// reads its value.
 struct Spec {
     name: &'static str,
     example: &'static str,
@@ -43,7 +44,8 @@ impl Input<'_> {
     }
 }
 
-/// Every option, in the order the builder calls are generated and the options are listed.
+/// Every option. `expand` writes the builder calls in this order, and an unknown option
+/// lists the names in it. A new option takes a row here and a field in `Options`.
 const OPTIONS: &[Spec] = &[
     Spec {
         name: "ping",
