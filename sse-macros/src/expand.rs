@@ -6,8 +6,9 @@ use syn::spanned::Spanned;
 use syn::{ExprPath, FnArg, Ident, ItemFn, ReturnType, Type};
 
 use crate::body::{INTO_EVENT_ALIAS, body_label};
-use crate::options::{Options, Seconds, Sep};
+use crate::options::{Options, value};
 use crate::validate::{Endpoint, is_close_hooks};
+use crate::values::{Seconds, Sep};
 
 /// The handler for a valid endpoint.
 pub(crate) fn expand(endpoint: Endpoint) -> TokenStream {
@@ -89,7 +90,7 @@ pub(crate) fn expand(endpoint: Endpoint) -> TokenStream {
                     return #result;
                 })
             };
-            let response = match &options.on_error {
+            let response = match value(&options.on_error) {
                 Some(on_error) => {
                     let recover = quote_spanned! {on_error.span()=>
                         #krate::__private::recover::<#result_type, _, _, _>(#events, #on_error)
@@ -133,18 +134,18 @@ fn fallible_response(krate: &TokenStream, result_type: &Type, events: &Ident) ->
 /// The builder calls for the options, in the order of the option table.
 fn settings(krate: &TokenStream, options: &Options) -> TokenStream {
     let mut calls = TokenStream::new();
-    if let Some(ping) = &options.ping {
+    if let Some(ping) = value(&options.ping) {
         let ping = duration(ping);
         calls.extend(quote!(.ping(#ping)));
     }
-    if let Some(message) = &options.ping_message {
+    if let Some(message) = value(&options.ping_message) {
         calls.extend(quote_spanned!(message.span()=> .ping_message(#message)));
     }
-    if let Some(timeout) = &options.send_timeout {
+    if let Some(timeout) = value(&options.send_timeout) {
         let timeout = duration(timeout);
         calls.extend(quote!(.send_timeout(#timeout)));
     }
-    if let Some((sep, span)) = &options.sep {
+    if let Some((sep, span)) = value(&options.sep) {
         let variant = match sep {
             Sep::CrLf => quote_spanned!(*span=> CrLf),
             Sep::Cr => quote_spanned!(*span=> Cr),
@@ -152,40 +153,40 @@ fn settings(krate: &TokenStream, options: &Options) -> TokenStream {
         };
         calls.extend(quote!(.separator(#krate::Separator::#variant)));
     }
-    if let Some((status, _)) = &options.status {
+    if let Some((status, _)) = value(&options.status) {
         let status = Literal::u16_unsuffixed(*status);
         calls.extend(quote!(.status(#krate::__private::status(#status))));
     }
-    for (name, value) in &options.headers {
-        calls.extend(quote!(.header(#name, #value)));
+    for (name, header) in value(&options.headers).into_iter().flatten() {
+        calls.extend(quote!(.header(#name, #header)));
     }
-    if let Some(value) = &options.cache_control {
-        calls.extend(quote!(.header("cache-control", #value)));
+    if let Some(cache_control) = value(&options.cache_control) {
+        calls.extend(quote!(.header("cache-control", #cache_control)));
     }
-    if let Some(media_type) = &options.media_type {
+    if let Some(media_type) = value(&options.media_type) {
         calls.extend(quote!(.media_type(#media_type)));
     }
-    if let Some((retry, _)) = &options.retry {
+    if let Some((retry, _)) = value(&options.retry) {
         let retry = Literal::u64_unsuffixed(*retry);
         calls.extend(quote!(.retry(#retry)));
     }
-    if let Some(hook) = &options.on_client_close {
+    if let Some(hook) = value(&options.on_client_close) {
         let run = run_hook(krate, hook, quote!());
         calls.extend(quote!(.on_client_close(|| #run)));
     }
-    if let Some(hook) = &options.on_close {
+    if let Some(hook) = value(&options.on_close) {
         let reason = Ident::new("__sse_reason", at(hook.span()));
         let run = run_hook(krate, hook, quote!(#reason));
         calls.extend(quote!(.on_close(|#reason| #run)));
     }
-    if let Some(task) = &options.background {
+    if let Some(task) = value(&options.background) {
         calls.extend(quote_spanned!(task.span()=> .background(#task())));
     }
-    if let Some(grace) = &options.shutdown_grace {
+    if let Some(grace) = value(&options.shutdown_grace) {
         let grace = duration(grace);
         calls.extend(quote!(.shutdown_grace(#grace)));
     }
-    if let Some(drain) = &options.drain_on_shutdown {
+    if let Some(drain) = value(&options.drain_on_shutdown) {
         calls.extend(quote!(.drain_on_shutdown(#drain)));
     }
     calls

@@ -11,6 +11,7 @@ mod parse;
 mod snapshot;
 mod suggest;
 mod validate;
+mod values;
 
 use proc_macro::TokenStream;
 
@@ -63,8 +64,8 @@ fn block(input: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
             parse::BlockItem::Endpoint { args, function } => {
                 out.extend(endpoint(args, *function, Mode::Block, &krate));
             }
-            parse::BlockItem::Rejected { error, item } => {
-                out.extend(error.to_compile_error());
+            parse::BlockItem::Rejected { errors, item } => {
+                out.extend(errors.into_compile_errors());
                 out.extend(item);
             }
         }

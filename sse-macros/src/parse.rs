@@ -11,6 +11,8 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Expr, Ident, Item, ItemFn, Token};
 
+use crate::ctxt::Ctxt;
+
 /// The arguments of `#[sse_endpoint(...)]`.
 pub(crate) struct Args {
     pub(crate) options: Vec<RawOption>,
@@ -133,11 +135,8 @@ pub(crate) enum BlockItem {
         args: TokenStream,
         function: Box<ItemFn>,
     },
-    /// Something that is not an endpoint, emitted unchanged next to its error.
-    Rejected {
-        error: syn::Error,
-        item: TokenStream,
-    },
+    /// Something that is not an endpoint, emitted unchanged next to its errors.
+    Rejected { errors: Ctxt, item: TokenStream },
 }
 
 /// Parses `($crate) items..`, one item at a time so that a mistake in one fn leaves the
@@ -199,25 +198,23 @@ fn block_item(item: Item) -> BlockItem {
     let mut function = match item {
         Item::Fn(function) => function,
         other => {
-            return BlockItem::Rejected {
-                error: syn::Error::new_spanned(
-                    item_keyword(&other),
-                    format!(
-                        "`sse!` holds `async fn`s that become SSE endpoints, not {}; move it out of the block",
-                        item_kind(&other)
-                    ),
+            let mut errors = Ctxt::new();
+            errors.error_spanned_by(
+                item_keyword(&other),
+                format!(
+                    "`sse!` holds `async fn`s that become SSE endpoints, not {}; move it out of the block",
+                    item_kind(&other)
                 ),
+            );
+            return BlockItem::Rejected {
+                errors,
                 item: other.to_token_stream(),
             };
         }
     };
     let mut args = TokenStream::new();
     let mut seen: Option<syn::Path> = None;
-    let mut errors: Option<syn::Error> = None;
-    let mut push_error = |error: syn::Error| match &mut errors {
-        Some(errors) => errors.combine(error),
-        None => errors = Some(error),
-    };
+    let mut errors = Ctxt::new();
     function.attrs.retain(|attr| {
         let is_endpoint = attr
             .path()
@@ -228,32 +225,32 @@ fn block_item(item: Item) -> BlockItem {
             return true;
         }
         if seen.is_some() {
-            push_error(syn::Error::new_spanned(
+            errors.error_spanned_by(
                 attr,
                 "`#[sse_endpoint]` is given twice on this fn; merge the options into one",
-            ));
+            );
             return false;
         }
         seen = Some(attr.path().clone());
         match &attr.meta {
             syn::Meta::Path(_) => {}
             syn::Meta::List(list) => args = list.tokens.clone(),
-            syn::Meta::NameValue(name_value) => push_error(syn::Error::new_spanned(
+            syn::Meta::NameValue(name_value) => errors.error_spanned_by(
                 name_value.eq_token,
                 "write the options in parentheses: `#[sse_endpoint(ping = 15)]`",
-            )),
+            ),
         }
         false
     });
-    match errors {
-        Some(error) => BlockItem::Rejected {
-            error,
+    if errors.has_errors() {
+        return BlockItem::Rejected {
+            errors,
             item: TokenStream::new(),
-        },
-        None => BlockItem::Endpoint {
-            args,
-            function: Box::new(function),
-        },
+        };
+    }
+    BlockItem::Endpoint {
+        args,
+        function: Box::new(function),
     }
 }
 

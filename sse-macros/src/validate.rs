@@ -10,7 +10,7 @@ use syn::{
 
 use crate::body::BodyRewriter;
 use crate::ctxt::Ctxt;
-use crate::options::{Options, validate_options};
+use crate::options::{Options, validate_options, value};
 use crate::parse::Args;
 
 /// A checked endpoint, ready to expand.
@@ -60,7 +60,7 @@ const YIELD_SYNTAX_MAY_BE_ENABLED: bool = false;
 /// The path of the runtime crate that generated code names everything through: the
 /// `crate = "..."` override, else `default`.
 pub(crate) fn crate_path(options: &Options, default: &TokenStream) -> TokenStream {
-    match &options.krate {
+    match value(&options.krate) {
         Some(path) => path.to_token_stream(),
         None => default.clone(),
     }
@@ -87,7 +87,7 @@ pub(crate) fn validate(
     let (extractors, close_hooks) = check_params(&mut cx, &sig);
     let result_type = check_return(&mut cx, &sig);
 
-    if let (Some(on_error), None) = (options.keys.get("on_error"), &result_type) {
+    if let (Some(on_error), None) = (options.on_error.as_ref().map(|o| &o.key), &result_type) {
         cx.error_spanned_by(
             on_error,
             format!(
