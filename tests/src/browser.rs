@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tempfile::TempDir;
 use tokio::io::AsyncBufReadExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
@@ -56,7 +57,10 @@ impl Browser {
             eprintln!("chromium not found: skipping the browser test");
             return None;
         };
-        let profile = TempDir::new("sse-chromium");
+        let profile = tempfile::Builder::new()
+            .prefix("sse-chromium-")
+            .tempdir()
+            .expect("create a profile directory");
         let mut child = tokio::process::Command::new(binary)
             .args([
                 "--headless",
@@ -71,7 +75,7 @@ impl Browser {
                 "--remote-debugging-address=127.0.0.1",
                 "--remote-debugging-port=0",
             ])
-            .arg(format!("--user-data-dir={}", profile.0.display()))
+            .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -180,30 +184,5 @@ impl Page {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-}
-
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> Self {
-        let unique = format!(
-            "{prefix}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        );
-        let path = std::env::temp_dir().join(unique);
-        std::fs::create_dir_all(&path).expect("create a profile directory");
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
