@@ -31,7 +31,7 @@ async fn a_browser_receives_events_live_and_resumes_after_a_reconnect() {
         return;
     };
     let server = ExampleProcess::start("basic").await;
-    let mut page = browser.open(&server.url("/")).await;
+    let page = browser.open(&server.url("/")).await;
 
     // /resume sends three events and ends; the browser reconnects with Last-Event-ID: 3, and the
     // server continues with 4, 5, 6.
