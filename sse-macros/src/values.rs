@@ -280,18 +280,35 @@ pub(crate) fn boolean(
     }
 }
 
+/// A number that must be an integer: `what` names it for a value that is no number at all,
+/// `integer` for a value with a fraction.
+fn integer(
+    cx: &mut Ctxt,
+    key: &str,
+    expr: &Expr,
+    what: &str,
+    integer: &str,
+    example: &str,
+) -> Option<u128> {
+    match number(cx, key, expr, what, example)? {
+        Number::Int(value) => Some(value),
+        Number::Float(_) => {
+            cx.error_spanned_by(expr, format!("`{key}` is {integer}, e.g. `{example}`"));
+            None
+        }
+    }
+}
+
 /// An HTTP status code within 100..=999.
 pub(crate) fn status(cx: &mut Ctxt, key: &str, expr: &Expr, example: &str) -> Option<(u16, Span)> {
-    let value = match number(cx, key, expr, "an HTTP status code", example)? {
-        Number::Int(value) => value,
-        Number::Float(_) => {
-            cx.error_spanned_by(
-                expr,
-                format!("`{key}` is an integer HTTP status code, e.g. `{example}`"),
-            );
-            return None;
-        }
-    };
+    let value = integer(
+        cx,
+        key,
+        expr,
+        "an HTTP status code",
+        "an integer HTTP status code",
+        example,
+    )?;
     match u16::try_from(value) {
         Ok(code @ 100..=999) => Some((code, expr.span())),
         _ => {
@@ -308,16 +325,14 @@ pub(crate) fn status(cx: &mut Ctxt, key: &str, expr: &Expr, example: &str) -> Op
 
 /// The reconnection time in whole milliseconds.
 pub(crate) fn retry(cx: &mut Ctxt, key: &str, expr: &Expr, example: &str) -> Option<(u64, Span)> {
-    let value = match number(cx, key, expr, "a number of milliseconds", example)? {
-        Number::Int(value) => value,
-        Number::Float(_) => {
-            cx.error_spanned_by(
-                expr,
-                format!("`{key}` is a whole number of milliseconds, e.g. `{example}`"),
-            );
-            return None;
-        }
-    };
+    let value = integer(
+        cx,
+        key,
+        expr,
+        "a number of milliseconds",
+        "a whole number of milliseconds",
+        example,
+    )?;
     match u64::try_from(value) {
         Ok(millis) => Some((millis, expr.span())),
         Err(_) => {
