@@ -266,21 +266,26 @@ impl ShutdownWatch {
     /// `None` when there is nothing to watch (no handle, or the stream opted out of the drain).
     pub(crate) fn new(config: &ShutdownConfig) -> Option<Self> {
         let handle = config.handle.as_ref().filter(|_| config.drain)?;
-        let mut watch = Self::for_connection(handle, config.grace);
-        if watch.begun {
+        if handle.is_triggered() {
             // Opened after the shutdown began: end at once (SPEC 105).
-            watch.state = WatchState::Late;
+            return Some(Self::with_state(handle, config.grace, WatchState::Late));
         }
-        Some(watch)
+        Some(Self::for_connection(handle, config.grace))
     }
 
-    /// The watch of `handle` with `grace`. A connection that carries SSE streams watches the
-    /// shutdown too: ready once it began and the longest grace of its streams passed, when the
-    /// connection must close whatever its client does.
+    /// The watch of `handle` with `grace`, waiting for the shutdown (if it began already, the
+    /// grace counts from then). A connection that carries SSE streams watches the shutdown too:
+    /// ready once it began and the longest grace of its streams passed, when the connection
+    /// must close whatever its client does.
     pub(crate) fn for_connection(handle: &Shutdown, grace: Duration) -> Self {
+        let waiting = WatchState::Waiting(Box::pin(handle.cancelled_owned()));
+        Self::with_state(handle, grace, waiting)
+    }
+
+    fn with_state(handle: &Shutdown, grace: Duration, state: WatchState) -> Self {
         Self {
             handle: handle.clone(),
-            state: WatchState::Waiting(Box::pin(handle.cancelled_owned())),
+            state,
             grace,
             begun: handle.is_triggered(),
         }
