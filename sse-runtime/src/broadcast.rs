@@ -13,11 +13,11 @@ use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
-use tokio_util::sync::ReusableBoxFuture;
 
 use crate::BoxError;
 use crate::event::{Separator, ServerSentEvent};
 use crate::into_event::{IntoEvent, Payload};
+use crate::tap::Tap;
 
 /// What a subscriber that fell behind gets.
 ///
@@ -295,30 +295,14 @@ impl fmt::Debug for Broadcast {
 /// # let _ = events;
 /// ```
 pub struct Subscription {
-    /// The receiver, while no wait is in progress.
-    rx: Option<broadcast::Receiver<(u64, Bytes)>>,
-    /// The wait for the next event once none was ready; it owns the receiver meanwhile. Its
-    /// allocation is made at the first wait and reused by every later one.
-    wait: Option<ReusableBoxFuture<'static, Received>>,
+    tap: Tap<(u64, Bytes)>,
     hub: Arc<Shared>,
-}
-
-/// What a wait ends with, and the receiver back.
-type Received = (
-    Result<(u64, Bytes), broadcast::error::RecvError>,
-    broadcast::Receiver<(u64, Bytes)>,
-);
-
-async fn next(mut rx: broadcast::Receiver<(u64, Bytes)>) -> Received {
-    let received = rx.recv().await;
-    (received, rx)
 }
 
 impl Subscription {
     fn new(rx: broadcast::Receiver<(u64, Bytes)>, hub: Arc<Shared>) -> Self {
         Self {
-            rx: Some(rx),
-            wait: None,
+            tap: Tap::new(rx),
             hub,
         }
     }
@@ -327,7 +311,7 @@ impl Subscription {
     /// `capacity` behind, or the end.
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes, RecvError>> {
         let capacity = self.hub.capacity;
-        let (missed, behind) = match std::task::ready!(self.poll_recv(cx)) {
+        let (missed, behind) = match std::task::ready!(self.tap.poll_recv(cx)) {
             Ok((seq, bytes)) => {
                 let behind = self.hub.behind(seq);
                 if behind <= capacity {
@@ -340,7 +324,7 @@ impl Subscription {
             // now stands at the oldest event the ring holds. (`len` takes the ring's lock, on
             // this rare path only.)
             Err(RecvError::Lagged(missed)) => {
-                let behind = self.rx.as_ref().map_or(0, broadcast::Receiver::len);
+                let behind = self.tap.receiver().map_or(0, |rx| rx.len());
                 (missed, behind as u64)
             }
             Err(RecvError::Closed) => return Poll::Ready(Err(RecvError::Closed)),
@@ -352,7 +336,9 @@ impl Subscription {
 
     /// Skips up to `count` events that are ready; returns how many were skipped.
     fn skip(&mut self, count: u64) -> u64 {
-        let Some(rx) = &mut self.rx else { return 0 };
+        let Some(rx) = self.tap.receiver() else {
+            return 0;
+        };
         let mut skipped = 0;
         while skipped < count {
             match rx.try_recv() {
@@ -363,41 +349,6 @@ impl Subscription {
         }
         skipped
     }
-
-    /// The next message of the ring: at once if one is ready, else through the (reused) wait.
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<(u64, Bytes), RecvError>> {
-        use broadcast::error::TryRecvError;
-        if let Some(mut rx) = self.rx.take() {
-            // Events sent together are taken without a future, one after the other.
-            match rx.try_recv() {
-                Ok(bytes) => {
-                    self.rx = Some(rx);
-                    return Poll::Ready(Ok(bytes));
-                }
-                Err(TryRecvError::Lagged(missed)) => {
-                    self.rx = Some(rx);
-                    return Poll::Ready(Err(RecvError::Lagged(missed)));
-                }
-                Err(TryRecvError::Closed) => return Poll::Ready(Err(RecvError::Closed)),
-                Err(TryRecvError::Empty) => match &mut self.wait {
-                    Some(wait) => wait.set(next(rx)),
-                    None => self.wait = Some(ReusableBoxFuture::new(next(rx))),
-                },
-            }
-        }
-        let Some(wait) = &mut self.wait else {
-            return Poll::Ready(Err(RecvError::Closed));
-        };
-        let (received, rx) = std::task::ready!(wait.poll(cx));
-        self.rx = Some(rx);
-        Poll::Ready(received)
-    }
-
-    /// Ends the stream: the receiver, and with it its place in the broadcast, goes at once.
-    fn end(&mut self) {
-        self.rx = None;
-        self.wait = None;
-    }
 }
 
 impl Stream for Subscription {
@@ -406,13 +357,13 @@ impl Stream for Subscription {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Payload>> {
         let this = &mut *self;
         loop {
-            if this.rx.is_none() && this.wait.is_none() {
+            if this.tap.is_ended() {
                 return Poll::Ready(None);
             }
             match std::task::ready!(this.poll_event(cx)) {
                 Ok(bytes) => return Poll::Ready(Some(bytes.into_event())),
                 Err(RecvError::Closed) => {
-                    this.end();
+                    this.tap.end();
                     return Poll::Ready(None);
                 }
                 Err(RecvError::Lagged(missed)) => match this.hub.policy {
@@ -423,7 +374,7 @@ impl Stream for Subscription {
                     LagPolicy::Skip => {}
                     LagPolicy::Disconnect => {
                         tracing::debug!(missed, "broadcast subscriber lagged; ending its stream");
-                        this.end();
+                        this.tap.end();
                         return Poll::Ready(None);
                     }
                 },

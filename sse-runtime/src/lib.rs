@@ -56,6 +56,8 @@
 //! * [`IntoEvent`]: what a stream may yield;
 //! * [`EventSourceResponse`]: the response, its options and hooks ([`CloseReason`]);
 //! * [`Broadcast`] and the [`broadcast`] module: encode-once fan-out to many clients;
+//! * [`Hub`], [`LastEventId`] and the [`resume`] module: topics with history, and streams that
+//!   resume exactly where a reconnecting client left off;
 //! * [`channel`]: the [`Sender`](channel::Sender) of [`EventSourceResponse::channel`];
 //! * [`serve`]: the one way to run an app with SSE streams; a shutdown never hangs on a client;
 //! * [`Shutdown`], [`ShutdownSignal`]: graceful shutdown and farewells;
@@ -76,8 +78,10 @@ mod into_event;
 #[cfg(feature = "json")]
 mod json;
 mod response;
+pub mod resume;
 mod serve;
 mod shutdown;
+mod tap;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod time;
@@ -90,6 +94,7 @@ pub use into_event::{IntoEvent, Payload};
 #[cfg(feature = "json")]
 pub use json::{Json, JsonError, JsonServerSentEvent};
 pub use response::{DEFAULT_PING_INTERVAL, EventSourceResponse};
+pub use resume::{Hub, LastEventId};
 pub use serve::serve;
 pub use shutdown::{Shutdown, ShutdownSignal};
 

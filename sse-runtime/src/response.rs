@@ -89,6 +89,8 @@ pub struct EventSourceResponse {
     connection: Option<ConnectionHandle>,
     retry: Option<u64>,
     head: bool,
+    /// A resumable source asked for `204 No Content` (its gap policy).
+    no_content: bool,
 }
 
 impl EventSourceResponse {
@@ -110,6 +112,7 @@ impl EventSourceResponse {
             connection: None,
             retry: None,
             head: false,
+            no_content: false,
         }
     }
 
@@ -122,14 +125,21 @@ impl EventSourceResponse {
     /// let response = EventSourceResponse::new(stream::iter(vec!["a", "b"]));
     /// # drop(response);
     /// ```
-    pub fn new<S>(stream: S) -> Self
+    pub fn new<S>(mut stream: S) -> Self
     where
         S: Stream + Send + 'static,
         S::Item: IntoEvent,
     {
-        Self::from_source(Box::new(Unstarted(
+        // A resume whose gap policy is `NoContent` answers 204 (it must be told before the
+        // response head, which only the response itself can do).
+        let no_content = (&mut stream as &mut dyn std::any::Any)
+            .downcast_mut::<crate::resume::Resume>()
+            .is_some_and(crate::resume::Resume::take_no_content);
+        let mut response = Self::from_source(Box::new(Unstarted(
             stream.map(|item| Ok(item.into_event())),
-        )))
+        )));
+        response.no_content = no_content;
+        response
     }
 
     /// A response for a stream that may fail: an `Err` item ends the response as an error
@@ -524,6 +534,10 @@ impl IntoResponse for EventSourceResponse {
                     .into_response();
             }
         };
+        if self.no_content {
+            self.abandon(CloseReason::NoContent);
+            return StatusCode::NO_CONTENT.into_response();
+        }
         let status = self.status;
         let body = if self.head {
             // Headers only (sse-starlette 3.7): nothing reads a HEAD response's body, so the

@@ -1,0 +1,421 @@
+//! Resumable streams: a client that reconnects with `Last-Event-ID` gets exactly what it
+//! missed, then live events: no gap, no duplicate.
+//!
+//! A [`Hub`] holds named topics. [`Hub::publish`] gives each event an id the hub owns
+//! ([`EventId`], `<epoch>:<seq>`), keeps it in the topic's bounded history (a [`Store`]; the
+//! [`MemoryStore`] by default) and delivers it to the topic's subscribers, encoded once.
+//! [`Hub::resume`] takes the client's cursor ([`LastEventId`], an extractor) and yields every
+//! retained event after it, then live events. When what the client missed is not all retained,
+//! the [`GapPolicy`] says what it gets: by default one `event: reset`.
+//!
+//! ```
+//! use axum::{Router, extract::{Path, State}, routing::{get, post}};
+//! use sse_runtime::resume::Hub;
+//! use sse_runtime::{LastEventId, ServerSentEvent, sse};
+//!
+//! sse! {
+//!     #[sse_endpoint(ping = 15)]
+//!     async fn chat(State(hub): State<Hub>, since: LastEventId) {
+//!         for await event in hub.resume(["chat"], since).await {
+//!             yield event;
+//!         }
+//!     }
+//! }
+//!
+//! async fn say(State(hub): State<Hub>, message: String) -> String {
+//!     let event = ServerSentEvent::new().event("message").data(message);
+//!     hub.publish("chat", event).await.unwrap().to_string()
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/chat", get(chat))
+//!     .route("/say", post(say))
+//!     .with_state(Hub::new());
+//! ```
+//!
+//! # The guarantee
+//!
+//! Ids number every event of the hub, whatever its topic, from 1 with no gap; a client's
+//! cursor is the id of the last event it received. Resuming after it yields, in order and
+//! once each, every event of the followed topics numbered above it, then every later one as
+//! it is published, provided that
+//!
+//! * the cursor is of this history (the same epoch: a restarted process with in-memory
+//!   history, or a wiped store, starts a new one) and not ahead of the head;
+//! * every event of those topics above the cursor is still retained (the `history` most
+//!   recent events of each topic, none older than `max_age`), and there are at most
+//!   `max_replay` of them.
+//!
+//! Otherwise the gap policy applies: [`GapPolicy::Reset`] (the default) sends exactly one
+//! `event: reset`, whose `id:` is the head's id (so the next reconnect does not reset again)
+//! and whose data is the [`GapReason`], then live events; [`GapPolicy::FromOldest`] replays
+//! what is retained instead; [`GapPolicy::NoContent`] answers `204`, which stops a browser
+//! from reconnecting.
+//!
+//! A subscriber that falls more than the hub's `capacity` events behind (a client that stopped
+//! reading) is never skipped silently: its stream ends cleanly, the browser reconnects with
+//! its last id, and the replay fills the hole (or the gap policy answers, if the history no
+//! longer holds it). So are the streams of a history trimmed mid-replay.
+//!
+//! # Sizing the history
+//!
+//! Keep at least what your clients miss in their longest usual absence: a topic receiving
+//! `r` events per second whose clients may be away for `t` seconds (a phone in a tunnel, a
+//! deploy) needs `history ≥ r·t` (and `max_age ≥ t`). Memory is the encoded events, once, per
+//! topic, whatever the number of subscribers.
+
+mod id;
+mod live;
+mod memory;
+mod store;
+mod stream;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use id::{
+    Epoch, EventId, InvalidEventId, LAST_EVENT_ID_QUERY, LastEventId, MAX_LAST_EVENT_ID_LEN,
+};
+pub use live::Live;
+pub use memory::MemoryStore;
+pub use store::{BoxFuture, Page, Store, StoreError, Stored};
+pub use stream::{Resume, ResumeRequest};
+
+use crate::event::{Separator, ServerSentEvent};
+
+/// The default number of events a [`MemoryStore`] of [`Hub::new`] keeps per topic.
+pub const DEFAULT_HISTORY: usize = 1_000;
+/// The default for how many events a subscriber may be behind the newest before its stream
+/// ends ([`HubBuilder::capacity`]).
+pub const DEFAULT_CAPACITY: usize = 256;
+/// The default for the most events one resume replays ([`HubBuilder::max_replay`]).
+pub const DEFAULT_MAX_REPLAY: u64 = 10_000;
+
+/// What a client gets when the events it missed are not all retained.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GapPolicy {
+    /// Exactly one `event: reset` whose `id:` is the head's id and whose data is the
+    /// [`GapReason`], then live events. The client knows to reload its state; its next
+    /// reconnect resumes from the reset. The default.
+    #[default]
+    Reset,
+    /// Replay what is retained (from the oldest retained event, or from the cursor when only
+    /// `max_replay` was in the way, sending `max_replay` events and then ending the stream so
+    /// that the client comes back for the rest): continuous, but lossy, and the client is not
+    /// told.
+    FromOldest,
+    /// `204 No Content`, which makes a browser's `EventSource` stop reconnecting. Needs the
+    /// response to be made from the [`Resume`] itself; see there.
+    NoContent,
+}
+
+/// Why a resume could not replay exactly what the client missed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GapReason {
+    /// Some event after the cursor was trimmed or expired from the history.
+    Trimmed,
+    /// The cursor belongs to another history (a restart, or a wiped store).
+    OtherEpoch,
+    /// The cursor is ahead of the newest event.
+    Ahead,
+    /// The cursor is not one (see [`LastEventId::Invalid`]).
+    Invalid,
+    /// More events than `max_replay` are after the cursor.
+    TooMany,
+}
+
+impl GapReason {
+    /// The reason as the data of a reset event: `trimmed`, `other-epoch`, `ahead`,
+    /// `invalid` or `too-many`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Trimmed => "trimmed",
+            Self::OtherEpoch => "other-epoch",
+            Self::Ahead => "ahead",
+            Self::Invalid => "invalid",
+            Self::TooMany => "too-many",
+        }
+    }
+}
+
+impl fmt::Display for GapReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A resumable fan-out hub: topics with bounded history, ids it owns, exact resume.
+///
+/// Cheap to clone (share it as axum state). See the [module docs](self) for the guarantee.
+///
+/// ```
+/// use futures_util::StreamExt;
+/// use sse_runtime::resume::Hub;
+/// use sse_runtime::{LastEventId, Separator, ServerSentEvent};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let hub = Hub::builder().separator(Separator::Lf).build();
+/// let mut ids = Vec::new();
+/// for i in 1..=3 {
+///     ids.push(hub.publish("news", ServerSentEvent::new().data(i)).await.unwrap());
+/// }
+/// // A client that received the first event resumes after it.
+/// let mut resume = hub.resume(["news"], LastEventId::After(ids[0])).await;
+/// let frame = resume.next().await.unwrap().encode(Separator::Lf);
+/// assert_eq!(frame, format!("id: {}\ndata: 2\n\n", ids[1]).as_bytes());
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+pub(crate) struct HubInner {
+    store: Arc<dyn Store>,
+    live: Live,
+    separator: Separator,
+    policy: GapPolicy,
+    max_replay: u64,
+}
+
+impl Hub {
+    /// A hub on a [`MemoryStore`] keeping [`DEFAULT_HISTORY`] events per topic, with the
+    /// defaults of [`Hub::builder`].
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// The options of a hub: a [`MemoryStore`] keeping [`DEFAULT_HISTORY`] events per topic,
+    /// CRLF separators, [`GapPolicy::Reset`], [`DEFAULT_CAPACITY`] and
+    /// [`DEFAULT_MAX_REPLAY`], unless set.
+    ///
+    /// ```
+    /// use sse_runtime::resume::{GapPolicy, Hub, MemoryStore};
+    ///
+    /// let hub = Hub::builder()
+    ///     .store(MemoryStore::new(500))
+    ///     .capacity(1024)
+    ///     .max_replay(5_000)
+    ///     .gap_policy(GapPolicy::FromOldest)
+    ///     .build();
+    /// # drop(hub);
+    /// ```
+    pub fn builder() -> HubBuilder {
+        HubBuilder {
+            store: None,
+            separator: Separator::CrLf,
+            policy: GapPolicy::Reset,
+            capacity: DEFAULT_CAPACITY,
+            max_replay: DEFAULT_MAX_REPLAY,
+        }
+    }
+
+    /// Publishes `event` to `topic`: gives it the hub's next id (**replacing any id it
+    /// has**), encodes it once, records it in the topic's history and delivers it to the
+    /// topic's subscribers. Returns its id.
+    ///
+    /// Fails only when the store does (never for the [`MemoryStore`]); then the event was
+    /// not published.
+    ///
+    /// ```
+    /// use sse_runtime::ServerSentEvent;
+    /// use sse_runtime::resume::Hub;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let hub = Hub::new();
+    /// let first = hub.publish("a", ServerSentEvent::new().id("mine").data(1)).await.unwrap();
+    /// let second = hub.publish("b", ServerSentEvent::new().data(2)).await.unwrap();
+    /// assert_eq!((first.seq(), second.seq()), (1, 2));
+    /// assert_eq!(first.epoch(), second.epoch());
+    /// # }
+    /// ```
+    pub async fn publish(
+        &self,
+        topic: &str,
+        event: impl Into<ServerSentEvent>,
+    ) -> Result<EventId, StoreError> {
+        self.inner
+            .store
+            .append(topic, event.into(), self.inner.separator)
+            .await
+    }
+
+    /// Resumes a client following `topics` from its cursor `since`: `.await` it for the
+    /// [`Resume`] stream (replay, then live). The options of this resume
+    /// ([`gap_policy`](ResumeRequest::gap_policy), [`max_replay`](ResumeRequest::max_replay))
+    /// can be set before awaiting.
+    ///
+    /// Repeated topics count once.
+    pub fn resume<T>(
+        &self,
+        topics: impl IntoIterator<Item = T>,
+        since: LastEventId,
+    ) -> ResumeRequest
+    where
+        T: Into<Arc<str>>,
+    {
+        let mut topics: Vec<Arc<str>> = topics.into_iter().map(Into::into).collect();
+        topics.sort_unstable();
+        topics.dedup();
+        ResumeRequest {
+            hub: self.inner.clone(),
+            topics: topics.into(),
+            since,
+            policy: self.inner.policy,
+            max_replay: self.inner.max_replay,
+        }
+    }
+
+    /// The id of the newest event: what a page can embed as its first connection's
+    /// `last_event_id`, so that nothing published between the page load and the connection
+    /// is missed. `<epoch>:0` before the first event.
+    ///
+    /// ```
+    /// use sse_runtime::ServerSentEvent;
+    /// use sse_runtime::resume::Hub;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let hub = Hub::new();
+    /// assert_eq!(hub.head().await.unwrap().seq(), 0);
+    /// let id = hub.publish("a", ServerSentEvent::new().data(1)).await.unwrap();
+    /// assert_eq!(hub.head().await.unwrap(), id);
+    /// # }
+    /// ```
+    pub async fn head(&self) -> Result<EventId, StoreError> {
+        let page = self.inner.store.read(&[], 0, 0, 0).await?;
+        Ok(EventId::new(page.epoch, page.head))
+    }
+
+    /// How many subscriptions of this process follow `topic`.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        self.inner.live.subscriber_count(topic)
+    }
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hub")
+            .field("live", &self.inner.live)
+            .field("separator", &self.inner.separator)
+            .field("policy", &self.inner.policy)
+            .field("max_replay", &self.inner.max_replay)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The options of a [`Hub`], from [`Hub::builder`].
+#[must_use = "a HubBuilder does nothing until `build` is called"]
+pub struct HubBuilder {
+    store: Option<Arc<dyn Store>>,
+    separator: Separator,
+    policy: GapPolicy,
+    capacity: usize,
+    max_replay: u64,
+}
+
+impl HubBuilder {
+    /// Where the history is kept (default: a [`MemoryStore`] of [`DEFAULT_HISTORY`] events
+    /// per topic).
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The separator of the encoded events (default CRLF).
+    pub fn separator(mut self, separator: Separator) -> Self {
+        self.separator = separator;
+        self
+    }
+
+    /// What a client whose missed events are not all retained gets (default
+    /// [`GapPolicy::Reset`]); a resume may override it.
+    pub fn gap_policy(mut self, policy: GapPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// How many events a subscriber may be behind the newest of its topic (at least 1;
+    /// default [`DEFAULT_CAPACITY`]). One further behind has its stream ended, and resumes.
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// The most events one resume replays (default [`DEFAULT_MAX_REPLAY`]); a client further
+    /// behind is a gap ([`GapReason::TooMany`]). A resume may override it.
+    pub fn max_replay(mut self, max_replay: u64) -> Self {
+        self.max_replay = max_replay;
+        self
+    }
+
+    /// The hub.
+    pub fn build(self) -> Hub {
+        let store = self
+            .store
+            .unwrap_or_else(|| Arc::new(MemoryStore::new(DEFAULT_HISTORY)));
+        let live = Live::new(self.capacity);
+        store.attach(live.clone());
+        Hub {
+            inner: Arc::new(HubInner {
+                store,
+                live,
+                separator: self.separator,
+                policy: self.policy,
+                max_replay: self.max_replay,
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for HubBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubBuilder")
+            .field("separator", &self.separator)
+            .field("policy", &self.policy)
+            .field("capacity", &self.capacity)
+            .field("max_replay", &self.max_replay)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use futures_util::StreamExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn replayed_frames_are_the_live_frames_bytes() {
+        let hub = Hub::builder().separator(Separator::Lf).build();
+        let mut live = hub.resume(["t"], LastEventId::None).await;
+        let id = hub
+            .publish("t", ServerSentEvent::new().data("shared"))
+            .await
+            .unwrap();
+        let live_bytes: Bytes = live.next().await.unwrap().raw().unwrap().clone();
+        let mut replay = hub.resume(["t"], LastEventId::Earliest).await;
+        let replayed: Bytes = replay.next().await.unwrap().raw().unwrap().clone();
+        assert_eq!(live_bytes, replayed);
+        assert_eq!(
+            live_bytes.as_ptr(),
+            replayed.as_ptr(),
+            "one encoding, shared"
+        );
+        assert_eq!(
+            &live_bytes[..],
+            format!("id: {id}\ndata: shared\n\n").as_bytes()
+        );
+    }
+}

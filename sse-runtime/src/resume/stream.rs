@@ -1,0 +1,442 @@
+//! One resumed subscription: the replay, then live events, with no gap and no duplicate.
+
+use std::fmt;
+use std::future::IntoFuture;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::id::{Epoch, EventId, LastEventId};
+use super::store::{BoxFuture, Page, StoreError, Stored};
+use super::{GapPolicy, GapReason, HubInner};
+use crate::event::ServerSentEvent;
+use crate::into_event::{IntoEvent, Payload};
+use crate::tap::Tap;
+
+/// How many events one read of the store returns: the most a replay holds of its own.
+pub(crate) const PAGE: usize = 256;
+
+/// A resume being set up, from [`Hub::resume`](super::Hub::resume): set its options, then
+/// `.await` it for the [`Resume`] stream.
+///
+/// ```
+/// use sse_runtime::resume::{GapPolicy, Hub};
+/// use sse_runtime::LastEventId;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let hub = Hub::new();
+/// let resume = hub
+///     .resume(["news"], LastEventId::Invalid)
+///     .gap_policy(GapPolicy::NoContent)
+///     .max_replay(500)
+///     .await;
+/// assert_eq!(resume.gap(), Some(sse_runtime::resume::GapReason::Invalid));
+/// # }
+/// ```
+#[must_use = "a resume does nothing until awaited"]
+pub struct ResumeRequest {
+    pub(super) hub: Arc<HubInner>,
+    pub(super) topics: Arc<[Arc<str>]>,
+    pub(super) since: LastEventId,
+    pub(super) policy: GapPolicy,
+    pub(super) max_replay: u64,
+}
+
+impl ResumeRequest {
+    /// The gap policy of this resume (default: the hub's).
+    pub fn gap_policy(mut self, policy: GapPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The most events this resume replays (default: the hub's); more is a
+    /// [`GapReason::TooMany`].
+    pub fn max_replay(mut self, max_replay: u64) -> Self {
+        self.max_replay = max_replay;
+        self
+    }
+}
+
+impl fmt::Debug for ResumeRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResumeRequest")
+            .field("topics", &self.topics)
+            .field("since", &self.since)
+            .field("policy", &self.policy)
+            .field("max_replay", &self.max_replay)
+            .finish()
+    }
+}
+
+impl IntoFuture for ResumeRequest {
+    type Output = Resume;
+    type IntoFuture = BoxFuture<'static, Resume>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.start())
+    }
+}
+
+impl ResumeRequest {
+    /// Subscribes to live delivery first, then reads the history: an event is either recorded
+    /// before the read (so the read finds it) or delivered after the subscription (so the
+    /// subscription has it); the overlap is dropped by number.
+    async fn start(self) -> Resume {
+        let Self {
+            hub,
+            topics,
+            since,
+            policy,
+            max_replay,
+        } = self;
+        let taps = hub
+            .live
+            .subscribe(&topics)
+            .into_iter()
+            .map(|rx| TopicTap {
+                tap: Tap::new(rx),
+                pending: None,
+                checked: 0,
+            })
+            .collect();
+        let mut resume = Resume {
+            hub,
+            topics,
+            taps,
+            high: 0,
+            observed: 0,
+            first: None,
+            phase: Phase::Live,
+            gap: None,
+            no_content: false,
+        };
+        let (after, cursor) = match since {
+            LastEventId::None => return resume,
+            LastEventId::Earliest => (0, None),
+            LastEventId::After(id) => (id.seq(), Some(id)),
+            LastEventId::Invalid => (0, None),
+        };
+        let page = match resume.read(after, u64::MAX).await {
+            Ok(page) => page,
+            Err(error) => return resume.failed(error),
+        };
+        let gap = if since == LastEventId::Invalid {
+            Some(GapReason::Invalid)
+        } else if cursor.is_some_and(|id| id.epoch() != page.epoch) {
+            Some(GapReason::OtherEpoch)
+        } else if after > page.head {
+            Some(GapReason::Ahead)
+        } else if cursor.is_some() && !page.complete {
+            Some(GapReason::Trimmed)
+        } else if page.retained > max_replay {
+            Some(GapReason::TooMany)
+        } else {
+            None
+        };
+        let Some(reason) = gap else {
+            resume.replay(after, page, max_replay);
+            return resume;
+        };
+        resume.gap = Some(reason);
+        tracing::debug!(%reason, "resume gap; policy {policy:?}");
+        match policy {
+            GapPolicy::Reset | GapPolicy::NoContent => {
+                resume.no_content = policy == GapPolicy::NoContent;
+                let head = EventId::new(page.epoch, page.head);
+                let reset = ServerSentEvent::new()
+                    .event("reset")
+                    .id(head)
+                    .data(reason)
+                    .encode(resume.hub.separator);
+                resume.first = Some(reset.into_event());
+                resume.high = page.head;
+            }
+            GapPolicy::FromOldest => {
+                // Replay what is retained: from the cursor if only the cap was in the way,
+                // else from the oldest event.
+                let (after, page) = if reason == GapReason::TooMany {
+                    (after, page)
+                } else {
+                    match resume.read(0, u64::MAX).await {
+                        Ok(page) => (0, page),
+                        Err(error) => return resume.failed(error),
+                    }
+                };
+                resume.replay(after, page, max_replay);
+            }
+        }
+        resume
+    }
+}
+
+/// One resumed subscription to some topics of a [`Hub`](super::Hub): every retained event
+/// after the client's cursor, then live events, each exactly once and in order; a stream of
+/// encoded events (raw bytes), to yield or to hand to
+/// [`EventSourceResponse::new`](crate::EventSourceResponse::new).
+///
+/// The stream ends (cleanly, so that a browser reconnects with its last id and the replay
+/// fills the hole) when it cannot go on without a gap: it fell more than the hub's capacity
+/// behind, its history changed epoch, or events it had yet to replay expired meanwhile.
+///
+/// With [`GapPolicy::NoContent`], a gap answers `204 No Content` when the response is made
+/// from the `Resume` itself (`EventSourceResponse::new(resume)`, or an endpoint fn that
+/// returns it); consumed inside another stream (a `sse!` body), whose response has already
+/// started, it sends the reset instead and logs a warning.
+pub struct Resume {
+    hub: Arc<HubInner>,
+    topics: Arc<[Arc<str>]>,
+    taps: Vec<TopicTap>,
+    /// The number of the last event sent (or skipped by a reset): anything at or below it is
+    /// not sent again.
+    high: u64,
+    /// The highest number seen in any topic's ring so far.
+    observed: u64,
+    /// The reset, sent before anything else.
+    first: Option<Payload>,
+    phase: Phase,
+    gap: Option<GapReason>,
+    no_content: bool,
+}
+
+struct TopicTap {
+    tap: Tap<Stored>,
+    /// The next event of this topic, taken from the ring but not yet sent.
+    pending: Option<Stored>,
+    /// `observed` when this ring was last found empty.
+    checked: u64,
+}
+
+enum Phase {
+    Replay(Replay),
+    Live,
+    Ended,
+}
+
+struct Replay {
+    page: std::vec::IntoIter<Stored>,
+    /// Whether the store has nothing more after this page.
+    last_page: bool,
+    /// Events up to this number are replayed; later ones arrive live.
+    until: u64,
+    /// The history the replay reads (the first page's): a page of another ends it.
+    epoch: Epoch,
+    /// How many more events this replay may send.
+    left: u64,
+    /// End the stream once the replay is done (a replay cut short by `max_replay`).
+    end_after: bool,
+    fetch: Option<BoxFuture<'static, Result<Page, StoreError>>>,
+}
+
+impl Resume {
+    /// Why this resume could not replay exactly what the client missed, if it could not.
+    pub fn gap(&self) -> Option<GapReason> {
+        self.gap
+    }
+
+    /// Takes the request for a `204 No Content` (see [`GapPolicy::NoContent`]).
+    pub(crate) fn take_no_content(&mut self) -> bool {
+        std::mem::take(&mut self.no_content)
+    }
+
+    fn read(&self, after: u64, until: u64) -> BoxFuture<'static, Result<Page, StoreError>> {
+        read(&self.hub, &self.topics, after, until, PAGE)
+    }
+
+    /// Replays `page` and what follows it, up to the head it was read at.
+    fn replay(&mut self, after: u64, page: Page, max_replay: u64) {
+        self.high = after;
+        self.phase = Phase::Replay(Replay {
+            last_page: page.retained <= page.events.len() as u64,
+            page: page.events.into_iter(),
+            until: page.head,
+            epoch: page.epoch,
+            left: max_replay,
+            end_after: page.retained > max_replay,
+            fetch: None,
+        });
+    }
+
+    fn failed(mut self, error: StoreError) -> Self {
+        tracing::error!(%error, "resume failed to read the history");
+        self.first = Some(Payload::invalid(error));
+        self.phase = Phase::Ended;
+        self
+    }
+
+    fn end(&mut self) -> Poll<Option<Payload>> {
+        self.phase = Phase::Ended;
+        for tap in &mut self.taps {
+            tap.tap.end();
+        }
+        Poll::Ready(None)
+    }
+
+    fn poll_replay(&mut self, cx: &mut Context<'_>) -> Poll<Option<Payload>> {
+        loop {
+            let Phase::Replay(replay) = &mut self.phase else {
+                return Poll::Ready(None);
+            };
+            if replay.left > 0
+                && let Some(event) = replay.page.next()
+            {
+                if event.seq <= self.high {
+                    continue;
+                }
+                self.high = event.seq;
+                replay.left -= 1;
+                return Poll::Ready(Some(event.frame.into_event()));
+            }
+            if replay.left == 0 || replay.last_page {
+                if replay.end_after {
+                    return self.end();
+                }
+                self.phase = Phase::Live;
+                return Poll::Ready(None);
+            }
+            let fetch = match &mut replay.fetch {
+                Some(fetch) => fetch,
+                None => {
+                    let limit = PAGE.min(usize::try_from(replay.left).unwrap_or(PAGE));
+                    let read = read(&self.hub, &self.topics, self.high, replay.until, limit);
+                    replay.fetch.insert(read)
+                }
+            };
+            let page = std::task::ready!(fetch.as_mut().poll(cx));
+            replay.fetch = None;
+            match page {
+                Ok(page) if page.complete && page.epoch == replay.epoch => {
+                    replay.last_page = page.retained <= page.events.len() as u64;
+                    replay.page = page.events.into_iter();
+                }
+                Ok(_) => {
+                    // Events it had yet to replay were trimmed meanwhile (or the history is
+                    // another): the client reconnects from its last id and learns of the gap.
+                    tracing::debug!("history trimmed during a replay; ending the stream");
+                    return self.end();
+                }
+                Err(error) => {
+                    tracing::error!(%error, "resume failed to read the history");
+                    self.phase = Phase::Ended;
+                    return Poll::Ready(Some(Payload::invalid(error)));
+                }
+            }
+        }
+    }
+
+    /// The next live event of any topic, in number order across topics.
+    ///
+    /// Events of all topics are appended, and delivered, in number order. So once event `n`
+    /// was seen in one ring, every event below `n` is already in its ring: a ring found empty
+    /// after `n` was seen holds nothing below `n`. The lowest pending event may be sent once
+    /// every empty ring was checked after it was seen.
+    fn poll_live(&mut self, cx: &mut Context<'_>) -> Poll<Option<Payload>> {
+        loop {
+            let candidate = self
+                .taps
+                .iter()
+                .filter_map(|tap| tap.pending.as_ref().map(|event| event.seq))
+                .min();
+            let mut refilled = false;
+            for tap in &mut self.taps {
+                if tap.pending.is_some() || candidate.is_some_and(|seq| tap.checked >= seq) {
+                    continue;
+                }
+                match tap.tap.poll_recv(cx) {
+                    Poll::Ready(Ok(event)) => {
+                        self.observed = self.observed.max(event.seq);
+                        tap.pending = Some(event);
+                        refilled = true;
+                        break;
+                    }
+                    Poll::Ready(Err(RecvError::Lagged(missed))) => {
+                        tracing::debug!(missed, "resumable subscriber lagged; ending its stream");
+                        return self.end();
+                    }
+                    Poll::Ready(Err(RecvError::Closed)) => return self.end(),
+                    Poll::Pending => tap.checked = self.observed,
+                }
+            }
+            if refilled {
+                continue;
+            }
+            let Some(seq) = candidate else {
+                return Poll::Pending;
+            };
+            let Some(event) = self
+                .taps
+                .iter_mut()
+                .find(|tap| tap.pending.as_ref().is_some_and(|event| event.seq == seq))
+                .and_then(|tap| tap.pending.take())
+            else {
+                return Poll::Pending;
+            };
+            if event.seq <= self.high {
+                continue;
+            }
+            self.high = event.seq;
+            return Poll::Ready(Some(event.frame.into_event()));
+        }
+    }
+}
+
+/// A read of the store that owns what it needs.
+fn read(
+    hub: &Arc<HubInner>,
+    topics: &Arc<[Arc<str>]>,
+    after: u64,
+    until: u64,
+    limit: usize,
+) -> BoxFuture<'static, Result<Page, StoreError>> {
+    let (hub, topics) = (hub.clone(), topics.clone());
+    Box::pin(async move { hub.store.read(&topics, after, until, limit).await })
+}
+
+impl Stream for Resume {
+    type Item = Payload;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Payload>> {
+        let this = self.get_mut();
+        if this.no_content {
+            this.no_content = false;
+            tracing::warn!(
+                "gap policy NoContent cannot answer 204 in a response that has started; \
+                 sending a reset instead (return the Resume from the endpoint to answer 204)"
+            );
+        }
+        if let Some(first) = this.first.take() {
+            return Poll::Ready(Some(first));
+        }
+        loop {
+            match this.phase {
+                Phase::Ended => return Poll::Ready(None),
+                Phase::Live => return this.poll_live(cx),
+                Phase::Replay(_) => match std::task::ready!(this.poll_replay(cx)) {
+                    Some(payload) => return Poll::Ready(Some(payload)),
+                    // The replay is done: on to live events (or the end).
+                    None => continue,
+                },
+            }
+        }
+    }
+}
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        self.taps.clear();
+        self.hub.live.release(&self.topics);
+    }
+}
+
+impl fmt::Debug for Resume {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resume")
+            .field("topics", &self.topics)
+            .field("high", &self.high)
+            .field("gap", &self.gap)
+            .finish_non_exhaustive()
+    }
+}
