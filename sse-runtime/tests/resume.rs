@@ -1,11 +1,13 @@
 //! The resumable hub in process: replay then live, the gap cases, ordering across topics,
 //! lag, encode-once. (Over HTTP: tests/tests/resume.rs; the model test: resume_model.rs.)
 
+mod common;
+
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use sse_runtime::resume::{EventId, GapPolicy, GapReason, Hub, MemoryStore, Resume};
-use sse_runtime::{LastEventId, Separator, ServerSentEvent};
+use sse_runtime::{EventSourceResponse, LastEventId, Separator, ServerSentEvent};
 
 fn hub(history: usize) -> Hub {
     Hub::builder()
@@ -355,4 +357,26 @@ async fn a_topic_leaves_the_hub_with_its_last_subscriber() {
         (0, 0)
     );
     assert!(format!("{hub:?}").contains("topics: 0"), "{hub:?}");
+}
+
+/// SPEC 71 for a replay: the events a replay has ready go out together, in few body frames.
+#[tokio::test]
+async fn a_replay_coalesces_into_few_frames() {
+    let hub = hub(1000);
+    let mut ids = Vec::new();
+    for i in 1..=500 {
+        ids.push(publish(&hub, "t", i).await);
+    }
+    let resume = hub.resume(["t"], LastEventId::Earliest).await;
+    let mut body = common::reader(EventSourceResponse::new(resume).separator(Separator::Lf));
+    let expected: String = ids.iter().zip(1..).map(|(id, i)| frame(*id, i)).collect();
+    let mut seen = Vec::new();
+    let mut frames = 0;
+    while seen.len() < expected.len() {
+        seen.extend_from_slice(&body.frame(common::WITHIN).await.unwrap().unwrap());
+        frames += 1;
+    }
+    assert_eq!(String::from_utf8(seen).unwrap(), expected);
+    // About 12 KiB of events: one or two frames (a page boundary may split them), not 500.
+    assert!(frames <= 3, "{frames} frames");
 }
