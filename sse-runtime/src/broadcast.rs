@@ -366,18 +366,28 @@ impl Stream for Subscription {
                     this.tap.end();
                     return Poll::Ready(None);
                 }
-                Err(RecvError::Lagged(missed)) => match this.hub.policy {
-                    LagPolicy::Notify => {
-                        let notice = ServerSentEvent::new().event("lagged").data(missed);
-                        return Poll::Ready(Some(notice.encode(this.hub.separator).into_event()));
+                Err(RecvError::Lagged(missed)) => {
+                    #[cfg(feature = "metrics")]
+                    metrics::counter!(crate::observe::names::LAGGED, "hub" => "broadcast")
+                        .increment(1);
+                    match this.hub.policy {
+                        LagPolicy::Notify => {
+                            let notice = ServerSentEvent::new().event("lagged").data(missed);
+                            return Poll::Ready(Some(
+                                notice.encode(this.hub.separator).into_event(),
+                            ));
+                        }
+                        LagPolicy::Skip => {}
+                        LagPolicy::Disconnect => {
+                            tracing::debug!(
+                                missed,
+                                "broadcast subscriber lagged; ending its stream"
+                            );
+                            this.tap.end();
+                            return Poll::Ready(None);
+                        }
                     }
-                    LagPolicy::Skip => {}
-                    LagPolicy::Disconnect => {
-                        tracing::debug!(missed, "broadcast subscriber lagged; ending its stream");
-                        this.tap.end();
-                        return Poll::Ready(None);
-                    }
-                },
+                }
             }
         }
     }

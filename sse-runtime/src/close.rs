@@ -59,6 +59,20 @@ impl CloseReason {
         !matches!(self, CloseReason::SendTimeout | CloseReason::Error)
     }
 
+    /// The reason in snake case, as a metric label.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn as_label(self) -> &'static str {
+        match self {
+            CloseReason::Completed => "completed",
+            CloseReason::ClientDisconnected => "client_disconnected",
+            CloseReason::SendTimeout => "send_timeout",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::Error => "error",
+            CloseReason::HeadRequest => "head_request",
+            CloseReason::NoContent => "no_content",
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             CloseReason::Completed => "completed",

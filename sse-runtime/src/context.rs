@@ -1,6 +1,8 @@
 //! `SseContext`: what a response needs to know about its request.
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
 use http::request::Parts;
 use http::{Method, Version};
 
@@ -33,19 +35,28 @@ pub struct SseContext {
     pub(crate) shutdown: Option<Shutdown>,
     pub(crate) connection: Option<ConnectionHandle>,
     pub(crate) head: bool,
+    /// The route and the peer, for the stream's span.
+    pub(crate) route: Option<MatchedPath>,
+    pub(crate) peer: Option<SocketAddr>,
 }
 
 impl SseContext {
     /// Reads the context from request parts.
     pub fn from_parts(parts: &Parts) -> Self {
+        let connection = parts.extensions.get::<ConnectInfo<Connection>>();
+        let peer = connection.map(|info| info.0.remote_addr()).or_else(|| {
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0)
+        });
         Self {
             version: Some(parts.version),
             shutdown: parts.extensions.get::<Shutdown>().cloned(),
-            connection: parts
-                .extensions
-                .get::<ConnectInfo<Connection>>()
-                .map(|info| info.0.handle().clone()),
+            connection: connection.map(|info| info.0.handle().clone()),
             head: parts.method == Method::HEAD,
+            route: parts.extensions.get::<MatchedPath>().cloned(),
+            peer,
         }
     }
 

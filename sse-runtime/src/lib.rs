@@ -77,6 +77,7 @@ mod event;
 mod into_event;
 #[cfg(feature = "json")]
 mod json;
+pub mod observe;
 mod response;
 pub mod resume;
 mod serve;

@@ -20,6 +20,7 @@ use crate::context::SseContext;
 use crate::driver::{self, PingFactory, Producer, SendTimeout, Start, Unstarted};
 use crate::event::{Separator, ServerSentEvent};
 use crate::into_event::IntoEvent;
+use crate::observe::Origin;
 use crate::shutdown::{Shutdown, ShutdownConfig, ShutdownWatch};
 
 /// The default keep-alive ping period: 15 seconds (SPEC 51).
@@ -91,6 +92,8 @@ pub struct EventSourceResponse {
     head: bool,
     /// A resumable source asked for `204 No Content` (its gap policy).
     no_content: bool,
+    /// The route and the peer, for the stream's span.
+    origin: Origin,
 }
 
 impl EventSourceResponse {
@@ -113,6 +116,7 @@ impl EventSourceResponse {
             retry: None,
             head: false,
             no_content: false,
+            origin: Origin::default(),
         }
     }
 
@@ -403,6 +407,8 @@ impl EventSourceResponse {
             self.shutdown.handle = context.shutdown;
         }
         self.connection = context.connection.or(self.connection);
+        self.origin.route = context.route.or(self.origin.route.take());
+        self.origin.peer = context.peer.or(self.origin.peer);
         self
     }
 
@@ -492,6 +498,10 @@ impl EventSourceResponse {
             connection: self.connection,
             hooks: self.hooks,
             prelude,
+            origin: Origin {
+                version: self.version,
+                ..self.origin
+            },
         };
         self.source.start(settings)
     }

@@ -35,6 +35,7 @@ use crate::close::{CloseReason, HookSet};
 use crate::connection::ConnectionHandle;
 use crate::event::{Separator, ServerSentEvent};
 use crate::into_event::Payload;
+use crate::observe::{Origin, Probe};
 use crate::shutdown::ShutdownWatch;
 use crate::time::deadline;
 
@@ -105,6 +106,8 @@ pub(crate) struct Settings {
     pub(crate) send_timeout: SendTimeout,
     pub(crate) hooks: HookSet,
     pub(crate) prelude: Option<Bytes>,
+    /// What the span says of the request.
+    pub(crate) origin: Origin,
 }
 
 /// What a response is built from: its stream, kept at its own type until the body is made, so
@@ -179,6 +182,7 @@ pin_project! {
             let this = this.project();
             let mut source = this.source;
             this.state.close_dropped(&mut || source.set(None));
+            this.state.finish_probe();
         }
     }
 }
@@ -222,6 +226,8 @@ struct Extras {
     send_timeout: Option<Duration>,
     /// Large raw bytes waiting for the buffered bytes before them to go out.
     pending_raw: Option<Bytes>,
+    /// The span and meters, when anyone listens; taken when the stream's figures are final.
+    probe: Option<Box<Probe>>,
 }
 
 impl Extras {
@@ -234,6 +240,7 @@ impl Extras {
             && self.producer.is_none()
             && self.connection.is_none()
             && self.send_timeout.is_none()
+            && self.probe.is_none()
     }
 }
 
@@ -260,6 +267,7 @@ impl<S: Stream<Item = Item>> Driver<S> {
             connection,
             send_timeout,
             pending_raw: None,
+            probe: Probe::start(&settings.origin),
         };
         Self {
             ping_timer: None,
@@ -293,6 +301,7 @@ impl<S: Stream<Item = Item>> Driver<S> {
         let this = self.project();
         let mut source = this.source;
         this.state.close(Ending::abort(reason), &mut source);
+        this.state.finish_probe();
         let mut timer = this.ping_timer;
         timer.set(None);
     }
@@ -302,6 +311,7 @@ impl<S: Stream<Item = Item>> Driver<S> {
         let this = self.project();
         let mut source = this.source;
         this.state.close_dropped(&mut || source.set(None));
+        this.state.finish_probe();
         let mut timer = this.ping_timer;
         timer.set(None);
     }
@@ -336,6 +346,7 @@ impl State {
             return Poll::Pending;
         }
         self.flags |= DONE;
+        self.finish_probe();
         Poll::Ready(Step::End(ending))
     }
 
@@ -403,12 +414,18 @@ impl State {
                 return self.close(Ending::abort(CloseReason::Shutdown), source);
             }
         }
+        // What the source logs, and what a resume records, belongs to the stream's span.
+        let span = self.probe().map(|probe| probe.span().clone());
+        let _entered = span.as_ref().map(tracing::Span::enter);
         while self.buf.len() < FRAME_LIMIT && self.pending_raw().is_none() {
             // Sound for the same reason: a source that panicked is dropped, never polled again.
             let polled = catch_unwind(AssertUnwindSafe(|| source.poll_item(cx)));
             match polled {
                 Ok(None | Some(Poll::Pending)) => break,
                 Ok(Some(Poll::Ready(Some(Ok(payload))))) => {
+                    if let Some(probe) = self.probe_mut() {
+                        probe.event();
+                    }
                     if payload.raw().is_some_and(|raw| raw.len() >= RAW_ZERO_COPY) {
                         self.extras.get_or_insert_default().pending_raw = payload.into_raw();
                         continue;
@@ -449,6 +466,9 @@ impl State {
         if let Some(period) = self.ping_period()
             && ping::poll_ping(ping_timer, period, cx)
         {
+            if let Some(probe) = self.probe_mut() {
+                probe.ping();
+            }
             let message = self
                 .extras
                 .as_ref()
@@ -513,12 +533,35 @@ impl State {
     }
 
     fn take_frame(&mut self) -> Option<Bytes> {
-        if !self.buf.is_empty() {
+        let frame = if self.buf.is_empty() {
+            self.extras.as_mut()?.pending_raw.take()?
+        } else {
             self.last_frame = u16::try_from(self.buf.len()).unwrap_or(u16::MAX);
             // The buffer starts afresh, so an idle stream keeps no allocation between frames.
-            return Some(Bytes::from(std::mem::take(&mut self.buf)));
+            Bytes::from(std::mem::take(&mut self.buf))
+        };
+        if let Some(probe) = self.probe_mut() {
+            probe.frame(frame.len());
         }
-        self.extras.as_mut()?.pending_raw.take()
+        Some(frame)
+    }
+
+    fn probe(&self) -> Option<&Probe> {
+        self.extras.as_ref()?.probe.as_deref()
+    }
+
+    fn probe_mut(&mut self) -> Option<&mut Probe> {
+        self.extras.as_mut()?.probe.as_deref_mut()
+    }
+
+    /// Once the stream ended and its last frame went out (or never will): the probe records
+    /// the figures, once.
+    fn finish_probe(&mut self) {
+        if let Some(ending) = self.ended
+            && let Some(mut probe) = self.extras.as_mut().and_then(|extras| extras.probe.take())
+        {
+            probe.close(ending.reason);
+        }
     }
 }
 

@@ -113,6 +113,8 @@ impl ResumeRequest {
             phase: Phase::Live,
             gap: None,
             no_content: false,
+            announced: false,
+            replayed: 0,
         };
         let (after, cursor) = match since {
             LastEventId::None => return resume,
@@ -138,11 +140,14 @@ impl ResumeRequest {
             None
         };
         let Some(reason) = gap else {
+            #[cfg(feature = "metrics")]
+            metrics::counter!(crate::observe::names::REPLAYS).increment(1);
             resume.replay(after, page, max_replay);
             return resume;
         };
         resume.gap = Some(reason);
-        tracing::debug!(%reason, "resume gap; policy {policy:?}");
+        #[cfg(feature = "metrics")]
+        metrics::counter!(crate::observe::names::GAPS, "reason" => reason.as_str()).increment(1);
         match policy {
             GapPolicy::Reset | GapPolicy::NoContent => {
                 resume.no_content = policy == GapPolicy::NoContent;
@@ -200,6 +205,10 @@ pub struct Resume {
     phase: Phase,
     gap: Option<GapReason>,
     no_content: bool,
+    /// Whether the stream's span was told its topics and gap (at the first poll, inside it).
+    announced: bool,
+    /// Events sent by the replay so far.
+    replayed: u64,
 }
 
 struct TopicTap {
@@ -267,7 +276,38 @@ impl Resume {
         self
     }
 
+    /// The replay is over (done, or cut short): the span and the meters learn how much it sent.
+    fn replay_done(&mut self) {
+        if !matches!(self.phase, Phase::Replay(_)) {
+            return;
+        }
+        tracing::Span::current().record("replayed", self.replayed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!(crate::observe::names::REPLAYED_EVENTS).increment(self.replayed);
+        self.phase = Phase::Ended;
+    }
+
+    /// The first poll, inside the stream's span (when there is one): it learns the topics and
+    /// the gap, and a gap is logged.
+    fn announce(&mut self) {
+        self.announced = true;
+        let span = tracing::Span::current();
+        if !span.is_disabled() {
+            span.record("topics", tracing::field::display(self.topics.join(",")));
+        }
+        let Some(reason) = self.gap else { return };
+        span.record("gap", reason.as_str());
+        if reason == GapReason::OtherEpoch {
+            // Every client of a restarted hub with in-memory history comes here once: not
+            // worth a warning each (the metric counts them).
+            tracing::debug!(%reason, "resume gap: the cursor is of another history");
+        } else {
+            tracing::warn!(%reason, topics = %self.topics.join(","), "resume gap: the history no longer covers the cursor");
+        }
+    }
+
     fn end(&mut self) -> Poll<Option<Payload>> {
+        self.replay_done();
         self.phase = Phase::Ended;
         for tap in &mut self.taps {
             tap.tap.end();
@@ -288,10 +328,13 @@ impl Resume {
                 }
                 self.high = event.seq;
                 replay.left -= 1;
+                self.replayed += 1;
                 return Poll::Ready(Some(event.frame.into_event()));
             }
             if replay.left == 0 || replay.last_page {
-                if replay.end_after {
+                let end_after = replay.end_after;
+                self.replay_done();
+                if end_after {
                     return self.end();
                 }
                 self.phase = Phase::Live;
@@ -354,6 +397,9 @@ impl Resume {
                     }
                     Poll::Ready(Err(RecvError::Lagged(missed))) => {
                         tracing::debug!(missed, "resumable subscriber lagged; ending its stream");
+                        #[cfg(feature = "metrics")]
+                        metrics::counter!(crate::observe::names::LAGGED, "hub" => "resume")
+                            .increment(1);
                         return self.end();
                     }
                     Poll::Ready(Err(RecvError::Closed)) => return self.end(),
@@ -400,6 +446,9 @@ impl Stream for Resume {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Payload>> {
         let this = self.get_mut();
+        if !this.announced {
+            this.announce();
+        }
         if this.no_content {
             this.no_content = false;
             tracing::warn!(
@@ -426,6 +475,7 @@ impl Stream for Resume {
 
 impl Drop for Resume {
     fn drop(&mut self) {
+        self.replay_done();
         self.taps.clear();
         self.hub.live.release(&self.topics);
     }

@@ -1,0 +1,173 @@
+//! What a stream tells the outside: one tracing span per stream and, with the `metrics`
+//! feature, counters and a gauge through the `metrics` facade.
+//!
+//! A stream carries a [`Probe`] only when someone listens: a span is made when the `tracing`
+//! subscriber wants `DEBUG` spans of `sse_runtime`, meters when the `metrics` feature is on.
+//! Without either, a stream holds nothing of this. Counts are kept in the probe and handed to
+//! the meters once per body frame (an atomic add each, no lock); the span records them at close.
+
+use std::net::SocketAddr;
+
+use http::Version;
+use tokio::time::Instant;
+
+use crate::close::CloseReason;
+
+/// The metric names, in Prometheus conventions.
+pub mod names {
+    /// Gauge: streams open now.
+    pub const STREAMS_OPEN: &str = "sse_streams_open";
+    /// Counter: streams started.
+    pub const STREAMS_OPENED: &str = "sse_streams_opened_total";
+    /// Counter, label `reason` (a [`CloseReason`](crate::CloseReason) in snake case): streams
+    /// ended.
+    pub const STREAMS_CLOSED: &str = "sse_streams_closed_total";
+    /// Counter: events (items of the stream) sent.
+    pub const EVENTS_SENT: &str = "sse_events_sent_total";
+    /// Counter: bytes of body sent (events, pings, the `retry:` prelude).
+    pub const BYTES_SENT: &str = "sse_sent_bytes_total";
+    /// Counter: keep-alive pings sent.
+    pub const PINGS_SENT: &str = "sse_pings_sent_total";
+    /// Counter: resumes from a cursor that replayed without a gap.
+    pub const REPLAYS: &str = "sse_replays_total";
+    /// Counter: events sent by replays.
+    pub const REPLAYED_EVENTS: &str = "sse_replayed_events_total";
+    /// Counter, label `reason` (a [`GapReason`](crate::resume::GapReason)): resumes that met a
+    /// gap and got the gap policy.
+    pub const GAPS: &str = "sse_resume_gaps_total";
+    /// Counter, label `hub` (`broadcast` or `resume`): subscribers that fell too far behind
+    /// (skipped, notified or disconnected, as the hub's policy says).
+    pub const LAGGED: &str = "sse_lagged_subscribers_total";
+}
+
+/// What a response knows of its request, for the span.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Origin {
+    pub(crate) route: Option<axum::extract::MatchedPath>,
+    pub(crate) peer: Option<SocketAddr>,
+    pub(crate) version: Option<Version>,
+}
+
+/// The observation of one stream.
+pub(crate) struct Probe {
+    span: tracing::Span,
+    started: Instant,
+    events: u64,
+    bytes: u64,
+    pings: u64,
+    #[cfg(feature = "metrics")]
+    meters: Meters,
+}
+
+#[cfg(feature = "metrics")]
+struct Meters {
+    events: metrics::Counter,
+    bytes: metrics::Counter,
+    pings: metrics::Counter,
+    /// What was already handed to the counters.
+    flushed: (u64, u64, u64),
+}
+
+impl Probe {
+    /// A probe for a stream starting now, if anyone listens.
+    pub(crate) fn start(origin: &Origin) -> Option<Box<Self>> {
+        let span = tracing::debug_span!(
+            target: "sse_runtime::stream",
+            "sse_stream",
+            route = origin.route.as_ref().map(|route| route.as_str()),
+            peer = origin.peer.map(tracing::field::display),
+            http.version = origin.version.map(tracing::field::debug),
+            topics = tracing::field::Empty,
+            reason = tracing::field::Empty,
+            events = tracing::field::Empty,
+            bytes = tracing::field::Empty,
+            pings = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+            replayed = tracing::field::Empty,
+            gap = tracing::field::Empty,
+        );
+        if span.is_disabled() && !cfg!(feature = "metrics") {
+            return None;
+        }
+        #[cfg(feature = "metrics")]
+        {
+            metrics::gauge!(names::STREAMS_OPEN).increment(1.0);
+            metrics::counter!(names::STREAMS_OPENED).increment(1);
+        }
+        Some(Box::new(Self {
+            span,
+            started: Instant::now(),
+            events: 0,
+            bytes: 0,
+            pings: 0,
+            #[cfg(feature = "metrics")]
+            meters: Meters {
+                events: metrics::counter!(names::EVENTS_SENT),
+                bytes: metrics::counter!(names::BYTES_SENT),
+                pings: metrics::counter!(names::PINGS_SENT),
+                flushed: (0, 0, 0),
+            },
+        }))
+    }
+
+    /// The span to enter while the source is polled (so that what it logs, and what a
+    /// [`Resume`](crate::resume::Resume) records, lands in it).
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    pub(crate) fn event(&mut self) {
+        self.events += 1;
+    }
+
+    pub(crate) fn ping(&mut self) {
+        self.pings += 1;
+    }
+
+    /// A body frame of `len` bytes went to hyper.
+    pub(crate) fn frame(&mut self, len: usize) {
+        self.bytes += len as u64;
+        #[cfg(feature = "metrics")]
+        self.flush();
+    }
+
+    #[cfg(feature = "metrics")]
+    fn flush(&mut self) {
+        let meters = &mut self.meters;
+        let (events, bytes, pings) = meters.flushed;
+        meters.events.increment(self.events - events);
+        meters.bytes.increment(self.bytes - bytes);
+        meters.pings.increment(self.pings - pings);
+        meters.flushed = (self.events, self.bytes, self.pings);
+    }
+
+    /// The stream ended for `reason`: the span records its figures and says so, at `DEBUG`.
+    pub(crate) fn close(&mut self, reason: CloseReason) {
+        #[cfg(feature = "metrics")]
+        {
+            self.flush();
+            metrics::gauge!(names::STREAMS_OPEN).decrement(1.0);
+            metrics::counter!(names::STREAMS_CLOSED, "reason" => reason.as_label()).increment(1);
+        }
+        if self.span.is_disabled() {
+            return;
+        }
+        let elapsed = self.started.elapsed();
+        self.span.record("reason", tracing::field::display(reason));
+        self.span.record("events", self.events);
+        self.span.record("bytes", self.bytes);
+        self.span.record("pings", self.pings);
+        self.span.record(
+            "duration_ms",
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        );
+        tracing::debug!(
+            target: "sse_runtime::stream",
+            parent: &self.span,
+            %reason,
+            events = self.events,
+            bytes = self.bytes,
+            "server-sent event stream closed"
+        );
+    }
+}
