@@ -47,7 +47,8 @@ pub use sse_macros::sse_block;
 /// experimental") while it parses the file, before any attribute could rewrite it. Tokens inside
 /// a macro's braces are not parsed that way, so the same fn works inside `sse! { .. }`. The
 /// attribute alone works where the body has no `yield` of its own (a nightly toolchain with
-/// `#![feature(yield_expr)]`, or a body whose `yield`s sit inside other macros).
+/// `#![feature(yield_expr)]`, a body whose `yield`s sit inside other macros, or a fn that
+/// returns its stream, `-> impl Stream<Item = T>`).
 ///
 /// The generated code names the runtime through the path this macro was called by, so it works
 /// through a re-export without `crate = ".."`.
