@@ -154,38 +154,6 @@ impl<'a> BodyRewriter<'a> {
         }
     }
 
-    /// `for await pat in stream { body }` as a loop over `next().await`, the stream pinned on
-    /// the stack (as async-stream writes it).
-    fn rewrite_for_await(&self, for_loop: &syn::ExprForLoop) -> Expr {
-        let syn::ExprForLoop {
-            attrs,
-            label,
-            pat,
-            expr,
-            body,
-            ..
-        } = for_loop;
-        let attrs = attrs
-            .iter()
-            .filter(|attr| !attr.path().is_ident(FOR_AWAIT_MARKER));
-        let krate = self.krate;
-        let stream = Ident::new("__sse_stream", Span::mixed_site());
-        let item = Ident::new("__sse_item", Span::mixed_site());
-        syn::parse_quote! {
-            #(#attrs)*
-            {
-                let mut #stream = ::core::pin::pin!(#expr);
-                #label loop {
-                    let #pat = match #krate::__private::next(&mut #stream).await {
-                        ::core::option::Option::Some(#item) => #item,
-                        ::core::option::Option::None => break,
-                    };
-                    #body
-                }
-            }
-        }
-    }
-
     /// Rewrites the `yield`s inside a macro's tokens (as async-stream does), so that they are
     /// converted too, for instance in the arms of `tokio::select!`, and in a fallible body the
     /// bare `return`s. The closures, `async` blocks and fns found in the tokens are rewritten
@@ -320,6 +288,37 @@ impl<T: Parse> Parse for Prefix<T> {
     }
 }
 
+/// `for await pat in stream { body }` as a loop over `next().await`, the stream pinned on the
+/// stack (as async-stream writes it).
+fn rewrite_for_await(krate: &TokenStream, for_loop: &syn::ExprForLoop) -> Expr {
+    let syn::ExprForLoop {
+        attrs,
+        label,
+        pat,
+        expr,
+        body,
+        ..
+    } = for_loop;
+    let attrs = attrs
+        .iter()
+        .filter(|attr| !attr.path().is_ident(FOR_AWAIT_MARKER));
+    let stream = Ident::new("__sse_stream", Span::mixed_site());
+    let item = Ident::new("__sse_item", Span::mixed_site());
+    syn::parse_quote! {
+        #(#attrs)*
+        {
+            let mut #stream = ::core::pin::pin!(#expr);
+            #label loop {
+                let #pat = match #krate::__private::next(&mut #stream).await {
+                    ::core::option::Option::Some(#item) => #item,
+                    ::core::option::Option::None => break,
+                };
+                #body
+            }
+        }
+    }
+}
+
 fn is_for_await(for_loop: &syn::ExprForLoop) -> bool {
     for_loop
         .attrs
@@ -363,7 +362,7 @@ impl VisitMut for BodyRewriter<'_> {
             }
             Expr::ForLoop(for_loop) if is_for_await(for_loop) => {
                 visit_mut::visit_expr_for_loop_mut(self, for_loop);
-                *expr = self.rewrite_for_await(for_loop);
+                *expr = rewrite_for_await(self.krate, for_loop);
             }
             Expr::Return(_) if self.scopes.is_empty() => self.rewrite_return(expr),
             Expr::Try(try_expr) if self.scopes.is_empty() && self.result_type.is_none() => {
@@ -409,4 +408,46 @@ pub(crate) fn is_stream_macro(mac: &Macro) -> bool {
 
 fn is_stream_ident(ident: &Ident) -> bool {
     ident == "stream" || ident == "try_stream"
+}
+
+/// Checks the body of a fn that returns its stream, which is ordinary Rust: a `yield` written
+/// in it (outside any macro's tokens) has no stream to send to and is reported. A `yield`
+/// inside a macro is that macro's (`stream! { .. }`'s, typically). `for await` loops become
+/// loops over `next().await`, as in the other bodies.
+pub(crate) struct StreamBody<'a> {
+    cx: &'a mut Ctxt,
+    krate: &'a TokenStream,
+    ident: &'a Ident,
+}
+
+impl<'a> StreamBody<'a> {
+    pub(crate) fn new(cx: &'a mut Ctxt, krate: &'a TokenStream, ident: &'a Ident) -> Self {
+        Self { cx, krate, ident }
+    }
+}
+
+impl VisitMut for StreamBody<'_> {
+    fn visit_expr_mut(&mut self, expr: &mut Expr) {
+        match expr {
+            Expr::Yield(yield_expr) => {
+                self.cx.error_at(
+                    yield_expr.yield_token.span,
+                    format!(
+                        "`{}` returns its stream, so its body is ordinary Rust and this `yield` \
+                         has no stream to send to: build the stream with \
+                         `async_stream::stream! {{ .. }}` and `yield` inside it, or remove the \
+                         return type and put the fn in `sse_runtime::sse! {{ .. }}`, where a body \
+                         yields its events",
+                        self.ident
+                    ),
+                );
+                visit_mut::visit_expr_yield_mut(self, yield_expr);
+            }
+            Expr::ForLoop(for_loop) if is_for_await(for_loop) => {
+                visit_mut::visit_expr_for_loop_mut(self, for_loop);
+                *expr = rewrite_for_await(self.krate, for_loop);
+            }
+            _ => visit_mut::visit_expr_mut(self, expr),
+        }
+    }
 }

@@ -7,7 +7,8 @@ use syn::{ExprPath, FnArg, Ident, ItemFn, ReturnType, Type};
 
 use crate::body::{INTO_EVENT_ALIAS, body_label};
 use crate::options::{Options, value};
-use crate::validate::{Endpoint, is_close_hooks};
+use crate::stream::{Check, StreamReturn, trait_paths};
+use crate::validate::{Endpoint, Returns, is_close_hooks};
 use crate::values::{Seconds, Sep};
 
 /// The handler for a valid endpoint.
@@ -19,7 +20,7 @@ pub(crate) fn expand(endpoint: Endpoint) -> TokenStream {
         sig,
         extractors,
         close_hooks,
-        result_type,
+        returns,
         stmts,
         body_span,
         yields,
@@ -48,8 +49,11 @@ pub(crate) fn expand(endpoint: Endpoint) -> TokenStream {
         }
     });
 
-    let (stream, response) = match &result_type {
-        None => {
+    let (events_from_body, response) = match &returns {
+        Returns::Stream(stream) => {
+            returned_stream(&krate, stream, &options, &events, &stmts, body_span)
+        }
+        Returns::Nothing => {
             // A body without `yield` still makes a stream of `Payload`s (an empty one).
             let no_yield = (!yields).then(|| {
                 quote! {
@@ -64,9 +68,10 @@ pub(crate) fn expand(endpoint: Endpoint) -> TokenStream {
                     #(#stmts)*
                 }
             };
-            (stream, quote!(#krate::EventSourceResponse::new(#events)))
+            let response = quote!(#krate::EventSourceResponse::new(#events));
+            (quote!(let #events = #stream;), response)
         }
-        Some(result_type) => {
+        Returns::Result(result_type) => {
             // The body as an `async` block whose output is the fn's `Result`: `?` and `return`
             // in it are Rust's own, inside other macros too. Its `yield`s send through the
             // runtime and break to the label in dead code (see `body::body_label`).
@@ -99,7 +104,7 @@ pub(crate) fn expand(endpoint: Endpoint) -> TokenStream {
                 }
                 None => fallible_response(&krate, result_type, &events),
             };
-            (stream, response)
+            (quote!(let #events = #stream;), response)
         }
     };
 
@@ -116,13 +121,105 @@ pub(crate) fn expand(endpoint: Endpoint) -> TokenStream {
         {
             #into_event
             #bind_hooks
-            let #events = #stream;
+            #events_from_body
             #response
                 #settings
                 #attach_hooks
                 .context(#context)
         }
     }
+}
+
+/// For a fn that returns its stream: the statements that run the body and bind its stream to
+/// `events`, and the response made of it.
+///
+/// The body runs as an `async move` block, awaited at once, so that its `return`s and `.await`s
+/// are those of the fn, and `Self` and the generics of an impl block stay in scope (a nested fn
+/// would lose them). The block's value is annotated with the declared type when it names no
+/// `impl` (so that `Box::pin(..)` still coerces to a `dyn` stream); an `impl` type is checked
+/// bound by bound instead. The stream reaches `EventSourceResponse::new` (or `from_try_stream`,
+/// for `Result` items) as the body made it, unwrapped, unless `on_error` maps its errors.
+fn returned_stream(
+    krate: &TokenStream,
+    stream: &StreamReturn,
+    options: &Options,
+    events: &Ident,
+    stmts: &[syn::Stmt],
+    body_span: Span,
+) -> (TokenStream, TokenStream) {
+    let mut body = Group::new(Delimiter::Brace, quote!(#(#stmts)*));
+    body.set_span(body_span);
+    let ty = &stream.ty;
+    let annotation = (!stream.opaque).then(|| quote!(: #ty));
+    // An opaque type's traits are named in `use`s (their imports are used, as by a real
+    // return type), and its bounds are checked on the value.
+    let traits = stream
+        .opaque
+        .then_some(&stream.traits)
+        .into_iter()
+        .flatten();
+    let checks = stream
+        .opaque
+        .then_some(&stream.checks)
+        .into_iter()
+        .flatten();
+    let checks = checks.map(|check| {
+        // Every token at the bound, so that rustc reports a failed check there.
+        let (span, call) = match check {
+            Check::Item(item) => {
+                let span = item.span();
+                (span, quote_spanned!(span=> item::<#item, _>))
+            }
+            Check::TryItems { span, ok, error } => {
+                let ok = ok
+                    .as_ref()
+                    .map_or_else(|| quote!(_), ToTokens::to_token_stream);
+                let error = error
+                    .as_ref()
+                    .map_or_else(|| quote!(_), ToTokens::to_token_stream);
+                (*span, quote_spanned!(*span=> try_items::<#ok, #error, _>))
+            }
+            Check::Marker(name, span) => (*span, Ident::new(name, *span).into_token_stream()),
+        };
+        let krate = located_at(krate.clone(), span);
+        let events = Ident::new(&events.to_string(), at(span));
+        quote_spanned! {span=>
+            #krate::__private::stream::#call(&#events);
+        }
+    });
+    let statements = quote! {
+        #(
+            #[allow(unused_imports)]
+            use #traits as _;
+        )*
+        let #events #annotation = async move #body.await;
+        #(#checks)*
+    };
+    // The response's bounds on the stream (`Send + 'static`, items that are `IntoEvent`, errors
+    // that convert into `BoxError`) are reported at the return type: the stream is passed as
+    // `identity(events)`, a call from the type's first token to its last, which rustc reports
+    // as the whole type (a single token's span is all a macro can give on stable).
+    let (first, last) = first_and_last(ty);
+    let krate = &located_at(krate.clone(), first);
+    let events = Ident::new(&events.to_string(), at(first));
+    let mut arguments = Group::new(Delimiter::Parenthesis, events.into_token_stream());
+    arguments.set_span(last);
+    let argument = quote_spanned!(first=> ::core::convert::identity #arguments);
+    let response = match (stream.fallible, value(&options.on_error)) {
+        (false, _) => quote_spanned! {first=>
+            #krate::EventSourceResponse::new(#argument)
+        },
+        (true, None) => quote_spanned! {first=>
+            #krate::__private::stream::from_try_stream(#argument)
+        },
+        (true, Some(on_error)) => {
+            let recover = quote_spanned! {on_error.span()=>
+                #krate::__private::stream::recover(#argument, #on_error)
+            };
+            quote_spanned!(first=> #krate::EventSourceResponse::new(#recover))
+        }
+    };
+    (statements, response)
 }
 
 fn fallible_response(krate: &TokenStream, result_type: &Type, events: &Ident) -> TokenStream {
@@ -192,6 +289,33 @@ fn settings(krate: &TokenStream, options: &Options) -> TokenStream {
     calls
 }
 
+/// The spans of the first and the last token of `tokens`.
+fn first_and_last(tokens: impl ToTokens) -> (Span, Span) {
+    let mut tokens = tokens.into_token_stream().into_iter();
+    let first = tokens
+        .next()
+        .map_or_else(Span::call_site, |token| token.span());
+    let last = tokens.last().map_or(first, |token| token.span());
+    (first, last)
+}
+
+/// `tokens` reported at `location`, each keeping its own hygiene (a `$crate` still resolves).
+fn located_at(tokens: TokenStream, location: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let TokenTree::Group(group) = &token {
+                let mut new = Group::new(group.delimiter(), located_at(group.stream(), location));
+                new.set_span(group.span().located_at(location));
+                token = TokenTree::Group(new);
+            } else {
+                token.set_span(token.span().located_at(location));
+            }
+            token
+        })
+        .collect()
+}
+
 /// A span at `location` with the hygiene of the macro's own locals, for generated names that
 /// appear in errors about the user's tokens.
 fn at(location: Span) -> Span {
@@ -237,12 +361,22 @@ pub(crate) fn fallback(function: &ItemFn, krate: &TokenStream) -> TokenStream {
         FnArg::Typed(typed) => !is_close_hooks(&typed.ty),
     });
     let message = format!("#[sse_endpoint] could not expand `{ident}`; see the compile errors");
-    // Name the declared return type, so that its imports do not look unused.
+    // Name the declared return type, so that its imports do not look unused (an `impl` type
+    // by its traits alone).
     let return_type = match &sig.output {
         ReturnType::Type(_, ty) if !mentions_impl(ty.to_token_stream()) => {
             Some(quote!(let _ = ::core::marker::PhantomData::<#ty>;))
         }
-        _ => None,
+        ReturnType::Type(_, ty) => {
+            let traits = trait_paths(ty);
+            Some(quote! {
+                #(
+                    #[allow(unused_imports)]
+                    use #traits as _;
+                )*
+            })
+        }
+        ReturnType::Default => None,
     };
     quote! {
         #(#attrs)*
@@ -256,7 +390,8 @@ pub(crate) fn fallback(function: &ItemFn, krate: &TokenStream) -> TokenStream {
     }
 }
 
-fn mentions_impl(tokens: TokenStream) -> bool {
+/// Whether `tokens` name `impl` anywhere.
+pub(crate) fn mentions_impl(tokens: TokenStream) -> bool {
     tokens.into_iter().any(|token| match token {
         TokenTree::Ident(ident) => ident == "impl",
         TokenTree::Group(group) => mentions_impl(group.stream()),

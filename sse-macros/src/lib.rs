@@ -9,6 +9,7 @@ mod options;
 mod parse;
 #[cfg(test)]
 mod snapshot;
+mod stream;
 mod suggest;
 mod validate;
 mod values;

@@ -122,6 +122,64 @@ fn expansion_of_representative_endpoints_matches_the_snapshot() {
 }
 
 #[test]
+fn expansion_of_fns_returning_their_stream_matches_the_snapshot() {
+    let endpoints = [
+        (
+            quote!(ping = 15, retry = 3000, on_close = log_close),
+            quote! {
+                /// Every message of the room, as JSON.
+                pub async fn chat(
+                    State(hub): State<Hub>,
+                    Path(room): Path<u32>,
+                    hooks: CloseHooks,
+                ) -> impl Stream<Item = Json<Message>> + Send + 'static {
+                    hooks.on_client_close(move || tracing::info!(room, "left"));
+                    hub.join(room).await;
+                    hub.subscribe(room)
+                }
+            },
+        ),
+        (
+            quote!(headers("x-feed" = "prices")),
+            quote! {
+                async fn prices(State(db): State<Db>) -> impl Stream<Item = Result<Price, DbError>> {
+                    let since = db.last_close().await;
+                    async_stream::stream! {
+                        for price in db.prices(since) {
+                            yield price;
+                        }
+                    }
+                }
+            },
+        ),
+        (
+            quote!(on_error = error_event),
+            quote! {
+                async fn quotes() -> impl futures::TryStream<Ok = Quote, Error = FeedError> {
+                    if closed() {
+                        return futures::stream::empty().left_stream();
+                    }
+                    feed().right_stream()
+                }
+            },
+        ),
+        (
+            quote!(),
+            quote! {
+                async fn named() -> BoxStream<'static, u32> {
+                    Box::pin(futures::stream::iter(1..=3))
+                }
+            },
+        ),
+    ];
+    let expansion: TokenStream = endpoints
+        .into_iter()
+        .map(|(args, item)| crate::attribute(args, item))
+        .collect();
+    check_snapshot("stream_endpoints.expanded.rs", &pretty(expansion));
+}
+
+#[test]
 fn expansion_of_an_invalid_endpoint_keeps_its_signature() {
     let input = quote! {
         (::sse_runtime)

@@ -8,10 +8,11 @@ use syn::{
     Type, Visibility,
 };
 
-use crate::body::BodyRewriter;
+use crate::body::{BodyRewriter, StreamBody};
 use crate::ctxt::Ctxt;
 use crate::options::{Options, validate_options, value};
 use crate::parse::Args;
+use crate::stream::{self, StreamReturn};
 
 /// A checked endpoint, ready to expand.
 pub(crate) struct Endpoint {
@@ -24,15 +25,35 @@ pub(crate) struct Endpoint {
     pub(crate) extractors: Vec<FnArg>,
     /// The `CloseHooks` parameter, bound inside the body rather than extracted.
     pub(crate) close_hooks: Option<PatType>,
-    /// `Some(Result<(), E>)` for a fallible fn.
-    pub(crate) result_type: Option<Type>,
-    /// The body, with every `yield` converted through `IntoEvent`.
+    /// What the fn returns, and so what its body is.
+    pub(crate) returns: Returns,
+    /// The body: for a generator, with every `yield` converted through `IntoEvent`.
     pub(crate) stmts: Vec<Stmt>,
     /// The span of the body's braces, from `{` to `}`.
     pub(crate) body_span: Span,
     /// Whether the body yields at all (a stream that never yields needs its item type named).
     pub(crate) yields: bool,
     pub(crate) options: Options,
+}
+
+/// What an endpoint's fn returns, which decides what its body is.
+pub(crate) enum Returns {
+    /// Nothing: the body yields its events, and the stream ends with the body.
+    Nothing,
+    /// `Result<(), E>`, as written: the body yields its events and may end with an error.
+    Result(Box<Type>),
+    /// A stream (`-> impl Stream<Item = T>`): the body is ordinary Rust that returns it.
+    Stream(Box<StreamReturn>),
+}
+
+impl Returns {
+    /// The `Result<(), E>` of a fallible generator body.
+    pub(crate) fn result_type(&self) -> Option<&Type> {
+        match self {
+            Returns::Result(ty) => Some(ty),
+            Returns::Nothing | Returns::Stream(_) => None,
+        }
+    }
 }
 
 /// An endpoint with mistakes: every error, and the runtime path its stand-in names.
@@ -85,38 +106,64 @@ pub(crate) fn validate(
 
     check_qualifiers(&mut cx, &sig);
     let (extractors, close_hooks) = check_params(&mut cx, &sig);
-    let result_type = check_return(&mut cx, &sig);
+    let returns = check_return(&mut cx, &sig);
 
-    if let (Some(on_error), None) = (options.on_error.as_ref().map(|o| &o.key), &result_type) {
-        cx.error_spanned_by(
-            on_error,
-            format!(
-                "`on_error` maps the error of a fn returning `Result<(), E>`, but `{}` returns \
-                 nothing; declare `-> Result<(), YourError>` and use `?`, or remove `on_error`",
-                sig.ident
+    if let Some(on_error) = options.on_error.as_ref().map(|o| &o.key) {
+        match &returns {
+            Returns::Nothing => cx.error_spanned_by(
+                on_error,
+                format!(
+                    "`on_error` maps the error of a fn returning `Result<(), E>`, but `{}` \
+                     returns nothing; declare `-> Result<(), YourError>` and use `?`, or remove \
+                     `on_error`",
+                    sig.ident
+                ),
             ),
-        );
+            Returns::Stream(stream) if !stream.fallible => cx.error_spanned_by(
+                on_error,
+                format!(
+                    "`on_error` maps the errors of a stream of `Result`s, but `{}` returns `{}`, \
+                     a stream of events as the attribute reads it; declare \
+                     `-> impl Stream<Item = Result<T, YourError>>` (or \
+                     `impl TryStream<Ok = T, Error = YourError>`), or remove `on_error`",
+                    sig.ident,
+                    stream::display(&stream.ty)
+                ),
+            ),
+            Returns::Result(_) | Returns::Stream(_) => {}
+        }
     }
 
     let body_span = block.brace_token.span.join();
     let mut stmts = block.stmts;
-    let mut rewriter = BodyRewriter::new(&mut cx, &krate, result_type.as_ref());
-    for stmt in &mut stmts {
-        rewriter.visit_stmt_mut(stmt);
-    }
-    let yields = rewriter.yields > 0;
-    let first_bare_yield = rewriter.first_bare_yield;
-    if mode == Mode::Attribute
-        && !YIELD_SYNTAX_MAY_BE_ENABLED
-        && let Some(span) = first_bare_yield
-    {
-        cx.error_at(
-            span,
-            "stable Rust rejects `yield` written directly in a fn body, before any attribute \
-             runs (hence \"yield syntax is experimental\"): put the fn inside \
-             `sse_runtime::sse! { .. }`, keeping `#[sse_endpoint(..)]` on it",
-        );
-    }
+    let yields = if let Returns::Stream(_) = &returns {
+        let mut checker = StreamBody::new(&mut cx, &krate, &sig.ident);
+        for stmt in &mut stmts {
+            checker.visit_stmt_mut(stmt);
+        }
+        false
+    } else {
+        let mut rewriter = BodyRewriter::new(&mut cx, &krate, returns.result_type());
+        for stmt in &mut stmts {
+            rewriter.visit_stmt_mut(stmt);
+        }
+        let first_bare_yield = rewriter.first_bare_yield;
+        let yields = rewriter.yields > 0;
+        if mode == Mode::Attribute
+            && !YIELD_SYNTAX_MAY_BE_ENABLED
+            && let Some(span) = first_bare_yield
+        {
+            cx.error_at(
+                span,
+                "stable Rust rejects `yield` written directly in a fn body, before any attribute \
+                 runs (hence \"yield syntax is experimental\"): put the fn inside \
+                 `sse_runtime::sse! { .. }`, keeping `#[sse_endpoint(..)]` on it, or return the \
+                 stream instead, `-> impl Stream<Item = T>`, with the `yield`s inside \
+                 `async_stream::stream! { .. }`",
+            );
+        }
+        yields
+    };
 
     if cx.has_errors() {
         return Err(Invalid { errors: cx, krate });
@@ -128,7 +175,7 @@ pub(crate) fn validate(
         sig,
         extractors,
         close_hooks,
-        result_type,
+        returns,
         stmts,
         body_span,
         yields,
@@ -223,13 +270,13 @@ pub(crate) fn is_close_hooks(ty: &Type) -> bool {
     }
 }
 
-/// `None` for a fn returning nothing (or `()`), `Some(ty)` for `-> Result<(), E>`.
-fn check_return(cx: &mut Ctxt, sig: &Signature) -> Option<Type> {
+/// What the fn returns: nothing (or `()`), `Result<(), E>`, or a stream.
+fn check_return(cx: &mut Ctxt, sig: &Signature) -> Returns {
     let ReturnType::Type(_, ty) = &sig.output else {
-        return None;
+        return Returns::Nothing;
     };
     if matches!(&**ty, Type::Tuple(tuple) if tuple.elems.is_empty()) {
-        return None;
+        return Returns::Nothing;
     }
     let result = match &**ty {
         Type::Path(path) if path.qself.is_none() => path
@@ -240,14 +287,17 @@ fn check_return(cx: &mut Ctxt, sig: &Signature) -> Option<Type> {
         _ => None,
     };
     let Some(result) = result else {
+        if let Some(stream) = stream::classify(cx, ty) {
+            return Returns::Stream(Box::new(stream));
+        }
         cx.error_spanned_by(
             ty,
-            "an `#[sse_endpoint]` fn returns nothing (its events are yielded), or \
-             `Result<(), E>` to use `?`; the attribute makes it return the \
-             `EventSourceResponse`. Remove the return type (an alias of `Result` must have a \
-             name ending in `Result`)",
+            "an `#[sse_endpoint]` fn returns nothing (its events are yielded), `Result<(), E>` \
+             (to use `?`), or the stream of its events, `impl Stream<Item = T>`; the attribute \
+             makes it return the `EventSourceResponse`. Change the return type (a named type \
+             must have a name ending in `Result`, or in `Stream` for a stream)",
         );
-        return None;
+        return Returns::Nothing;
     };
     if let PathArguments::AngleBracketed(args) = &result.arguments
         && let Some(GenericArgument::Type(ok)) = args.args.first()
@@ -258,7 +308,7 @@ fn check_return(cx: &mut Ctxt, sig: &Signature) -> Option<Type> {
             "the `Ok` type of an `#[sse_endpoint]` fn must be `()`: its events are yielded, \
              not returned. Write `Result<(), E>`",
         );
-        return None;
+        return Returns::Nothing;
     }
-    Some((**ty).clone())
+    Returns::Result(ty.clone())
 }

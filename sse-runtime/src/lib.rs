@@ -4,8 +4,8 @@
 //! The wire format and behaviour follow the Python library sse-starlette (`EventSourceResponse`,
 //! `ServerSentEvent`, `JSONServerSentEvent`), byte for byte by default. On top of the runtime
 //! API, the [`sse_endpoint`] attribute turns a generator-like async fn into an axum handler. The
-//! fns go inside an [`sse!`] block, because stable Rust rejects a bare `yield` before any
-//! attribute could rewrite it:
+//! fns whose bodies `yield` go inside an [`sse!`] block, because stable Rust rejects a bare
+//! `yield` before any attribute could rewrite it:
 //!
 //! ```
 //! use std::time::Duration;
@@ -16,6 +16,29 @@
 //! sse! {
 //!     #[sse_endpoint(ping = 15, send_timeout = 5)]
 //!     async fn numbers(Path((lo, hi)): Path<(u32, u32)>) {
+//!         for i in lo..=hi {
+//!             tokio::time::sleep(Duration::from_millis(900)).await;
+//!             yield ServerSentEvent::new().id(i).data(i);
+//!         }
+//!     }
+//! }
+//!
+//! let app: Router = Router::new().route("/numbers/{lo}/{hi}", get(numbers));
+//! ```
+//!
+//! A fn that returns its stream has an ordinary body, so the attribute alone works for it (the
+//! `yield`s of `async_stream::stream!` are that macro's):
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use axum::{Router, extract::Path, routing::get};
+//! use futures_util::Stream;
+//! use sse_runtime::{ServerSentEvent, sse_endpoint};
+//!
+//! #[sse_endpoint(ping = 15, send_timeout = 5)]
+//! async fn numbers(Path((lo, hi)): Path<(u32, u32)>) -> impl Stream<Item = ServerSentEvent> {
+//!     async_stream::stream! {
 //!         for i in lo..=hi {
 //!             tokio::time::sleep(Duration::from_millis(900)).await;
 //!             yield ServerSentEvent::new().id(i).data(i);
@@ -52,7 +75,8 @@
 //! Where to look:
 //!
 //! * [`ServerSentEvent`], [`Separator`], [`JsonServerSentEvent`]: events and their encoding;
-//! * [`sse!`] and [`sse_endpoint`]: declarative endpoints whose bodies `yield` events;
+//! * [`sse!`] and [`sse_endpoint`]: declarative endpoints whose bodies `yield` events, or
+//!   return a stream of them;
 //! * [`IntoEvent`]: what a stream may yield;
 //! * [`EventSourceResponse`]: the response, its options and hooks ([`CloseReason`]);
 //! * [`Broadcast`] and the [`broadcast`] module: encode-once fan-out to many clients;

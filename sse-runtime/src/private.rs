@@ -47,7 +47,8 @@ pub use sse_macros::sse_block;
 /// experimental") while it parses the file, before any attribute could rewrite it. Tokens inside
 /// a macro's braces are not parsed that way, so the same fn works inside `sse! { .. }`. The
 /// attribute alone works where the body has no `yield` of its own (a nightly toolchain with
-/// `#![feature(yield_expr)]`, or a body whose `yield`s sit inside other macros).
+/// `#![feature(yield_expr)]`, a body whose `yield`s sit inside other macros, or a fn that
+/// returns its stream, `-> impl Stream<Item = T>`).
 ///
 /// The generated code names the runtime through the path this macro was called by, so it works
 /// through a re-export without `crate = ".."`.
@@ -89,7 +90,7 @@ impl<E> EndpointResult for Result<(), E> {
     note = "implement `std::error::Error + Send + Sync + 'static` for it, use a `String` or a boxed error, \
             or add `on_error = path` to turn the error into a final event"
 )]
-pub trait StreamError {
+pub trait StreamError: Into<BoxError> {
     /// Converts the error for the response's log.
     fn into_box_error(self) -> BoxError;
 }
@@ -318,6 +319,122 @@ pub mod generator {
                     Ok("data: 2\n\n".to_owned())
                 ]
             );
+        }
+    }
+}
+
+/// What the expansion of a fn that returns its stream (`-> impl Stream<Item = T>`) checks and
+/// calls. The checks take the stream by reference: it reaches the response as the body made it.
+pub mod stream {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use futures_core::{Stream, TryStream};
+    use pin_project_lite::pin_project;
+
+    use super::StreamError;
+    use crate::{EventSourceResponse, IntoEvent, Payload};
+
+    /// `EventSourceResponse::from_try_stream(events)`, with the error type's requirement named
+    /// [`StreamError`] (whose message explains it). The stream is passed on as it is.
+    pub fn from_try_stream<S>(events: S) -> EventSourceResponse
+    where
+        S: TryStream + Send + 'static,
+        S::Ok: IntoEvent,
+        S::Error: StreamError,
+    {
+        EventSourceResponse::from_try_stream(events)
+    }
+
+    /// `Stream<Item = T>`, as the return type declares.
+    pub fn item<T, S>(_events: &S)
+    where
+        S: Stream<Item = T> + ?Sized,
+    {
+    }
+
+    /// `TryStream<Ok = T, Error = E>`, as the return type declares.
+    pub fn try_items<T, E, S>(_events: &S)
+    where
+        S: TryStream<Ok = T, Error = E> + ?Sized,
+    {
+    }
+
+    /// `+ Sync`, as the return type declares.
+    pub fn sync<S: Sync + ?Sized>(_events: &S) {}
+
+    /// `+ Unpin`, as the return type declares.
+    pub fn unpin<S: Unpin + ?Sized>(_events: &S) {}
+
+    /// The stream of `on_error = f` for a stream of `Result`s: its events, then, for its first
+    /// error, `f(error)` as the last event. The stream ends there, as it would have ended with
+    /// the error, so the response ends cleanly.
+    pub fn recover<S, F, T>(events: S, on_error: F) -> Recover<S, F>
+    where
+        S: TryStream,
+        S::Ok: IntoEvent,
+        F: FnOnce(S::Error) -> T,
+        T: IntoEvent,
+    {
+        Recover {
+            events,
+            on_error: Some(on_error),
+        }
+    }
+
+    pin_project! {
+        /// The stream of [`recover`].
+        #[must_use = "streams do nothing unless polled"]
+        pub struct Recover<S, F> {
+            #[pin]
+            events: S,
+            // `None` once the error was sent.
+            on_error: Option<F>,
+        }
+    }
+
+    impl<S, F, T> Stream for Recover<S, F>
+    where
+        S: TryStream,
+        S::Ok: IntoEvent,
+        F: FnOnce(S::Error) -> T,
+        T: IntoEvent,
+    {
+        type Item = Payload;
+
+        fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Payload>> {
+            let this = self.project();
+            if this.on_error.is_none() {
+                return Poll::Ready(None);
+            }
+            match this.events.try_poll_next(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Ready(Some(Ok(event))) => Poll::Ready(Some(event.into_event())),
+                Poll::Ready(Some(Err(error))) => match this.on_error.take() {
+                    Some(on_error) => Poll::Ready(Some(on_error(error).into_event())),
+                    None => Poll::Ready(None),
+                },
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use futures_util::{StreamExt, stream};
+
+        use super::recover;
+        use crate::Separator;
+
+        #[tokio::test]
+        async fn recover_sends_the_first_error_as_the_last_event() {
+            let items: Vec<Result<u32, &str>> = vec![Ok(1), Err("first"), Ok(2), Err("second")];
+            let events = recover(stream::iter(items), |error: &str| format!("error: {error}"));
+            let texts: Vec<String> = events
+                .map(|payload| String::from_utf8_lossy(&payload.encode(Separator::Lf)).into_owned())
+                .collect()
+                .await;
+            assert_eq!(texts, ["data: 1\n\n", "data: error: first\n\n"]);
         }
     }
 }

@@ -9,38 +9,16 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::connect_info::MockConnectInfo;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::response::Response;
 use axum::routing::{get, post};
 use http::{Request, StatusCode, Version};
 use serde::Deserialize;
-use sse_runtime::testing::{BodyReader, ReadError};
+use sse_runtime::testing::BodyReader;
 use sse_runtime::{CloseHooks, CloseReason, Json, ServerSentEvent, Shutdown, ShutdownSignal, sse};
 use tokio::sync::Notify;
-use tower::ServiceExt;
 
-const TIMEOUT: Duration = Duration::from_secs(5);
+mod support;
 
-async fn call(app: Router, request: Request<Body>) -> Response {
-    app.oneshot(request)
-        .await
-        .expect("the router is infallible")
-}
-
-async fn get_response(app: Router, uri: &str) -> Response {
-    call(app, Request::get(uri).body(Body::empty()).unwrap()).await
-}
-
-async fn body_of(response: Response) -> Vec<u8> {
-    BodyReader::new(response.into_body())
-        .read_to_end(TIMEOUT)
-        .await
-        .expect("the body ends cleanly")
-        .to_vec()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use support::{TIMEOUT, body_of, call, get_response, read_until_abort, text};
 
 // ---------------------------------------------------------------------------------------------
 // The body
@@ -197,18 +175,6 @@ sse! {
 
 fn error_event(error: FeedError) -> ServerSentEvent {
     ServerSentEvent::new().event("error").data(error)
-}
-
-async fn read_until_abort(response: Response) -> (Vec<u8>, ReadError) {
-    let mut reader = BodyReader::new(response.into_body());
-    let mut bytes = Vec::new();
-    loop {
-        match reader.frame(TIMEOUT).await {
-            Ok(Some(frame)) => bytes.extend_from_slice(&frame),
-            Ok(None) => panic!("the body ended cleanly after {:?}", text(&bytes)),
-            Err(error) => return (bytes, error),
-        }
-    }
 }
 
 #[tokio::test]
