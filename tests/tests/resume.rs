@@ -27,6 +27,18 @@ sse! {
     }
 }
 
+/// The attribute alone, on a fn that returns the resume: the response is made from it, so
+/// NoContent can answer 204.
+#[sse_runtime::sse_endpoint(ping = 15)]
+async fn returns_the_resume(
+    State(hub): State<Hub>,
+    since: LastEventId,
+) -> impl futures_util::Stream<Item = sse_runtime::Payload> {
+    hub.resume(["t"], since)
+        .gap_policy(GapPolicy::NoContent)
+        .await
+}
+
 async fn no_content(
     State(hub): State<Hub>,
     since: LastEventId,
@@ -48,6 +60,7 @@ async fn start(history: usize, max_replay: u64) -> (Hub, Server) {
         .route("/events", get(events))
         .route("/no-content", get(no_content))
         .route("/no-content-in-body", get(no_content_in_body))
+        .route("/returns-the-resume", get(returns_the_resume))
         .with_state(hub.clone());
     (hub, serve_sse(app).await)
 }
@@ -258,6 +271,13 @@ async fn no_content_answers_204_for_a_gap_and_streams_otherwise() {
     let mut fine = HttpStream::get(&url, &[("last-event-id", &ids[0].to_string())]).await;
     assert_eq!(fine.status, 200);
     let replay = frames(&ids[1..], 2);
+    assert_eq!(fine.until(&replay).await, replay);
+    // The same through an endpoint fn that returns the resume.
+    let url = server.url("/returns-the-resume");
+    let refused = HttpStream::get(&url, &[("last-event-id", "nonsense")]).await;
+    assert_eq!(refused.status, 204);
+    let mut fine = HttpStream::get(&url, &[("last-event-id", &ids[0].to_string())]).await;
+    assert_eq!(fine.status, 200);
     assert_eq!(fine.until(&replay).await, replay);
     // Inside a body, whose response has started, it falls back to the reset.
     let url = server.url("/no-content-in-body");
