@@ -8,6 +8,7 @@
 //! curl -X POST http://127.0.0.1:8000/rooms/lobby/messages -d 'hello'   # answers its id
 //! curl -N -H 'Last-Event-ID: <an id>' http://127.0.0.1:8000/rooms/lobby/events
 //! curl -N 'http://127.0.0.1:8000/rooms/lobby/events?last_event_id=earliest'
+//! curl http://127.0.0.1:8000/metrics                                  # for Prometheus
 //! ```
 //!
 //! The page embeds the hub's newest id and opens its first connection with
@@ -15,6 +16,9 @@
 //! missed; later reconnects send `Last-Event-ID` themselves. Each room keeps its last 100
 //! messages: a client that missed more (or whose id is from before a restart) gets one
 //! `event: reset` instead, and the page says so.
+//!
+//! `GET /metrics` exports the streams' metrics (feature `metrics` of sse-runtime) for
+//! Prometheus: open streams, why they closed, events and bytes sent, replays and resets.
 //!
 //! Room names are 1-64 characters of `A-Z a-z 0-9 _ -` (else 400); a message is at most 4 KiB
 //! of UTF-8 text (else 413). Anyone may open a room: a public deployment would also bound how
@@ -26,6 +30,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusBuilder;
 use serde::Deserialize;
 use sse_runtime::resume::{Hub, MemoryStore};
 use sse_runtime::{LastEventId, ServerSentEvent, sse};
@@ -133,8 +138,12 @@ async fn page(State(hub): State<Hub>, Query(query): Query<PageQuery>) -> Respons
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let hub = Hub::builder().store(MemoryStore::new(HISTORY)).build();
+    let prometheus = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(std::io::Error::other)?;
     let app = Router::new()
         .route("/", get(page))
+        .route("/metrics", get(move || async move { prometheus.render() }))
         .route("/rooms/{room}/events", get(events))
         .route(
             "/rooms/{room}/messages",

@@ -225,6 +225,18 @@ async fn a_client_that_missed_more_than_the_history_gets_one_reset_then_live_mes
         format!("{RETRY}id: {live}\r\nevent: reset\r\ndata: other-epoch\r\n\r\n")
     );
     drop((stream, stale));
+
+    // The process exports what happened: two resumes that met a gap, one of each reason.
+    let mut metrics = HttpStream::get(&server.url("/metrics"), &[]).await;
+    assert_eq!(metrics.status, 200);
+    let text = metrics.to_end().await;
+    for line in [
+        r#"sse_resume_gaps_total{reason="trimmed"} 1"#,
+        r#"sse_resume_gaps_total{reason="other-epoch"} 1"#,
+        "sse_streams_opened_total 2",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+    }
     server.stop().await;
 }
 
