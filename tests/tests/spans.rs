@@ -53,6 +53,22 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<
         }
     }
 
+    /// An event logged inside a stream's span adds its message to the span's fields.
+    fn on_event(&self, event: &tracing::Event<'_>, cx: Context<'_, S>) {
+        let Some(span) = cx.event_span(event) else {
+            return;
+        };
+        let mut message = Visitor::default();
+        event.record(&mut message);
+        if let Some(text) = message.0.remove("message")
+            && let Some(visitor) = span.extensions_mut().get_mut::<Visitor>()
+        {
+            let logged = visitor.0.entry("logged".to_owned()).or_default();
+            logged.push_str(&text);
+            logged.push('\n');
+        }
+    }
+
     fn on_close(&self, id: Id, cx: Context<'_, S>) {
         if let Some(span) = cx.span(&id)
             && let Some(visitor) = span.extensions_mut().remove::<Visitor>()
@@ -97,6 +113,7 @@ async fn span_of(route: &str, key: &str, value: &str) -> Fields {
 sse! {
     #[sse_endpoint(ping = 0)]
     async fn finite() {
+        tracing::info!("from the stream's own code");
         for i in 1..=3 {
             yield ServerSentEvent::new().data(i);
         }
@@ -135,6 +152,11 @@ async fn every_stream_has_a_span_that_records_how_it_went() {
     assert_eq!(span["bytes"], body.len().to_string());
     assert_eq!(span["pings"], "0");
     assert_eq!(span["http.version"], "HTTP/1.1");
+    // What the stream logs belongs to its span, and the span's farewell ends it.
+    assert_eq!(
+        span["logged"],
+        "from the stream's own code\nserver-sent event stream closed\n"
+    );
     assert!(span["peer"].starts_with("127.0.0.1:"), "{span:?}");
     assert!(span.contains_key("duration_ms"), "{span:?}");
 
