@@ -260,3 +260,45 @@ impl fmt::Debug for MemoryStore {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topics(store: &MemoryStore) -> usize {
+        store.state().topics.len()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_topic_whose_history_expired_is_freed_and_leaves_its_watermark() {
+        let store = MemoryStore::new(10).max_age(Duration::from_secs(60));
+        store.attach(Live::new(4));
+        let event = || ServerSentEvent::new().data("x");
+        let old = store.append_now("old", event(), Separator::Lf);
+        tokio::time::advance(Duration::from_secs(61)).await;
+        let recent = store.append_now("recent", event(), Separator::Lf);
+        assert_eq!(topics(&store), 2);
+        // Reading the expired topic frees it: no subscriber, nothing retained.
+        let topic: Arc<str> = Arc::from("old");
+        let page = store.read_now(std::slice::from_ref(&topic), 0, u64::MAX, 10);
+        assert!(!page.complete && page.events.is_empty());
+        assert_eq!(topics(&store), 1);
+        // Made anew, it does not claim to hold what the old one had.
+        assert!(!store.read_now(&[topic.clone()], 0, u64::MAX, 10).complete);
+        assert!(store.read_now(&[topic], old.seq(), u64::MAX, 10).complete);
+        assert_eq!(recent.seq(), 2);
+    }
+
+    #[test]
+    fn the_count_bound_holds_exactly() {
+        let store = MemoryStore::new(3);
+        for _ in 0..10 {
+            store.append_now("t", ServerSentEvent::new().data("x"), Separator::Lf);
+        }
+        let topic: Arc<str> = Arc::from("t");
+        let page = store.read_now(&[topic], 0, u64::MAX, 100);
+        let seqs: Vec<u64> = page.events.iter().map(|event| event.seq).collect();
+        assert_eq!(seqs, [8, 9, 10]);
+        assert_eq!((page.retained, page.complete, page.head), (3, false, 10));
+    }
+}
