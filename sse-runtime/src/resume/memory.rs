@@ -284,7 +284,11 @@ mod tests {
         assert!(!page.complete && page.events.is_empty());
         assert_eq!(topics(&store), 1);
         // Made anew, it does not claim to hold what the old one had.
-        assert!(!store.read_now(&[topic.clone()], 0, u64::MAX, 10).complete);
+        assert!(
+            !store
+                .read_now(std::slice::from_ref(&topic), 0, u64::MAX, 10)
+                .complete
+        );
         assert!(store.read_now(&[topic], old.seq(), u64::MAX, 10).complete);
         assert_eq!(recent.seq(), 2);
     }
