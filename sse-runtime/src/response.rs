@@ -129,11 +129,12 @@ impl EventSourceResponse {
     /// let response = EventSourceResponse::new(stream::iter(vec!["a", "b"]));
     /// # drop(response);
     /// ```
-    pub fn new<S>(mut stream: S) -> Self
+    pub fn new<S>(stream: S) -> Self
     where
         S: Stream + Send + 'static,
         S::Item: IntoEvent,
     {
+        let mut stream = stream;
         // A resume whose gap policy is `NoContent` answers 204 (it must be told before the
         // response head, which only the response itself can do).
         let no_content = (&mut stream as &mut dyn std::any::Any)
