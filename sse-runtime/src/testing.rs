@@ -170,6 +170,11 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// Parses a complete event stream with a spec-conformant parser, as a browser would: comments
 /// are skipped, data lines are joined with `\n`, events without data are not dispatched.
 ///
+/// # Panics
+///
+/// On bytes that are not an event stream (not UTF-8): it is an assertion for tests. Use
+/// [`try_parse_events`] to get the error instead.
+///
 /// ```
 /// use sse_runtime::testing::parse_events;
 ///
@@ -179,6 +184,18 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// assert_eq!(events[0].data, "a\nb");
 /// ```
 pub fn parse_events(bytes: &[u8]) -> Vec<Event> {
+    try_parse_events(bytes).unwrap_or_else(|error| panic!("not a valid event stream: {error}"))
+}
+
+/// [`parse_events`], with the error for bytes that are not an event stream.
+///
+/// ```
+/// use sse_runtime::testing::try_parse_events;
+///
+/// assert_eq!(try_parse_events(b"data: a\n\n").unwrap()[0].data, "a");
+/// assert!(try_parse_events(b"data: \xff\n\n").is_err());
+/// ```
+pub fn try_parse_events(bytes: &[u8]) -> Result<Vec<Event>, BoxError> {
     use eventsource_stream::Eventsource;
     // A trailing LF completes a final line that ends in a lone CR (the parser waits for a
     // possible LF otherwise); after an event's blank line it is one more empty line, ignored.
@@ -190,10 +207,7 @@ pub fn parse_events(bytes: &[u8]) -> Vec<Event> {
     let mut cx = Context::from_waker(Waker::noop());
     let mut out = Vec::new();
     while let Poll::Ready(Some(item)) = events.as_mut().poll_next(&mut cx) {
-        match item {
-            Ok(event) => out.push(event),
-            Err(error) => panic!("not a valid event stream: {error}"),
-        }
+        out.push(item.map_err(|error| error.to_string())?);
     }
-    out
+    Ok(out)
 }
