@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// | `Shutdown` | a clean end if the stream finished within its grace period, else an abort | yes |
 /// | `Error` | an aborted connection (no terminating chunk) | no |
 /// | `HeadRequest` | the headers alone (the stream never started) | yes |
-/// | `NoContent` | `204 No Content` (the stream never started) | yes |
+/// | `NoContent` | `204 No Content` (or `403`: the stream never started) | yes |
 ///
 /// ```
 /// use sse_runtime::CloseReason;
@@ -45,10 +45,10 @@ pub enum CloseReason {
     /// The response learns the method from [`SseContext`](crate::SseContext), which every
     /// `#[sse_endpoint]` handler passes.
     HeadRequest,
-    /// A resumable stream found a gap and its policy is
-    /// [`GapPolicy::NoContent`](crate::resume::GapPolicy::NoContent): the response was
-    /// `204 No Content` and the stream never started. The client-close hooks do not run; the
-    /// background tasks do.
+    /// A resumable stream answered instead of streaming: `204 No Content` for a gap under
+    /// [`GapPolicy::NoContent`](crate::resume::GapPolicy::NoContent), or `403` for a resume
+    /// without a [`Grant`](crate::resume::Grant) on a hub with authorization. The stream never
+    /// started. The client-close hooks do not run; the background tasks do.
     NoContent,
 }
 

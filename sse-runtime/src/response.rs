@@ -90,8 +90,8 @@ pub struct EventSourceResponse {
     connection: Option<ConnectionHandle>,
     retry: Option<u64>,
     head: bool,
-    /// A resumable source asked for `204 No Content` (its gap policy).
-    no_content: bool,
+    /// The status a resumable source answers with instead of streaming (`204`, `403`).
+    refusal: Option<StatusCode>,
     /// The route and the peer, for the stream's span.
     origin: Origin,
 }
@@ -115,7 +115,7 @@ impl EventSourceResponse {
             connection: None,
             retry: None,
             head: false,
-            no_content: false,
+            refusal: None,
             origin: Origin::default(),
         }
     }
@@ -135,15 +135,15 @@ impl EventSourceResponse {
         S::Item: IntoEvent,
     {
         let mut stream = stream;
-        // A resume whose gap policy is `NoContent` answers 204 (it must be told before the
-        // response head, which only the response itself can do).
-        let no_content = (&mut stream as &mut dyn std::any::Any)
+        // A resume may have to answer instead of streaming (204 for a gap under `NoContent`,
+        // 403 without a grant): before the response head, which only the response can do.
+        let refusal = (&mut stream as &mut dyn std::any::Any)
             .downcast_mut::<crate::resume::Resume>()
-            .is_some_and(crate::resume::Resume::take_no_content);
+            .and_then(crate::resume::Resume::take_status);
         let mut response = Self::from_source(Box::new(Unstarted(
             stream.map(|item| Ok(item.into_event())),
         )));
-        response.no_content = no_content;
+        response.refusal = refusal;
         response
     }
 
@@ -545,9 +545,9 @@ impl IntoResponse for EventSourceResponse {
                     .into_response();
             }
         };
-        if self.no_content {
+        if let Some(status) = self.refusal {
             self.abandon(CloseReason::NoContent);
-            return StatusCode::NO_CONTENT.into_response();
+            return status.into_response();
         }
         let status = self.status;
         let body = if self.head {

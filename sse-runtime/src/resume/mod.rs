@@ -64,6 +64,7 @@
 //! deploy) needs `history ≥ r·t` (and `max_age ≥ t`). Memory is the encoded events, once, per
 //! topic, whatever the number of subscribers.
 
+mod access;
 mod id;
 mod live;
 mod memory;
@@ -73,6 +74,10 @@ mod stream;
 use std::fmt;
 use std::sync::Arc;
 
+pub use access::{
+    Action, Authorize, Denied, Grant, GrantRejection, MAX_TOPIC_LEN, MAX_TOPICS, TOPIC_QUERY,
+    is_valid_topic,
+};
 pub use id::{
     Epoch, EventId, InvalidEventId, LAST_EVENT_ID_QUERY, LastEventId, MAX_LAST_EVENT_ID_LEN,
 };
@@ -80,6 +85,8 @@ pub use live::Live;
 pub use memory::MemoryStore;
 pub use store::{BoxFuture, Page, Store, StoreError, Stored};
 pub use stream::{Resume, ResumeRequest};
+
+use http::request::Parts;
 
 use crate::event::{Separator, ServerSentEvent};
 
@@ -179,6 +186,7 @@ pub(crate) struct HubInner {
     separator: Separator,
     policy: GapPolicy,
     max_replay: u64,
+    authorize: Option<Box<dyn Authorize>>,
 }
 
 impl Hub {
@@ -205,6 +213,7 @@ impl Hub {
     /// ```
     pub fn builder() -> HubBuilder {
         HubBuilder {
+            authorize: None,
             store: None,
             separator: Separator::CrLf,
             policy: GapPolicy::Reset,
@@ -249,7 +258,10 @@ impl Hub {
     /// ([`gap_policy`](ResumeRequest::gap_policy), [`max_replay`](ResumeRequest::max_replay))
     /// can be set before awaiting.
     ///
-    /// Repeated topics count once.
+    /// Repeated topics count once. On a hub with an [`Authorize`] hook, resume through a
+    /// [`Grant`] instead: this resume is then refused (`403` when the response is made from
+    /// it; inside a `sse!` body, a stream that ends at once), so that nothing reaches an
+    /// unchecked subscriber.
     pub fn resume<T>(
         &self,
         topics: impl IntoIterator<Item = T>,
@@ -258,15 +270,63 @@ impl Hub {
     where
         T: Into<Arc<str>>,
     {
-        let mut topics: Vec<Arc<str>> = topics.into_iter().map(Into::into).collect();
-        topics.sort_unstable();
-        topics.dedup();
-        ResumeRequest {
+        ResumeRequest::new(self.inner.clone(), normalize(topics), since, false)
+    }
+
+    /// Asks the hub's [`Authorize`] hook whether the request `parts` may follow `topics`; the
+    /// [`Grant`] is what [`Grant::resume`] resumes. A hub without a hook grants everything.
+    ///
+    /// ```
+    /// use sse_runtime::resume::{Action, Denied, Hub};
+    ///
+    /// let hub = Hub::builder()
+    ///     .authorize(|_: &http::request::Parts, action: Action<'_>| match action {
+    ///         Action::Subscribe(topics) if topics.iter().all(|t| &**t != "secret") => Ok(()),
+    ///         _ => Err(Denied::Forbidden),
+    ///     })
+    ///     .build();
+    /// let (parts, ()) = http::Request::new(()).into_parts();
+    /// assert!(hub.grant(&parts, ["news"]).is_ok());
+    /// assert_eq!(hub.grant(&parts, ["news", "secret"]).unwrap_err(), Denied::Forbidden);
+    /// ```
+    pub fn grant<T>(
+        &self,
+        parts: &Parts,
+        topics: impl IntoIterator<Item = T>,
+    ) -> Result<Grant, Denied>
+    where
+        T: Into<Arc<str>>,
+    {
+        let topics = normalize(topics);
+        if let Some(hook) = &self.inner.authorize {
+            access::check(&**hook, parts, Action::Subscribe(&topics))?;
+        }
+        Ok(Grant {
             hub: self.inner.clone(),
-            topics: topics.into(),
-            since,
-            policy: self.inner.policy,
-            max_replay: self.inner.max_replay,
+            topics,
+        })
+    }
+
+    /// Asks the hub's [`Authorize`] hook whether the request `parts` may publish to `topic`
+    /// (call it in your publish handler; [`publish`](Self::publish) itself trusts its caller,
+    /// which is server code). A hub without a hook allows it.
+    ///
+    /// ```
+    /// use sse_runtime::resume::{Action, Denied, Hub};
+    ///
+    /// let hub = Hub::builder()
+    ///     .authorize(|request: &http::request::Parts, action: Action<'_>| match action {
+    ///         Action::Publish(_) if request.headers.contains_key("x-admin") => Ok(()),
+    ///         _ => Err(Denied::Forbidden),
+    ///     })
+    ///     .build();
+    /// let (parts, ()) = http::Request::new(()).into_parts();
+    /// assert_eq!(hub.authorize_publish(&parts, "news"), Err(Denied::Forbidden));
+    /// ```
+    pub fn authorize_publish(&self, parts: &Parts, topic: &str) -> Result<(), Denied> {
+        match &self.inner.authorize {
+            Some(hook) => access::check(&**hook, parts, Action::Publish(topic)),
+            None => Ok(()),
         }
     }
 
@@ -314,9 +374,18 @@ impl fmt::Debug for Hub {
     }
 }
 
+/// The topics as a resume follows them: sorted, each once.
+fn normalize<T: Into<Arc<str>>>(topics: impl IntoIterator<Item = T>) -> Arc<[Arc<str>]> {
+    let mut topics: Vec<Arc<str>> = topics.into_iter().map(Into::into).collect();
+    topics.sort_unstable();
+    topics.dedup();
+    topics.into()
+}
+
 /// The options of a [`Hub`], from [`Hub::builder`].
 #[must_use = "a HubBuilder does nothing until `build` is called"]
 pub struct HubBuilder {
+    authorize: Option<Box<dyn Authorize>>,
     store: Option<Arc<dyn Store>>,
     separator: Separator,
     policy: GapPolicy,
@@ -359,6 +428,13 @@ impl HubBuilder {
         self
     }
 
+    /// Who may follow which topics and who may publish (see [`Authorize`], [`Grant`]). With a
+    /// hook, resumes go through a [`Grant`].
+    pub fn authorize(mut self, hook: impl Authorize) -> Self {
+        self.authorize = Some(Box::new(hook));
+        self
+    }
+
     /// The hub.
     pub fn build(self) -> Hub {
         let store = self
@@ -373,6 +449,7 @@ impl HubBuilder {
                 separator: self.separator,
                 policy: self.policy,
                 max_replay: self.max_replay,
+                authorize: self.authorize,
             }),
         }
     }

@@ -39,14 +39,32 @@ pub(crate) const PAGE: usize = 256;
 /// ```
 #[must_use = "a resume does nothing until awaited"]
 pub struct ResumeRequest {
-    pub(super) hub: Arc<HubInner>,
-    pub(super) topics: Arc<[Arc<str>]>,
-    pub(super) since: LastEventId,
-    pub(super) policy: GapPolicy,
-    pub(super) max_replay: u64,
+    hub: Arc<HubInner>,
+    topics: Arc<[Arc<str>]>,
+    since: LastEventId,
+    policy: GapPolicy,
+    max_replay: u64,
+    /// Whether the topics come from a [`Grant`](super::Grant).
+    granted: bool,
 }
 
 impl ResumeRequest {
+    pub(super) fn new(
+        hub: Arc<HubInner>,
+        topics: Arc<[Arc<str>]>,
+        since: LastEventId,
+        granted: bool,
+    ) -> Self {
+        Self {
+            policy: hub.policy,
+            max_replay: hub.max_replay,
+            hub,
+            topics,
+            since,
+            granted,
+        }
+    }
+
     /// The gap policy of this resume (default: the hub's).
     pub fn gap_policy(mut self, policy: GapPolicy) -> Self {
         self.policy = policy;
@@ -92,7 +110,12 @@ impl ResumeRequest {
             since,
             policy,
             max_replay,
+            granted,
         } = self;
+        if hub.authorize.is_some() && !granted {
+            // A hub with authorization resumes only what a grant allowed.
+            return Resume::refused(hub);
+        }
         let taps = hub
             .live
             .subscribe(&topics)
@@ -113,6 +136,7 @@ impl ResumeRequest {
             phase: Phase::Live,
             gap: None,
             no_content: false,
+            refused: false,
             announced: false,
             replayed: 0,
         };
@@ -205,6 +229,8 @@ pub struct Resume {
     phase: Phase,
     gap: Option<GapReason>,
     no_content: bool,
+    /// Resumed without a grant on a hub with authorization: `403`, or nothing at all.
+    refused: bool,
     /// Whether the stream's span was told its topics and gap (at the first poll, inside it).
     announced: bool,
     /// Events sent by the replay so far.
@@ -246,9 +272,35 @@ impl Resume {
         self.gap
     }
 
-    /// Takes the request for a `204 No Content` (see [`GapPolicy::NoContent`]).
-    pub(crate) fn take_no_content(&mut self) -> bool {
-        std::mem::take(&mut self.no_content)
+    /// The status the response must answer with instead of streaming: `204` for a gap under
+    /// [`GapPolicy::NoContent`], `403` for a resume without a grant. Taken once.
+    pub(crate) fn take_status(&mut self) -> Option<http::StatusCode> {
+        if std::mem::take(&mut self.refused) {
+            return Some(http::StatusCode::FORBIDDEN);
+        }
+        std::mem::take(&mut self.no_content).then_some(http::StatusCode::NO_CONTENT)
+    }
+
+    /// A resume that sends nothing: it follows no topic and reads no history.
+    fn refused(hub: Arc<HubInner>) -> Self {
+        tracing::error!(
+            "a resume without a Grant on a hub with authorization: refused (use Hub::grant \
+             or the Grant extractor)"
+        );
+        Self {
+            hub,
+            topics: Arc::from(Vec::new()),
+            taps: Vec::new(),
+            high: 0,
+            observed: 0,
+            first: None,
+            phase: Phase::Ended,
+            gap: None,
+            no_content: false,
+            refused: true,
+            announced: true,
+            replayed: 0,
+        }
     }
 
     fn read(&self, after: u64, until: u64) -> BoxFuture<'static, Result<Page, StoreError>> {
