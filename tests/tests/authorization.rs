@@ -230,3 +230,45 @@ async fn ten_thousand_topic_parameters_are_a_4xx() {
     let status: u16 = String::from_utf8_lossy(&head[9..12]).parse().unwrap();
     assert!((400..500).contains(&status), "{status}");
 }
+
+/// The `authorization` example, as the process users run.
+#[tokio::test]
+async fn the_example_refuses_strangers_and_delivers_to_the_owner() {
+    let server = tests::ExampleProcess::start("authorization").await;
+    let url = server.url("/events?topic=news&topic=users/alice");
+    assert_eq!(HttpStream::get(&url, &[]).await.status, 401);
+    let bob = [("authorization", "Bearer bob")];
+    assert_eq!(HttpStream::get(&url, &bob).await.status, 403);
+    let alice = [("authorization", "Bearer alice")];
+    let mut stream = HttpStream::get(&url, &alice).await;
+    assert_eq!(stream.status, 200);
+    let client = reqwest::Client::new();
+    let send = |user: &'static str, topic: &'static str| {
+        client
+            .post(server.url(&format!("/publish/{topic}")))
+            .header("authorization", format!("Bearer {user}"))
+            .body(format!("for {topic}"))
+            .send()
+    };
+    assert_eq!(send("alice", "news").await.unwrap().status(), 403);
+    let bobs = send("admin", "users/bob")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mine = send("admin", "users/alice")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let expected = format!("id: {mine}\r\nevent: message\r\ndata: for users/alice\r\n\r\n");
+    assert_eq!(
+        stream.until(&expected).await,
+        expected,
+        "bob's {bobs} never arrives"
+    );
+    drop(stream);
+    server.stop().await;
+}
