@@ -25,13 +25,14 @@
 //! many there are.
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use serde::Deserialize;
+use tower_http::limit::RequestBodyLimitLayer;
 use sse_runtime::resume::{Hub, MemoryStore};
 use sse_runtime::{LastEventId, ServerSentEvent, sse};
 
@@ -147,7 +148,7 @@ async fn main() -> std::io::Result<()> {
         .route("/rooms/{room}/events", get(events))
         .route(
             "/rooms/{room}/messages",
-            post(say).layer(DefaultBodyLimit::max(MAX_MESSAGE)),
+            post(say).layer(RequestBodyLimitLayer::new(MAX_MESSAGE)),
         )
         .with_state(hub);
     examples::serve(app).await

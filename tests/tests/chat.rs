@@ -190,6 +190,23 @@ async fn bad_rooms_are_400_and_long_messages_413() {
     say(&server, "lobby", &"x".repeat(4096)).await;
     let (status, answer) = post(&server, "/rooms/lobby/messages", " \n").await;
     assert_eq!((status, answer.as_str()), (400, "empty message\n"));
+
+    // A 100 MiB publish is refused from its length alone: the server answers 413 after the
+    // first kilobyte, without reading (or holding) the rest.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let head = "POST /rooms/lobby/messages HTTP/1.1\r\nhost: x\r\n\
+                    content-type: text/plain\r\ncontent-length: 104857600\r\n\r\n";
+        socket.write_all(head.as_bytes()).await.unwrap();
+        socket.write_all(&[b'x'; 1024]).await.unwrap();
+        let mut answer = vec![0; 12];
+        tokio::time::timeout(WITHIN, socket.read_exact(&mut answer))
+            .await
+            .expect("an answer before the body")
+            .unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 413");
+    }
     server.stop().await;
 }
 

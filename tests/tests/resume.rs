@@ -214,7 +214,7 @@ async fn gap_an_oversized_id_resets() {
     publish(&hub, 1..=3).await;
     let long = format!("{}:1", "a".repeat(70));
     assert_one_reset(&hub, with_header(&server, &long).await, "invalid").await;
-    let huge = "a".repeat(16 * 1024);
+    let huge = "a".repeat(64 * 1024);
     assert_one_reset(&hub, with_header(&server, &huge).await, "invalid").await;
 }
 
