@@ -142,11 +142,13 @@ impl ServerProcess {
     }
 }
 
-/// Connects `count` streams to `path` (a few hundred at a time) and waits for their heads.
+/// Connects `count` streams to `path` (a few hundred at a time) and waits for their heads;
+/// `checked` clients check their ids (see [`Client::checked`]).
 async fn connect_many(
     addr: SocketAddr,
     path: &'static str,
     count: usize,
+    checked: bool,
 ) -> io::Result<Vec<Client>> {
     const AT_ONCE: usize = 200;
     let mut clients = Vec::with_capacity(count);
@@ -156,7 +158,11 @@ async fn connect_many(
         while started < count && tasks.len() < AT_ONCE {
             started += 1;
             tasks.spawn(async move {
-                let mut client = Client::get(addr, path, false, 16 * 1024).await?;
+                let mut client = Client::connect(addr, 16 * 1024).await?;
+                if checked {
+                    client = client.checked();
+                }
+                client.request(path, false, None).await?;
                 client.read_head().await?;
                 Ok::<_, io::Error>(client)
             });
@@ -229,14 +235,18 @@ pub(crate) async fn parallel(
 }
 
 /// (c): `clients` subscribers; `events` events published at once; until every client has all.
+/// Every client checks its ids: exactly the events published, in order.
 pub(crate) async fn fanout(
     server: &ServerProcess,
     clients: usize,
     events: u64,
 ) -> io::Result<Figures> {
     let addr = server.addr;
-    let connected =
-        client::bounded("fan-out connect", connect_many(addr, "/fanout", clients)).await?;
+    let connected = client::bounded(
+        "fan-out connect",
+        connect_many(addr, "/fanout", clients, true),
+    )
+    .await?;
     client::wait_for(addr, "fan-out subscribers", |stats| {
         stats.subscribers == clients as u64 && stats.live == clients as u64
     })
@@ -260,6 +270,7 @@ pub(crate) async fn fanout(
         while let Some(done) = readers.join_next().await {
             let (at, client) = done.map_err(io::Error::other)??;
             check_count(client.events, events)?;
+            check_ids(&client, events, 0)?;
             last = last.max(at);
             held.push(client);
         }
@@ -286,7 +297,8 @@ pub(crate) async fn idle(
 ) -> io::Result<Figures> {
     let addr = server.addr;
     let rss_before = server.rss_kib()?;
-    let connected = client::bounded("idle connect", connect_many(addr, "/idle", clients)).await?;
+    let connected =
+        client::bounded("idle connect", connect_many(addr, "/idle", clients, false)).await?;
     client::wait_for(addr, "idle streams", |stats| stats.live == clients as u64).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_after = server.rss_kib()?;
@@ -371,4 +383,12 @@ fn check_count(got: u64, expected: u64) -> io::Result<()> {
             "received {got} events instead of {expected}"
         )))
     }
+}
+
+/// Fails unless the client's ids were exactly `first..first + events`, in order.
+fn check_ids(client: &Client, events: u64, first: u64) -> io::Result<()> {
+    let ids = client
+        .ids()
+        .ok_or_else(|| io::Error::other("the client did not check its ids"))?;
+    ids.expect(events, Some(first), Some(first + events - 1))
 }
