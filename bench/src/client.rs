@@ -188,6 +188,8 @@ pub(crate) async fn fetch(addr: SocketAddr, path: &str) -> io::Result<String> {
 pub(crate) struct Stats {
     pub(crate) live: u64,
     pub(crate) subscribers: u64,
+    /// Subscribers of ours's resumable topic.
+    pub(crate) resumable: u64,
 }
 
 pub(crate) async fn stats(addr: SocketAddr) -> io::Result<Stats> {
@@ -201,6 +203,7 @@ pub(crate) async fn stats(addr: SocketAddr) -> io::Result<Stats> {
     Ok(Stats {
         live: field("live")?,
         subscribers: field("subscribers")?,
+        resumable: field("resumable")?,
     })
 }
 

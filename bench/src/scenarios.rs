@@ -70,10 +70,12 @@ pub(crate) struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `bench server KIND` (under `wrap`, if given) and waits until it answers.
+    /// Starts `bench server KIND` (with the resumable hub's routes if `resume`; under `wrap`, if
+    /// given) and waits until it answers.
     pub(crate) async fn start(
         kind: Kind,
         setup: Setup,
+        resume: bool,
         workers: usize,
         wrap: &[String],
     ) -> io::Result<Self> {
@@ -89,6 +91,7 @@ impl ServerProcess {
         let mut child = command
             .args(["server", kind.as_str(), "--setup", setup.as_str()])
             .args(["--workers", &workers.to_string()])
+            .args(resume.then_some("--resume"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -140,6 +143,15 @@ impl ServerProcess {
             let _ = self.child.wait().await;
         }
     }
+}
+
+/// Which of ours's hubs a fan-out follows: (c) runs on both (axum's side on its own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Hub {
+    /// `Broadcast`: `/fanout`, `/publish/{n}`, ids `0..n`.
+    Broadcast,
+    /// The resumable hub's topic: `/resume/events`, `/resume/publish/{n}`, ids `<epoch>:1..=n`.
+    Resumable,
 }
 
 /// Connects `count` streams to `path` (a few hundred at a time) and waits for their heads;
@@ -238,17 +250,23 @@ pub(crate) async fn parallel(
 /// Every client checks its ids: exactly the events published, in order.
 pub(crate) async fn fanout(
     server: &ServerProcess,
+    hub: Hub,
     clients: usize,
     events: u64,
 ) -> io::Result<Figures> {
     let addr = server.addr;
-    let connected = client::bounded(
-        "fan-out connect",
-        connect_many(addr, "/fanout", clients, true),
-    )
-    .await?;
+    let (path, publish, first) = match hub {
+        Hub::Broadcast => ("/fanout", "/publish", 0),
+        Hub::Resumable => ("/resume/events", "/resume/publish", 1),
+    };
+    let connected =
+        client::bounded("fan-out connect", connect_many(addr, path, clients, true)).await?;
     client::wait_for(addr, "fan-out subscribers", |stats| {
-        stats.subscribers == clients as u64 && stats.live == clients as u64
+        let subscribers = match hub {
+            Hub::Broadcast => stats.subscribers,
+            Hub::Resumable => stats.resumable,
+        };
+        subscribers == clients as u64 && stats.live == clients as u64
     })
     .await?;
     let mut readers = JoinSet::new();
@@ -263,14 +281,14 @@ pub(crate) async fn fanout(
     let before = server.cpu()?;
     let client_before = own_cpu()?;
     let start = Instant::now();
-    client::fetch(addr, &format!("/publish/{events}")).await?;
+    client::fetch(addr, &format!("{publish}/{events}")).await?;
     let (last, held) = client::bounded("fan-out delivery", async {
         let mut last = start;
         let mut held = Vec::with_capacity(clients);
         while let Some(done) = readers.join_next().await {
             let (at, client) = done.map_err(io::Error::other)??;
             check_count(client.events, events)?;
-            check_ids(&client, events, 0)?;
+            check_ids(&client, events, first)?;
             last = last.max(at);
             held.push(client);
         }
