@@ -288,6 +288,11 @@ impl Ids {
         }
     }
 
+    /// The history (`<epoch>:`) and number of the last id, as a client sends it back.
+    pub(crate) fn last_id(&self) -> String {
+        format!("{}{}", String::from_utf8_lossy(&self.prefix), self.last)
+    }
+
     /// Fails unless the ids were exactly `first..=last`, one per event of `events`.
     pub(crate) fn expect(
         &self,
@@ -501,6 +506,7 @@ mod tests {
             assert!(checked.finished, "piece {piece}");
             assert_eq!(checked.data_lines, 4);
             checked.ids.expect(3, Some(7), Some(9)).unwrap();
+            assert_eq!(checked.ids.last_id(), "Ab:9");
         }
     }
 

@@ -9,7 +9,8 @@
 //! The driver re-executes itself as `bench server ours|axum` child processes (one fresh process
 //! per scenario run, on 127.0.0.1:0), runs the load clients itself, reads each server's CPU time
 //! and memory from `/proc`, and prints a table of medians with the ratio ours/axum. A second
-//! table compares ours's resumable hub (scenario (c) on it) with its peers of the same run.
+//! table compares ours's resumable hub (scenarios (c) on it and (g)) with its peers of the same
+//! run.
 
 mod client;
 mod measure;
@@ -71,7 +72,7 @@ impl Side {
 }
 
 const USAGE: &str = "\
-usage: bench [--runs N] [--only a,b,c,d,e,f] [--quick] [--workers N] [--side ours|axum]
+usage: bench [--runs N] [--only a,b,c,d,e,f,g] [--quick] [--workers N] [--side ours|axum]
              [--wrap 'COMMAND ARGS..']
        bench server ours|axum [--setup plain|connection] [--workers N] [--resume]";
 
@@ -148,7 +149,7 @@ fn usage_error(message: &str) -> ExitCode {
 fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
         runs: 5,
-        only: "abcdef".chars().collect(),
+        only: "abcdefg".chars().collect(),
         quick: false,
         workers: 2,
         side: None,
@@ -169,7 +170,9 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                     .map(str::trim)
                     .filter(|s| !s.is_empty())
                     .map(|s| match s {
-                        "a" | "b" | "c" | "d" | "e" | "f" => Ok(s.chars().next().unwrap_or('a')),
+                        "a" | "b" | "c" | "d" | "e" | "f" | "g" => {
+                            Ok(s.chars().next().unwrap_or('a'))
+                        }
                         other => Err(format!("no scenario {other:?}")),
                     })
                     .collect::<Result<_, _>>()?;
@@ -310,6 +313,17 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
                 },
             ],
         },
+        // Ours only: its peers are other figures of ours (see `comparisons`).
+        Scenario {
+            id: 'g',
+            sides: &[Side::Ours],
+            title: format!(
+                "reconnect storm: {} clients resume {} events behind at once",
+                n(sizes.storm_clients as f64, 0),
+                sizes.storm_missed
+            ),
+            metrics: Vec::new(),
+        },
     ]
 }
 
@@ -322,7 +336,7 @@ fn comparisons(sizes: &Sizes) -> Vec<Comparison> {
         key,
     };
     let broadcast_cpu = figure('c', Side::Ours, "cpu_per_delivery");
-    vec![
+    let rows = vec![
         Comparison {
             scenario: 'c',
             title: format!(
@@ -347,7 +361,63 @@ fn comparisons(sizes: &Sizes) -> Vec<Comparison> {
             goal: Goal::Info,
             digits: 0,
         },
-    ]
+        Comparison {
+            scenario: 'g',
+            title: format!(
+                "(g) reconnect storm: {} clients, {} events behind each",
+                n(sizes.storm_clients as f64, 0),
+                sizes.storm_missed
+            ),
+            label: "server CPU us/replayed event".to_owned(),
+            value: figure('g', Side::Ours, "cpu_per_replay"),
+            peer_label: "(c) ours, Broadcast: us/delivered event",
+            peer: broadcast_cpu,
+            goal: Goal::RatioAtMost(1.0),
+            digits: 3,
+        },
+        Comparison {
+            scenario: 'g',
+            title: String::new(),
+            label: "server CPU us/replayed event".to_owned(),
+            value: figure('g', Side::Ours, "cpu_per_replay"),
+            peer_label: "(c) ours, resumable: us/delivered event",
+            peer: figure('c', Side::Resumable, "cpu_per_delivery"),
+            goal: Goal::Info,
+            digits: 3,
+        },
+        Comparison {
+            scenario: 'g',
+            title: String::new(),
+            label: "server CPU us/replayed event, less the same storm with nothing missed"
+                .to_owned(),
+            value: figure('g', Side::Ours, "cpu_per_replay_net"),
+            peer_label: "(c) ours, Broadcast: us/delivered event",
+            peer: broadcast_cpu,
+            goal: Goal::Info,
+            digits: 3,
+        },
+        Comparison {
+            scenario: 'g',
+            title: String::new(),
+            label: "server CPU us/reconnect with nothing missed".to_owned(),
+            value: figure('g', Side::Ours, "cpu_per_reconnect"),
+            peer_label: "(f) ours: us/connect-read-one-disconnect cycle",
+            peer: figure('f', Side::Ours, "cpu_per_cycle"),
+            goal: Goal::Info,
+            digits: 1,
+        },
+        Comparison {
+            scenario: 'g',
+            title: String::new(),
+            label: "ms until all caught up".to_owned(),
+            value: figure('g', Side::Ours, "catch_up_ms"),
+            peer_label: "(c) ours, Broadcast: ms until all delivered",
+            peer: figure('c', Side::Ours, "delivery_ms"),
+            goal: Goal::Info,
+            digits: 0,
+        },
+    ];
+    rows
 }
 
 fn format_idle_label(window: Duration) -> &'static str {
@@ -370,6 +440,7 @@ async fn drive(options: Options) -> ExitCode {
     for (name, clients) in [
         ("fan-out", &mut sizes.fanout_clients),
         ("idle", &mut sizes.idle_clients),
+        ("reconnect storm", &mut sizes.storm_clients),
     ] {
         if *clients > fit {
             eprintln!(
@@ -482,7 +553,7 @@ async fn run_one(
         Setup::Plain
     };
     // Only the scenarios of the resumable hub have its routes (see `server`).
-    let resume = side == Side::Resumable;
+    let resume = side == Side::Resumable || id == 'g';
     let server =
         ServerProcess::start(side.kind(), setup, resume, options.workers, &options.wrap).await?;
     let hub = if side == Side::Resumable {
@@ -502,6 +573,15 @@ async fn run_one(
                 sizes.churn_cycles,
                 sizes.churn_warmup,
                 sizes.churn_concurrency,
+            )
+            .await
+        }
+        'g' => {
+            scenarios::storm(
+                &server,
+                sizes.storm_clients,
+                sizes.storm_warmup,
+                sizes.storm_missed,
             )
             .await
         }

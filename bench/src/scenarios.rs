@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -27,6 +28,9 @@ pub(crate) struct Sizes {
     pub(crate) churn_cycles: u64,
     pub(crate) churn_warmup: u64,
     pub(crate) churn_concurrency: usize,
+    pub(crate) storm_clients: usize,
+    pub(crate) storm_warmup: u64,
+    pub(crate) storm_missed: u64,
 }
 
 impl Sizes {
@@ -41,6 +45,9 @@ impl Sizes {
             churn_cycles: 20_000,
             churn_warmup: 10_000,
             churn_concurrency: 8,
+            storm_clients: 5_000,
+            storm_warmup: 10,
+            storm_missed: 100,
         }
     }
 
@@ -55,6 +62,9 @@ impl Sizes {
             churn_cycles: 2_000,
             churn_warmup: 1_000,
             churn_concurrency: 8,
+            storm_clients: 500,
+            storm_warmup: 10,
+            storm_missed: 100,
         }
     }
 }
@@ -155,10 +165,10 @@ pub(crate) enum Hub {
 }
 
 /// Connects `count` streams to `path` (a few hundred at a time) and waits for their heads;
-/// `checked` clients check their ids (see [`Client::checked`]).
+/// with `path` `None`, connects only (see [`Client::connect`]).
 async fn connect_many(
     addr: SocketAddr,
-    path: &'static str,
+    path: Option<&'static str>,
     count: usize,
     checked: bool,
 ) -> io::Result<Vec<Client>> {
@@ -174,8 +184,10 @@ async fn connect_many(
                 if checked {
                     client = client.checked();
                 }
-                client.request(path, false, None).await?;
-                client.read_head().await?;
+                if let Some(path) = path {
+                    client.request(path, false, None).await?;
+                    client.read_head().await?;
+                }
                 Ok::<_, io::Error>(client)
             });
         }
@@ -259,8 +271,11 @@ pub(crate) async fn fanout(
         Hub::Broadcast => ("/fanout", "/publish", 0),
         Hub::Resumable => ("/resume/events", "/resume/publish", 1),
     };
-    let connected =
-        client::bounded("fan-out connect", connect_many(addr, path, clients, true)).await?;
+    let connected = client::bounded(
+        "fan-out connect",
+        connect_many(addr, Some(path), clients, true),
+    )
+    .await?;
     client::wait_for(addr, "fan-out subscribers", |stats| {
         let subscribers = match hub {
             Hub::Broadcast => stats.subscribers,
@@ -315,8 +330,11 @@ pub(crate) async fn idle(
 ) -> io::Result<Figures> {
     let addr = server.addr;
     let rss_before = server.rss_kib()?;
-    let connected =
-        client::bounded("idle connect", connect_many(addr, "/idle", clients, false)).await?;
+    let connected = client::bounded(
+        "idle connect",
+        connect_many(addr, Some("/idle"), clients, false),
+    )
+    .await?;
     client::wait_for(addr, "idle streams", |stats| stats.live == clients as u64).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_after = server.rss_kib()?;
@@ -388,6 +406,154 @@ async fn cycle_many(addr: SocketAddr, cycles: u64, concurrency: usize) -> io::Re
     Ok(())
 }
 
+/// (g): a reconnect storm. `clients` clients follow the resumable topic and receive `warmup`
+/// events, then leave; `missed` more are published; then all of them send their request with
+/// `Last-Event-ID` at once. Until every client has caught up: the time, and the server CPU per
+/// replayed event. Then the same storm again with nothing missed (every cursor at the head),
+/// which is what the reconnects cost besides the replay: the difference is the replay's cost.
+///
+/// The TCP connections of a storm are opened before the clock starts (and the requests only
+/// then), so the figures are the resumes', not the kernel's listen queue's (5,000 handshakes at
+/// once overflow it, and a dropped SYN is retried a second later).
+pub(crate) async fn storm(
+    server: &ServerProcess,
+    clients: usize,
+    warmup: u64,
+    missed: u64,
+) -> io::Result<Figures> {
+    let addr = server.addr;
+    let path = "/resume/events";
+    let connected = client::bounded(
+        "storm connect",
+        connect_many(addr, Some(path), clients, true),
+    )
+    .await?;
+    client::wait_for(addr, "storm subscribers", |stats| {
+        stats.resumable == clients as u64 && stats.live == clients as u64
+    })
+    .await?;
+    let cursor = client::fetch(addr, &format!("/resume/publish/{warmup}")).await?;
+    let cursor = cursor.trim().to_owned();
+    let mut readers = JoinSet::new();
+    for mut client in connected {
+        readers.spawn(async move {
+            client.read_events(warmup).await?;
+            Ok::<_, io::Error>(client)
+        });
+    }
+    client::bounded("storm warm-up", async {
+        while let Some(done) = readers.join_next().await {
+            let client = done.map_err(io::Error::other)??;
+            check_count(client.events, warmup)?;
+            check_ids(&client, warmup, 1)?;
+            check_last_id(&client, &cursor)?;
+        }
+        Ok(())
+    })
+    .await?;
+    // Every client has `cursor` and is gone: the server must have let go of them all.
+    client::wait_for(addr, "storm disconnects", |stats| {
+        stats.resumable == 0 && stats.live == 0
+    })
+    .await?;
+    let head = client::fetch(addr, &format!("/resume/publish/{missed}")).await?;
+    let head = head.trim().to_owned();
+    let storm = reconnect_all(server, clients, &cursor, missed, warmup + 1, &head).await?;
+    // The same storm with nothing missed: what the reconnects cost besides the replay.
+    client::wait_for(addr, "storm disconnects", |stats| {
+        stats.resumable == 0 && stats.live == 0
+    })
+    .await?;
+    let baseline = reconnect_all(server, clients, &head, 0, 0, &head).await?;
+    let replayed = (clients as u64 * missed) as f64;
+    Ok(vec![
+        ("catch_up_ms", storm.elapsed * 1e3),
+        ("cpu_per_replay", storm.cpu * 1e6 / replayed),
+        ("client_busy_pct", storm.client_cpu * 100.0 / storm.elapsed),
+        ("cpu_per_reconnect", baseline.cpu * 1e6 / clients as f64),
+        (
+            "cpu_per_replay_net",
+            (storm.cpu - baseline.cpu) * 1e6 / replayed,
+        ),
+    ])
+}
+
+/// What one wave of reconnects took.
+struct Wave {
+    /// From the first request to the last client's last event (or head), in seconds.
+    elapsed: f64,
+    /// The server's CPU over that time, in seconds.
+    cpu: f64,
+    /// The clients' CPU over that time, in seconds.
+    client_cpu: f64,
+}
+
+/// Opens `clients` connections (not measured), then sends every request with `Last-Event-ID`
+/// `cursor` at once and reads until each client has its `missed` events, numbered from
+/// `first`, the last of which is `head` (with nothing missed, until each has its head).
+async fn reconnect_all(
+    server: &ServerProcess,
+    clients: usize,
+    cursor: &str,
+    missed: u64,
+    first: u64,
+    head: &str,
+) -> io::Result<Wave> {
+    let sockets = client::bounded(
+        "storm reconnect",
+        connect_many(server.addr, None, clients, true),
+    )
+    .await?;
+    let (go, wait) = watch::channel(false);
+    let mut readers = JoinSet::new();
+    for mut client in sockets {
+        let mut wait = wait.clone();
+        let cursor = cursor.to_owned();
+        readers.spawn(async move {
+            wait.wait_for(|&go| go).await.map_err(io::Error::other)?;
+            client
+                .request("/resume/events", false, Some(&cursor))
+                .await?;
+            if missed == 0 {
+                client.read_head().await?;
+            } else {
+                client.read_events(missed).await?;
+            }
+            Ok::<_, io::Error>((Instant::now(), client))
+        });
+    }
+    // Every client is parked on the signal, and the server has accepted every connection.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = server.cpu()?;
+    let client_before = own_cpu()?;
+    let start = Instant::now();
+    go.send_replace(true);
+    let (last, held) = client::bounded("storm catch-up", async {
+        let mut last = start;
+        let mut held = Vec::with_capacity(clients);
+        while let Some(done) = readers.join_next().await {
+            let (at, client) = done.map_err(io::Error::other)??;
+            check_count(client.events, missed)?;
+            if missed > 0 {
+                check_ids(&client, missed, first)?;
+                check_last_id(&client, head)?;
+            }
+            last = last.max(at);
+            held.push(client);
+        }
+        Ok((last, held))
+    })
+    .await?;
+    let cpu = server.cpu()?.seconds_since(&before);
+    let client_cpu = own_cpu()?.seconds_since(&client_before);
+    drop(held);
+    Ok(Wave {
+        elapsed: (last - start).as_secs_f64(),
+        cpu,
+        client_cpu,
+    })
+}
+
 /// The CPU time of this process: the load clients (a share of 100% is one core busy).
 fn own_cpu() -> io::Result<Cpu> {
     Cpu::read(std::process::id())
@@ -409,4 +575,16 @@ fn check_ids(client: &Client, events: u64, first: u64) -> io::Result<()> {
         .ids()
         .ok_or_else(|| io::Error::other("the client did not check its ids"))?;
     ids.expect(events, Some(first), Some(first + events - 1))
+}
+
+/// Fails unless the client's last id is `expected` (the whole id, its history too).
+fn check_last_id(client: &Client, expected: &str) -> io::Result<()> {
+    let last = client.ids().map(client::Ids::last_id).unwrap_or_default();
+    if last == expected {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "last id {last:?} instead of {expected:?}"
+        )))
+    }
 }
