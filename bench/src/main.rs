@@ -9,8 +9,8 @@
 //! The driver re-executes itself as `bench server ours|axum` child processes (one fresh process
 //! per scenario run, on 127.0.0.1:0), runs the load clients itself, reads each server's CPU time
 //! and memory from `/proc`, and prints a table of medians with the ratio ours/axum. A second
-//! table compares ours's resumable hub (scenarios (c) on it and (g)) with its peers of the same
-//! run.
+//! table compares ours's resumable hub (scenarios (c) on it, (g) and (h)) with its peers of the
+//! same run.
 
 mod client;
 mod measure;
@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use report::{Comparison, Figure, Goal, Metric, Results, Scenario};
-use scenarios::{Hub, ServerProcess, Sizes};
+use scenarios::{Hub, RESUME_KEYS, RESUME_MISSED, ServerProcess, Sizes};
 use server::Setup;
 
 /// Which server.
@@ -72,7 +72,7 @@ impl Side {
 }
 
 const USAGE: &str = "\
-usage: bench [--runs N] [--only a,b,c,d,e,f,g] [--quick] [--workers N] [--side ours|axum]
+usage: bench [--runs N] [--only a,b,c,d,e,f,g,h] [--quick] [--workers N] [--side ours|axum]
              [--wrap 'COMMAND ARGS..']
        bench server ours|axum [--setup plain|connection] [--workers N] [--resume]";
 
@@ -149,7 +149,7 @@ fn usage_error(message: &str) -> ExitCode {
 fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
         runs: 5,
-        only: "abcdefg".chars().collect(),
+        only: "abcdefgh".chars().collect(),
         quick: false,
         workers: 2,
         side: None,
@@ -170,7 +170,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                     .map(str::trim)
                     .filter(|s| !s.is_empty())
                     .map(|s| match s {
-                        "a" | "b" | "c" | "d" | "e" | "f" | "g" => {
+                        "a" | "b" | "c" | "d" | "e" | "f" | "g" | "h" => {
                             Ok(s.chars().next().unwrap_or('a'))
                         }
                         other => Err(format!("no scenario {other:?}")),
@@ -313,7 +313,7 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
                 },
             ],
         },
-        // Ours only: its peers are other figures of ours (see `comparisons`).
+        // Ours only: their peers are other figures of ours (see `comparisons`).
         Scenario {
             id: 'g',
             sides: &[Side::Ours],
@@ -322,6 +322,12 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
                 n(sizes.storm_clients as f64, 0),
                 sizes.storm_missed
             ),
+            metrics: Vec::new(),
+        },
+        Scenario {
+            id: 'h',
+            sides: &[Side::Ours],
+            title: "resume latency: one client, 1,000 and 10,000 events behind".to_owned(),
             metrics: Vec::new(),
         },
     ]
@@ -336,7 +342,7 @@ fn comparisons(sizes: &Sizes) -> Vec<Comparison> {
         key,
     };
     let broadcast_cpu = figure('c', Side::Ours, "cpu_per_delivery");
-    let rows = vec![
+    let mut rows = vec![
         Comparison {
             scenario: 'c',
             title: format!(
@@ -417,6 +423,39 @@ fn comparisons(sizes: &Sizes) -> Vec<Comparison> {
             digits: 0,
         },
     ];
+    for (i, (&missed, keys)) in RESUME_MISSED.iter().zip(RESUME_KEYS).enumerate() {
+        let title = if i == 0 {
+            "(h) resume latency: one client".to_owned()
+        } else {
+            String::new()
+        };
+        rows.push(Comparison {
+            scenario: 'h',
+            title,
+            label: format!(
+                "{} behind: ms from connect to the last replayed event",
+                n(missed as f64, 0)
+            ),
+            value: figure('h', Side::Ours, keys[0]),
+            peer_label: "ours, /events/N: ms to the last of N events made",
+            peer: figure('h', Side::Ours, keys[1]),
+            goal: Goal::Info,
+            digits: 2,
+        });
+        rows.push(Comparison {
+            scenario: 'h',
+            title: String::new(),
+            label: format!(
+                "{} behind: server CPU us/replayed event",
+                n(missed as f64, 0)
+            ),
+            value: figure('h', Side::Ours, keys[2]),
+            peer_label: "ours, /events/N: us/event made",
+            peer: figure('h', Side::Ours, keys[3]),
+            goal: Goal::Info,
+            digits: 3,
+        });
+    }
     rows
 }
 
@@ -553,7 +592,7 @@ async fn run_one(
         Setup::Plain
     };
     // Only the scenarios of the resumable hub have its routes (see `server`).
-    let resume = side == Side::Resumable || id == 'g';
+    let resume = side == Side::Resumable || matches!(id, 'g' | 'h');
     let server =
         ServerProcess::start(side.kind(), setup, resume, options.workers, &options.wrap).await?;
     let hub = if side == Side::Resumable {
@@ -585,6 +624,7 @@ async fn run_one(
             )
             .await
         }
+        'h' => scenarios::resume_latency(&server, sizes.resume_reps).await,
         _ => Err(std::io::Error::other("no such scenario")),
     };
     server.stop().await;

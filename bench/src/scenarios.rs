@@ -31,7 +31,11 @@ pub(crate) struct Sizes {
     pub(crate) storm_clients: usize,
     pub(crate) storm_warmup: u64,
     pub(crate) storm_missed: u64,
+    pub(crate) resume_reps: usize,
 }
+
+/// How far behind the one client of (h) resumes (the same with `--quick`).
+pub(crate) const RESUME_MISSED: [u64; 2] = [1_000, 10_000];
 
 impl Sizes {
     pub(crate) fn full() -> Self {
@@ -48,6 +52,7 @@ impl Sizes {
             storm_clients: 5_000,
             storm_warmup: 10,
             storm_missed: 100,
+            resume_reps: 11,
         }
     }
 
@@ -65,6 +70,7 @@ impl Sizes {
             storm_clients: 500,
             storm_warmup: 10,
             storm_missed: 100,
+            resume_reps: 5,
         }
     }
 }
@@ -552,6 +558,97 @@ async fn reconnect_all(
         cpu,
         client_cpu,
     })
+}
+
+/// The figures of (h), per size of [`RESUME_MISSED`]: the resume's time and CPU per replayed
+/// event, and those of `/events/{n}` (the same number of events made on the spot) as its peer.
+pub(crate) const RESUME_KEYS: [[&str; 4]; 2] = [
+    [
+        "resume_ms_1000",
+        "events_ms_1000",
+        "cpu_per_replay_1000",
+        "cpu_per_event_1000",
+    ],
+    [
+        "resume_ms_10000",
+        "events_ms_10000",
+        "cpu_per_replay_10000",
+        "cpu_per_event_10000",
+    ],
+];
+
+/// (h): one client resumes `n` events behind, for each `n` of [`RESUME_MISSED`]: the time from
+/// connecting to its last replayed event, median of `reps` (after one unmeasured), and the
+/// server CPU per replayed event. The same for `/events/{n}` on the same server.
+pub(crate) async fn resume_latency(server: &ServerProcess, reps: usize) -> io::Result<Figures> {
+    let addr = server.addr;
+    let largest = RESUME_MISSED.iter().copied().max().unwrap_or(0);
+    // Some more than the largest replay, so that no cursor is at the start of the history.
+    let head = client::fetch(addr, &format!("/resume/publish/{}", largest + 1_000)).await?;
+    let head = head.trim();
+    let (epoch, seq) = head
+        .rsplit_once(':')
+        .and_then(|(epoch, seq)| Some((epoch, seq.parse::<u64>().ok()?)))
+        .ok_or_else(|| io::Error::other(format!("not an id: {head:?}")))?;
+    let mut figures = Figures::new();
+    for (&n, keys) in RESUME_MISSED.iter().zip(RESUME_KEYS) {
+        let cursor = format!("{epoch}:{}", seq - n);
+        let resume = |client: Client| check_ids(&client, n, seq - n + 1);
+        let (ms, cpu) =
+            timed_reads(server, reps, n, "/resume/events", Some(&cursor), resume).await?;
+        let made = |client: Client| check_ids(&client, n, 0);
+        let path = format!("/events/{n}");
+        let (peer_ms, peer_cpu) = timed_reads(server, reps, n, &path, None, made).await?;
+        figures.extend([
+            (keys[0], ms),
+            (keys[1], peer_ms),
+            (keys[2], cpu),
+            (keys[3], peer_cpu),
+        ]);
+    }
+    Ok(figures)
+}
+
+/// `reps` + 1 single clients of `path`, one after the other, each until `events` events (the
+/// first unmeasured): the median time from connect to the last event, in ms, and the server
+/// CPU per event, in us.
+async fn timed_reads(
+    server: &ServerProcess,
+    reps: usize,
+    events: u64,
+    path: &str,
+    cursor: Option<&str>,
+    check: impl Fn(Client) -> io::Result<()>,
+) -> io::Result<(f64, f64)> {
+    let mut times = Vec::with_capacity(reps);
+    let mut cpu = 0.0;
+    for rep in 0..=reps {
+        let before = server.cpu()?;
+        let start = Instant::now();
+        let client = client::bounded(path, async {
+            let mut client = Client::connect(server.addr, 256 * 1024).await?.checked();
+            client.request(path, true, cursor).await?;
+            client.read_events(events).await?;
+            Ok(client)
+        })
+        .await?;
+        let elapsed = start.elapsed().as_secs_f64();
+        let spent = server.cpu()?.seconds_since(&before);
+        check_count(client.events, events)?;
+        check(client)?;
+        // The stream is gone before the next one starts.
+        client::wait_for(server.addr, "single stream teardown", |stats| {
+            stats.live == 0
+        })
+        .await?;
+        if rep > 0 {
+            times.push(elapsed * 1e3);
+            cpu += spent;
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times.get(times.len() / 2).copied().unwrap_or(0.0);
+    Ok((median, cpu * 1e6 / (reps as u64 * events) as f64))
 }
 
 /// The CPU time of this process: the load clients (a share of 100% is one core busy).
