@@ -1,5 +1,8 @@
 //! Load clients: raw tokio `TcpStream`s that read as fast as they can and parse only what they
 //! must (count `data:` lines, spot the end of the body), so the client is never the bottleneck.
+//!
+//! A [`Checked`] client parses the body instead: it undoes the chunked encoding, reads every
+//! line and checks that the `id:`s are consecutive numbers of one history (`[<epoch>:]<seq>`).
 
 use std::io;
 use std::net::SocketAddr;
@@ -36,6 +39,8 @@ pub(crate) struct Client {
     pub(crate) events: u64,
     /// Body bytes and head seen so far.
     pub(crate) bytes: u64,
+    /// The parser of a checked client.
+    checked: Option<Box<Checked>>,
 }
 
 impl Client {
@@ -46,20 +51,50 @@ impl Client {
         close: bool,
         buffer: usize,
     ) -> io::Result<Self> {
-        let mut stream = TcpStream::connect(addr).await?;
+        let mut client = Self::connect(addr, buffer).await?;
+        client.request(path, close, None).await?;
+        Ok(client)
+    }
+
+    /// Connects without sending anything yet (see [`request`](Self::request)).
+    pub(crate) async fn connect(addr: SocketAddr, buffer: usize) -> io::Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        let connection = if close { "close" } else { "keep-alive" };
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nhost: bench\r\naccept: text/event-stream\r\nconnection: {connection}\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await?;
         Ok(Self {
             stream,
             buf: vec![0; buffer.max(2 * TAIL)],
             carried: 0,
             events: 0,
             bytes: 0,
+            checked: None,
         })
+    }
+
+    /// Parses the response with a [`Checked`] parser from now on (before the first read).
+    pub(crate) fn checked(mut self) -> Self {
+        self.checked = Some(Box::default());
+        self
+    }
+
+    /// Sends `GET path`, with a `Last-Event-ID` if given.
+    pub(crate) async fn request(
+        &mut self,
+        path: &str,
+        close: bool,
+        last_event_id: Option<&str>,
+    ) -> io::Result<()> {
+        let connection = if close { "close" } else { "keep-alive" };
+        let cursor =
+            last_event_id.map_or_else(String::new, |id| format!("last-event-id: {id}\r\n"));
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nhost: bench\r\naccept: text/event-stream\r\nconnection: {connection}\r\n{cursor}\r\n"
+        );
+        self.stream.write_all(request.as_bytes()).await
+    }
+
+    /// What the checked parser found: the ids (`None` for a client that is not checked).
+    pub(crate) fn ids(&self) -> Option<&Ids> {
+        self.checked.as_ref().map(|checked| &checked.ids)
     }
 
     /// Reads once; returns whether the body ended (end of stream or last chunk).
@@ -74,6 +109,11 @@ impl Client {
             return Err(io::Error::other(format!("not a 200 response: {head:?}")));
         }
         self.bytes += n as u64;
+        if let Some(checked) = &mut self.checked {
+            checked.feed(&self.buf[..end])?;
+            self.events = checked.data_lines;
+            return Ok(checked.finished);
+        }
         let window = &self.buf[..end];
         // A marker wholly inside the carried bytes was counted by the previous read.
         let carried = self.carried;
@@ -97,7 +137,7 @@ impl Client {
     /// Reads until at least `events` events arrived in all.
     pub(crate) async fn read_events(&mut self, events: u64) -> io::Result<()> {
         while self.events < events {
-            if self.read_some().await? {
+            if self.read_some().await? && self.events < events {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     format!("stream ended after {} of {events} events", self.events),
@@ -148,6 +188,8 @@ pub(crate) async fn fetch(addr: SocketAddr, path: &str) -> io::Result<String> {
 pub(crate) struct Stats {
     pub(crate) live: u64,
     pub(crate) subscribers: u64,
+    /// Subscribers of ours's resumable topic.
+    pub(crate) resumable: u64,
 }
 
 pub(crate) async fn stats(addr: SocketAddr) -> io::Result<Stats> {
@@ -161,6 +203,7 @@ pub(crate) async fn stats(addr: SocketAddr) -> io::Result<Stats> {
     Ok(Stats {
         live: field("live")?,
         subscribers: field("subscribers")?,
+        resumable: field("resumable")?,
     })
 }
 
@@ -191,4 +234,296 @@ pub(crate) async fn bounded<T>(
     tokio::time::timeout(PATIENCE, f)
         .await
         .map_err(|_| timed_out(what))?
+}
+
+/// The ids of a checked stream: consecutive numbers of one history, or the first fault.
+#[derive(Debug, Default)]
+pub(crate) struct Ids {
+    /// What precedes the number (`<epoch>:`, or nothing); the same for every id.
+    prefix: Vec<u8>,
+    /// The first and last number seen, once an id was.
+    pub(crate) first: Option<u64>,
+    pub(crate) last: u64,
+    pub(crate) count: u64,
+    /// The first id that did not follow the one before.
+    pub(crate) fault: Option<String>,
+}
+
+impl Ids {
+    fn see(&mut self, value: &[u8]) {
+        let split = value
+            .iter()
+            .rposition(|&b| b == b':')
+            .map_or(0, |at| at + 1);
+        let (prefix, digits) = value.split_at(split);
+        let number = std::str::from_utf8(digits)
+            .ok()
+            .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|text| text.parse::<u64>().ok());
+        self.count += 1;
+        let fault = match (number, self.first) {
+            (None, _) => Some("not a number"),
+            (Some(n), None) => {
+                self.prefix = prefix.to_vec();
+                self.first = Some(n);
+                self.last = n;
+                None
+            }
+            (Some(_), Some(_)) if prefix != self.prefix => Some("of another history"),
+            (Some(n), Some(_)) if Some(n) != self.last.checked_add(1) => Some("not consecutive"),
+            (Some(n), Some(_)) => {
+                self.last = n;
+                None
+            }
+        };
+        if let Some(what) = fault
+            && self.fault.is_none()
+        {
+            self.fault = Some(format!(
+                "id {:?} after {}{}: {what}",
+                String::from_utf8_lossy(value),
+                String::from_utf8_lossy(&self.prefix),
+                self.last
+            ));
+        }
+    }
+
+    /// The history (`<epoch>:`) and number of the last id, as a client sends it back.
+    pub(crate) fn last_id(&self) -> String {
+        format!("{}{}", String::from_utf8_lossy(&self.prefix), self.last)
+    }
+
+    /// Fails unless the ids were exactly `first..=last`, one per event of `events`.
+    pub(crate) fn expect(
+        &self,
+        events: u64,
+        first: Option<u64>,
+        last: Option<u64>,
+    ) -> io::Result<()> {
+        let fail = |what: String| Err(io::Error::other(format!("ids: {what}")));
+        if let Some(fault) = &self.fault {
+            return fail(fault.clone());
+        }
+        if self.count != events {
+            return fail(format!("{} ids for {events} events", self.count));
+        }
+        let Some(got_first) = self.first else {
+            return if events == 0 {
+                Ok(())
+            } else {
+                fail("none".into())
+            };
+        };
+        if first.is_some_and(|first| first != got_first)
+            || last.is_some_and(|last| last != self.last)
+        {
+            return fail(format!(
+                "{got_first}..={} instead of {first:?}..={last:?}",
+                self.last
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where a checked parser is in the response.
+#[derive(Debug, Default)]
+enum Part {
+    /// In the head, having matched this many bytes of the blank line that ends it.
+    #[default]
+    Head,
+    /// In a chunk-size line, with the size read so far.
+    Size(u64),
+    /// After the size, in a chunk extension, up to the line's end.
+    Extension(u64),
+    /// In a chunk's data, with this many bytes left.
+    Data(u64),
+    /// At the CRLF after a chunk's data, with this many bytes of it left.
+    DataEnd(u8),
+    /// At the blank line after the last chunk (no trailers), with this many bytes of it left.
+    Last(u8),
+    /// A body that is not chunked: everything is data.
+    Raw,
+    /// After the last chunk.
+    Done,
+}
+
+/// A parser of a whole SSE response: head, chunked framing, lines.
+#[derive(Debug, Default)]
+struct Checked {
+    part: Part,
+    /// The head so far (only while in it).
+    head: Vec<u8>,
+    /// A line begun in an earlier piece of data.
+    line: Vec<u8>,
+    data_lines: u64,
+    ids: Ids,
+    finished: bool,
+}
+
+impl Checked {
+    fn feed(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            match self.part {
+                Part::Head => {
+                    let Some(&byte) = bytes.first() else { break };
+                    bytes = &bytes[1..];
+                    self.head.push(byte);
+                    if self.head.ends_with(b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&self.head).to_ascii_lowercase();
+                        self.part = if head.contains("\r\ntransfer-encoding: chunked\r\n") {
+                            Part::Size(0)
+                        } else {
+                            Part::Raw
+                        };
+                        self.head = Vec::new();
+                    }
+                }
+                Part::Size(size) | Part::Extension(size) => {
+                    let byte = bytes[0];
+                    bytes = &bytes[1..];
+                    let in_size = matches!(self.part, Part::Size(_));
+                    self.part = match byte {
+                        b'\n' if size == 0 => Part::Last(2),
+                        b'\n' => Part::Data(size),
+                        b'\r' | b';' => Part::Extension(size),
+                        _ if !in_size => Part::Extension(size),
+                        _ => {
+                            let digit = char::from(byte).to_digit(16).ok_or_else(|| {
+                                io::Error::other(format!("bad chunk size byte {byte:#x}"))
+                            })?;
+                            Part::Size(size.saturating_mul(16) + u64::from(digit))
+                        }
+                    };
+                }
+                Part::Data(left) => {
+                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(bytes.len());
+                    let (data, rest) = bytes.split_at(take);
+                    self.lines(data);
+                    bytes = rest;
+                    let left = left - take as u64;
+                    self.part = if left == 0 {
+                        Part::DataEnd(2)
+                    } else {
+                        Part::Data(left)
+                    };
+                }
+                Part::DataEnd(left) => {
+                    bytes = &bytes[1..];
+                    self.part = if left > 1 {
+                        Part::DataEnd(left - 1)
+                    } else {
+                        Part::Size(0)
+                    };
+                }
+                Part::Last(left) => {
+                    bytes = &bytes[1..];
+                    self.part = if left > 1 {
+                        Part::Last(left - 1)
+                    } else {
+                        self.finished = true;
+                        Part::Done
+                    };
+                }
+                Part::Raw => {
+                    self.lines(bytes);
+                    bytes = &[];
+                }
+                Part::Done => {
+                    return Err(io::Error::other("bytes after the last chunk"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Feeds body data: whole lines are read in place, a line cut by the end is kept.
+    fn lines(&mut self, mut data: &[u8]) {
+        while let Some(end) = memchr::memchr(b'\n', data) {
+            let (line, rest) = data.split_at(end);
+            data = &rest[1..];
+            if self.line.is_empty() {
+                self.line_done(line);
+            } else {
+                let mut whole = std::mem::take(&mut self.line);
+                whole.extend_from_slice(line);
+                self.line_done(&whole);
+                whole.clear();
+                self.line = whole;
+            }
+        }
+        self.line.extend_from_slice(data);
+    }
+
+    fn line_done(&mut self, line: &[u8]) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(value) = line.strip_prefix(b"id:") {
+            self.ids.see(value.strip_prefix(b" ").unwrap_or(value));
+        } else if line.starts_with(DATA) {
+            self.data_lines += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chunked SSE response of `frames`, the chunks cut where `chunks` says.
+    fn response(frames: &[&str], chunks: usize) -> Vec<u8> {
+        let body: String = frames.concat();
+        let mut out =
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .to_vec();
+        for chunk in body.as_bytes().chunks(chunks) {
+            out.extend_from_slice(format!("{:x};ext=1\r\n", chunk.len()).as_bytes());
+            out.extend_from_slice(chunk);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+        out
+    }
+
+    fn parse(bytes: &[u8], piece: usize) -> io::Result<Checked> {
+        let mut checked = Checked::default();
+        for piece in bytes.chunks(piece) {
+            checked.feed(piece)?;
+        }
+        Ok(checked)
+    }
+
+    #[test]
+    fn ids_and_events_survive_every_cut() {
+        let frames = [
+            "id: Ab:7\r\ndata: x\r\n\r\n",
+            ": ping\r\n\r\n",
+            "id: Ab:8\ndata: y\ndata: z\n\n",
+            "id:Ab:9\r\ndata: w\r\n\r\n",
+        ];
+        let bytes = response(&frames, 5);
+        for piece in 1..bytes.len() {
+            let checked = parse(&bytes, piece).unwrap();
+            assert!(checked.finished, "piece {piece}");
+            assert_eq!(checked.data_lines, 4);
+            checked.ids.expect(3, Some(7), Some(9)).unwrap();
+            assert_eq!(checked.ids.last_id(), "Ab:9");
+        }
+    }
+
+    #[test]
+    fn a_gap_a_repeat_or_another_history_fails() {
+        for frames in [
+            ["id: 1\r\ndata: x\r\n\r\n", "id: 3\r\ndata: x\r\n\r\n"],
+            ["id: 1\r\ndata: x\r\n\r\n", "id: 1\r\ndata: x\r\n\r\n"],
+            ["id: Ab:1\r\ndata: x\r\n\r\n", "id: Cd:2\r\ndata: x\r\n\r\n"],
+        ] {
+            let checked = parse(&response(&frames, 64), 64).unwrap();
+            assert!(checked.ids.expect(2, None, None).is_err(), "{frames:?}");
+        }
+        let frames = ["id: 4\r\ndata: x\r\n\r\n", "id: 5\r\ndata: x\r\n\r\n"];
+        let checked = parse(&response(&frames, 64), 64).unwrap();
+        assert!(checked.ids.expect(2, Some(5), Some(6)).is_err());
+        assert!(checked.ids.expect(3, Some(4), Some(5)).is_err());
+        checked.ids.expect(2, Some(4), Some(5)).unwrap();
+    }
 }

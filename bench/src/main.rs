@@ -8,7 +8,9 @@
 //!
 //! The driver re-executes itself as `bench server ours|axum` child processes (one fresh process
 //! per scenario run, on 127.0.0.1:0), runs the load clients itself, reads each server's CPU time
-//! and memory from `/proc`, and prints a table of medians with the ratio ours/axum.
+//! and memory from `/proc`, and prints a table of medians with the ratio ours/axum. A second
+//! table compares ours's resumable hub (scenarios (c) on it, (g) and (h)) with its peers of the
+//! same run.
 
 mod client;
 mod measure;
@@ -19,8 +21,8 @@ mod server;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use report::{Goal, Metric, Results, Scenario};
-use scenarios::{ServerProcess, Sizes};
+use report::{Comparison, Figure, Goal, Metric, Results, Scenario};
+use scenarios::{Hub, RESUME_KEYS, RESUME_MISSED, ServerProcess, Sizes};
 use server::Setup;
 
 /// Which server.
@@ -41,10 +43,38 @@ impl Kind {
     }
 }
 
+/// What one scenario run measures: a server, and in (c), which of ours's hubs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Side {
+    /// Ours, on `Broadcast` where a scenario has a hub.
+    Ours,
+    /// axum's `Sse`.
+    Axum,
+    /// Ours, on the resumable hub (`sse_runtime::resume::Hub`).
+    Resumable,
+}
+
+impl Side {
+    pub(crate) fn kind(self) -> Kind {
+        match self {
+            Side::Ours | Side::Resumable => Kind::Ours,
+            Side::Axum => Kind::Axum,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Side::Ours => "ours",
+            Side::Axum => "axum",
+            Side::Resumable => "ours-resumable",
+        }
+    }
+}
+
 const USAGE: &str = "\
-usage: bench [--runs N] [--only a,b,c,d,e,f] [--quick] [--workers N] [--side ours|axum]
+usage: bench [--runs N] [--only a,b,c,d,e,f,g,h] [--quick] [--workers N] [--side ours|axum]
              [--wrap 'COMMAND ARGS..']
-       bench server ours|axum [--setup plain|connection] [--workers N]";
+       bench server ours|axum [--setup plain|connection] [--workers N] [--resume]";
 
 struct Options {
     runs: usize,
@@ -81,6 +111,7 @@ fn server_main(args: &[String]) -> ExitCode {
     let mut kind = None;
     let mut setup = Setup::Plain;
     let mut workers = 2;
+    let mut resume = false;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -94,13 +125,14 @@ fn server_main(args: &[String]) -> ExitCode {
                 Some(n) if n > 0 => workers = n,
                 _ => return usage_error("--workers takes a positive number"),
             },
+            "--resume" => resume = true,
             other => return usage_error(&format!("unknown argument {other:?}")),
         }
     }
     let Some(kind) = kind else {
         return usage_error("which server: ours or axum?");
     };
-    match server::run(kind, setup, workers) {
+    match server::run(kind, setup, workers, resume) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("bench server {}: {error}", kind.as_str());
@@ -117,7 +149,7 @@ fn usage_error(message: &str) -> ExitCode {
 fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
         runs: 5,
-        only: "abcdef".chars().collect(),
+        only: "abcdefgh".chars().collect(),
         quick: false,
         workers: 2,
         side: None,
@@ -138,7 +170,9 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                     .map(str::trim)
                     .filter(|s| !s.is_empty())
                     .map(|s| match s {
-                        "a" | "b" | "c" | "d" | "e" | "f" => Ok(s.chars().next().unwrap_or('a')),
+                        "a" | "b" | "c" | "d" | "e" | "f" | "g" | "h" => {
+                            Ok(s.chars().next().unwrap_or('a'))
+                        }
                         other => Err(format!("no scenario {other:?}")),
                     })
                     .collect::<Result<_, _>>()?;
@@ -166,6 +200,9 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     Ok(options)
 }
 
+/// The scenarios against axum.
+const BOTH: &[Side] = &[Side::Ours, Side::Axum];
+
 fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
     let n = report::number;
     let cpu = |goal| Metric {
@@ -183,11 +220,13 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
     vec![
         Scenario {
             id: 'a',
+            sides: BOTH,
             title: format!("one client, {} events", n(sizes.events as f64, 0)),
             metrics: vec![cpu(Goal::RatioAtMost(0.5)), rate],
         },
         Scenario {
             id: 'b',
+            sides: BOTH,
             title: format!(
                 "{} clients in parallel, {} events each",
                 sizes.parallel_clients,
@@ -197,6 +236,7 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
         },
         Scenario {
             id: 'c',
+            sides: &[Side::Ours, Side::Axum, Side::Resumable],
             title: format!(
                 "fan-out: {} clients, {} broadcast events",
                 n(sizes.fanout_clients as f64, 0),
@@ -219,6 +259,7 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
         },
         Scenario {
             id: 'd',
+            sides: BOTH,
             title: format!(
                 "{} idle streams (15 s ping)",
                 n(sizes.idle_clients as f64, 0)
@@ -240,11 +281,13 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
         },
         Scenario {
             id: 'e',
+            sides: BOTH,
             title: "as (a), send_timeout = 5 (axum: none)".to_owned(),
             metrics: vec![cpu(Goal::RatioAtMost(0.7)), rate],
         },
         Scenario {
             id: 'f',
+            sides: BOTH,
             title: format!(
                 "churn: {} connect/read-one/disconnect cycles",
                 n(sizes.churn_cycles as f64, 0)
@@ -270,7 +313,150 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
                 },
             ],
         },
+        // Ours only: their peers are other figures of ours (see `comparisons`).
+        Scenario {
+            id: 'g',
+            sides: &[Side::Ours],
+            title: format!(
+                "reconnect storm: {} clients resume {} events behind at once",
+                n(sizes.storm_clients as f64, 0),
+                sizes.storm_missed
+            ),
+            metrics: Vec::new(),
+        },
+        Scenario {
+            id: 'h',
+            sides: &[Side::Ours],
+            title: "resume latency: one client, 1,000 and 10,000 events behind".to_owned(),
+            metrics: Vec::new(),
+        },
     ]
+}
+
+/// The second table: ours's resumable hub against its peers of the same run.
+fn comparisons(sizes: &Sizes) -> Vec<Comparison> {
+    let n = report::number;
+    let figure = |scenario, side, key| Figure {
+        scenario,
+        side,
+        key,
+    };
+    let broadcast_cpu = figure('c', Side::Ours, "cpu_per_delivery");
+    let mut rows = vec![
+        Comparison {
+            scenario: 'c',
+            title: format!(
+                "(c) on the resumable hub: {} clients, {} published events",
+                n(sizes.fanout_clients as f64, 0),
+                sizes.fanout_events
+            ),
+            label: "server CPU us/delivered event".to_owned(),
+            value: figure('c', Side::Resumable, "cpu_per_delivery"),
+            peer_label: "(c) ours, Broadcast",
+            peer: broadcast_cpu,
+            goal: Goal::RatioAtMost(1.2),
+            digits: 3,
+        },
+        Comparison {
+            scenario: 'c',
+            title: String::new(),
+            label: "ms until all delivered".to_owned(),
+            value: figure('c', Side::Resumable, "delivery_ms"),
+            peer_label: "(c) ours, Broadcast",
+            peer: figure('c', Side::Ours, "delivery_ms"),
+            goal: Goal::Info,
+            digits: 0,
+        },
+        Comparison {
+            scenario: 'g',
+            title: format!(
+                "(g) reconnect storm: {} clients, {} events behind each",
+                n(sizes.storm_clients as f64, 0),
+                sizes.storm_missed
+            ),
+            label: "server CPU us/replayed event".to_owned(),
+            value: figure('g', Side::Ours, "cpu_per_replay"),
+            peer_label: "(c) ours, Broadcast: us/delivered event",
+            peer: broadcast_cpu,
+            goal: Goal::RatioAtMost(1.0),
+            digits: 3,
+        },
+        Comparison {
+            scenario: 'g',
+            title: String::new(),
+            label: "server CPU us/replayed event".to_owned(),
+            value: figure('g', Side::Ours, "cpu_per_replay"),
+            peer_label: "(c) ours, resumable: us/delivered event",
+            peer: figure('c', Side::Resumable, "cpu_per_delivery"),
+            goal: Goal::Info,
+            digits: 3,
+        },
+        Comparison {
+            scenario: 'g',
+            title: String::new(),
+            label: "server CPU us/replayed event, less the same storm with nothing missed"
+                .to_owned(),
+            value: figure('g', Side::Ours, "cpu_per_replay_net"),
+            peer_label: "(c) ours, Broadcast: us/delivered event",
+            peer: broadcast_cpu,
+            goal: Goal::Info,
+            digits: 3,
+        },
+        Comparison {
+            scenario: 'g',
+            title: String::new(),
+            label: "server CPU us/reconnect with nothing missed".to_owned(),
+            value: figure('g', Side::Ours, "cpu_per_reconnect"),
+            peer_label: "(f) ours: us/connect-read-one-disconnect cycle",
+            peer: figure('f', Side::Ours, "cpu_per_cycle"),
+            goal: Goal::Info,
+            digits: 1,
+        },
+        Comparison {
+            scenario: 'g',
+            title: String::new(),
+            label: "ms until all caught up".to_owned(),
+            value: figure('g', Side::Ours, "catch_up_ms"),
+            peer_label: "(c) ours, Broadcast: ms until all delivered",
+            peer: figure('c', Side::Ours, "delivery_ms"),
+            goal: Goal::Info,
+            digits: 0,
+        },
+    ];
+    for (i, (&missed, keys)) in RESUME_MISSED.iter().zip(RESUME_KEYS).enumerate() {
+        let title = if i == 0 {
+            "(h) resume latency: one client".to_owned()
+        } else {
+            String::new()
+        };
+        rows.push(Comparison {
+            scenario: 'h',
+            title,
+            label: format!(
+                "{} behind: ms from connect to the last replayed event",
+                n(missed as f64, 0)
+            ),
+            value: figure('h', Side::Ours, keys[0]),
+            peer_label: "ours, /events/N: ms to the last of N events made",
+            peer: figure('h', Side::Ours, keys[1]),
+            goal: Goal::Info,
+            digits: 2,
+        });
+        rows.push(Comparison {
+            scenario: 'h',
+            title: String::new(),
+            label: format!(
+                "{} behind: server CPU us/replayed event",
+                n(missed as f64, 0)
+            ),
+            value: figure('h', Side::Ours, keys[2]),
+            peer_label: "ours, /events/N: us/event made",
+            peer: figure('h', Side::Ours, keys[3]),
+            goal: Goal::Info,
+            digits: 3,
+        });
+    }
+    rows
 }
 
 fn format_idle_label(window: Duration) -> &'static str {
@@ -293,6 +479,7 @@ async fn drive(options: Options) -> ExitCode {
     for (name, clients) in [
         ("fan-out", &mut sizes.fanout_clients),
         ("idle", &mut sizes.idle_clients),
+        ("reconnect storm", &mut sizes.storm_clients),
     ] {
         if *clients > fit {
             eprintln!(
@@ -306,6 +493,10 @@ async fn drive(options: Options) -> ExitCode {
     let selected: Vec<Scenario> = all
         .into_iter()
         .filter(|s| options.only.contains(&s.id))
+        .collect();
+    let compared: Vec<Comparison> = comparisons(&sizes)
+        .into_iter()
+        .filter(|row| options.only.contains(&row.scenario))
         .collect();
 
     println!("# sse-runtime vs axum::response::sse\n");
@@ -333,17 +524,15 @@ async fn drive(options: Options) -> ExitCode {
     let mut failures = 0;
     for run in 0..options.runs {
         for scenario in &selected {
-            // Alternate which side goes first, so drift in the machine evens out.
-            let order = if run % 2 == 0 {
-                [Kind::Ours, Kind::Axum]
-            } else {
-                [Kind::Axum, Kind::Ours]
-            };
-            for kind in order {
-                if options.side.is_some_and(|side| side != kind) {
+            // Rotate which side goes first, so drift in the machine evens out.
+            let mut order = scenario.sides.to_vec();
+            let first = run % order.len();
+            order.rotate_left(first);
+            for side in order {
+                if options.side.is_some_and(|kind| kind != side.kind()) {
                     continue;
                 }
-                match run_one(scenario.id, kind, &sizes, &options).await {
+                match run_one(scenario.id, side, &sizes, &options).await {
                     Ok(figures) => {
                         let shown: Vec<String> = figures
                             .iter()
@@ -354,10 +543,10 @@ async fn drive(options: Options) -> ExitCode {
                             run + 1,
                             options.runs,
                             scenario.id,
-                            kind.as_str(),
+                            side.as_str(),
                             shown.join(", ")
                         );
-                        results.add(scenario.id, kind, figures);
+                        results.add(scenario.id, side, figures);
                     }
                     Err(error) => {
                         failures += 1;
@@ -366,18 +555,24 @@ async fn drive(options: Options) -> ExitCode {
                             run + 1,
                             options.runs,
                             scenario.id,
-                            kind.as_str()
+                            side.as_str()
                         );
                     }
                 }
             }
         }
     }
-    println!("{}", results.table(&selected));
-    println!(
-        "Setups: axum = `axum::serve(tokio::net::TcpListener, app)`; ours = the same, except (e), which uses sse-runtime's \
-         documented send-timeout setup (`connection::Listener` + `ConnectInfo<Connection>`)."
-    );
+    if selected.iter().any(|s| s.sides.contains(&Side::Axum)) {
+        println!("{}", results.table(&selected));
+        println!(
+            "Setups: axum = `axum::serve(tokio::net::TcpListener, app)`; ours = the same, except (e), which uses sse-runtime's \
+             documented send-timeout setup (`connection::Listener` + `ConnectInfo<Connection>`).\n"
+        );
+    }
+    if !compared.is_empty() {
+        println!("## The resumable hub against its peers of the same run\n");
+        println!("{}", results.comparison_table(&compared));
+    }
     if failures > 0 {
         eprintln!("{failures} scenario runs failed");
         return ExitCode::FAILURE;
@@ -387,20 +582,28 @@ async fn drive(options: Options) -> ExitCode {
 
 async fn run_one(
     id: char,
-    kind: Kind,
+    side: Side,
     sizes: &Sizes,
     options: &Options,
 ) -> std::io::Result<scenarios::Figures> {
-    let setup = if id == 'e' && kind == Kind::Ours {
+    let setup = if id == 'e' && side == Side::Ours {
         Setup::Connection
     } else {
         Setup::Plain
     };
-    let server = ServerProcess::start(kind, setup, options.workers, &options.wrap).await?;
+    // Only the scenarios of the resumable hub have its routes (see `server`).
+    let resume = side == Side::Resumable || matches!(id, 'g' | 'h');
+    let server =
+        ServerProcess::start(side.kind(), setup, resume, options.workers, &options.wrap).await?;
+    let hub = if side == Side::Resumable {
+        Hub::Resumable
+    } else {
+        Hub::Broadcast
+    };
     let figures = match id {
         'a' => scenarios::single(&server, "/events", sizes.events).await,
         'b' => scenarios::parallel(&server, sizes.parallel_clients, sizes.events).await,
-        'c' => scenarios::fanout(&server, sizes.fanout_clients, sizes.fanout_events).await,
+        'c' => scenarios::fanout(&server, hub, sizes.fanout_clients, sizes.fanout_events).await,
         'd' => scenarios::idle(&server, sizes.idle_clients, sizes.idle_window).await,
         'e' => scenarios::single(&server, "/events_timeout", sizes.events).await,
         'f' => {
@@ -412,6 +615,16 @@ async fn run_one(
             )
             .await
         }
+        'g' => {
+            scenarios::storm(
+                &server,
+                sizes.storm_clients,
+                sizes.storm_warmup,
+                sizes.storm_missed,
+            )
+            .await
+        }
+        'h' => scenarios::resume_latency(&server, sizes.resume_reps).await,
         _ => Err(std::io::Error::other("no such scenario")),
     };
     server.stop().await;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::Kind;
+use crate::Side;
 use crate::scenarios::Figures;
 
 /// What a figure must satisfy.
@@ -30,27 +30,54 @@ pub(crate) struct Metric {
 #[derive(Clone, Debug)]
 pub(crate) struct Scenario {
     pub(crate) id: char,
+    /// What each run measures, in the order of the first run.
+    pub(crate) sides: &'static [Side],
     pub(crate) title: String,
+    /// The rows of the table against axum (none for a scenario of ours only).
     pub(crate) metrics: Vec<Metric>,
+}
+
+/// One figure of one scenario and side.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Figure {
+    pub(crate) scenario: char,
+    pub(crate) side: Side,
+    pub(crate) key: &'static str,
+}
+
+/// A row of the second table: a figure against another of the same run.
+#[derive(Clone, Debug)]
+pub(crate) struct Comparison {
+    /// The scenario that must have run for the row to be shown.
+    pub(crate) scenario: char,
+    /// The first cell (empty to continue the group above).
+    pub(crate) title: String,
+    pub(crate) label: String,
+    pub(crate) value: Figure,
+    pub(crate) peer_label: &'static str,
+    pub(crate) peer: Figure,
+    /// `RatioAtMost` bounds value/peer; `OursAtMost` bounds the value.
+    pub(crate) goal: Goal,
+    pub(crate) digits: usize,
 }
 
 /// Every run's figures, by scenario and side.
 #[derive(Default)]
 pub(crate) struct Results {
-    figures: BTreeMap<(char, Kind), Vec<Figures>>,
+    figures: BTreeMap<(char, Side), Vec<Figures>>,
 }
 
 impl Results {
-    pub(crate) fn add(&mut self, scenario: char, kind: Kind, figures: Figures) {
+    pub(crate) fn add(&mut self, scenario: char, side: Side, figures: Figures) {
         self.figures
-            .entry((scenario, kind))
+            .entry((scenario, side))
             .or_default()
             .push(figures);
     }
 
-    fn values(&self, scenario: char, kind: Kind, key: &str) -> Vec<f64> {
+    fn values(&self, scenario: char, side: Side, key: &str) -> Vec<f64> {
         self.figures
-            .get(&(scenario, kind))
+            .get(&(scenario, side))
             .map(|runs| {
                 runs.iter()
                     .filter_map(|figures| figures.iter().find(|(k, _)| *k == key).map(|&(_, v)| v))
@@ -68,8 +95,8 @@ impl Results {
         out.push_str("| --- | --- | ---: | ---: | ---: | --- | --- |\n");
         for scenario in scenarios {
             for (i, metric) in scenario.metrics.iter().enumerate() {
-                let ours = Summary::of(self.values(scenario.id, Kind::Ours, metric.key));
-                let axum = Summary::of(self.values(scenario.id, Kind::Axum, metric.key));
+                let ours = Summary::of(self.values(scenario.id, Side::Ours, metric.key));
+                let axum = Summary::of(self.values(scenario.id, Side::Axum, metric.key));
                 let ratio = match (&ours, &axum) {
                     (Some(o), Some(a)) if a.median > 0.0 => Some(o.median / a.median),
                     _ => None,
@@ -99,6 +126,46 @@ impl Results {
                     ratio.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
                 );
             }
+        }
+        out
+    }
+
+    /// The second table: each row's median [min-max], its peer's, the ratio of the medians.
+    pub(crate) fn comparison_table(&self, rows: &[Comparison]) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "| scenario | metric | median [min-max] | peer (same run) | peer: median [min-max] | ratio | target | |\n",
+        );
+        out.push_str("| --- | --- | ---: | --- | ---: | ---: | --- | --- |\n");
+        for row in rows {
+            let of =
+                |figure: Figure| Summary::of(self.values(figure.scenario, figure.side, figure.key));
+            let (value, peer) = (of(row.value), of(row.peer));
+            let ratio = match (&value, &peer) {
+                (Some(v), Some(p)) if p.median > 0.0 => Some(v.median / p.median),
+                _ => None,
+            };
+            let (target, verdict) = match row.goal {
+                Goal::Info => (String::from("-"), ""),
+                Goal::RatioAtMost(bound) => (
+                    format!("ratio <= {bound}"),
+                    verdict(ratio.map(|r| r <= bound)),
+                ),
+                Goal::OursAtMost(bound) => (
+                    format!("value <= {bound}"),
+                    verdict(value.as_ref().map(|v| v.median <= bound)),
+                ),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {target} | {verdict} |",
+                row.title,
+                row.label,
+                Summary::show(value.as_ref(), row.digits),
+                row.peer_label,
+                Summary::show(peer.as_ref(), row.digits),
+                ratio.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
+            );
         }
         out
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -27,7 +28,14 @@ pub(crate) struct Sizes {
     pub(crate) churn_cycles: u64,
     pub(crate) churn_warmup: u64,
     pub(crate) churn_concurrency: usize,
+    pub(crate) storm_clients: usize,
+    pub(crate) storm_warmup: u64,
+    pub(crate) storm_missed: u64,
+    pub(crate) resume_reps: usize,
 }
+
+/// How far behind the one client of (h) resumes (the same with `--quick`).
+pub(crate) const RESUME_MISSED: [u64; 2] = [1_000, 10_000];
 
 impl Sizes {
     pub(crate) fn full() -> Self {
@@ -41,6 +49,10 @@ impl Sizes {
             churn_cycles: 20_000,
             churn_warmup: 10_000,
             churn_concurrency: 8,
+            storm_clients: 5_000,
+            storm_warmup: 10,
+            storm_missed: 100,
+            resume_reps: 11,
         }
     }
 
@@ -55,6 +67,10 @@ impl Sizes {
             churn_cycles: 2_000,
             churn_warmup: 1_000,
             churn_concurrency: 8,
+            storm_clients: 500,
+            storm_warmup: 10,
+            storm_missed: 100,
+            resume_reps: 5,
         }
     }
 }
@@ -70,10 +86,12 @@ pub(crate) struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `bench server KIND` (under `wrap`, if given) and waits until it answers.
+    /// Starts `bench server KIND` (with the resumable hub's routes if `resume`; under `wrap`, if
+    /// given) and waits until it answers.
     pub(crate) async fn start(
         kind: Kind,
         setup: Setup,
+        resume: bool,
         workers: usize,
         wrap: &[String],
     ) -> io::Result<Self> {
@@ -89,6 +107,7 @@ impl ServerProcess {
         let mut child = command
             .args(["server", kind.as_str(), "--setup", setup.as_str()])
             .args(["--workers", &workers.to_string()])
+            .args(resume.then_some("--resume"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -142,11 +161,22 @@ impl ServerProcess {
     }
 }
 
-/// Connects `count` streams to `path` (a few hundred at a time) and waits for their heads.
+/// Which of ours's hubs a fan-out follows: (c) runs on both (axum's side on its own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Hub {
+    /// `Broadcast`: `/fanout`, `/publish/{n}`, ids `0..n`.
+    Broadcast,
+    /// The resumable hub's topic: `/resume/events`, `/resume/publish/{n}`, ids `<epoch>:1..=n`.
+    Resumable,
+}
+
+/// Connects `count` streams to `path` (a few hundred at a time) and waits for their heads;
+/// with `path` `None`, connects only (see [`Client::connect`]).
 async fn connect_many(
     addr: SocketAddr,
-    path: &'static str,
+    path: Option<&'static str>,
     count: usize,
+    checked: bool,
 ) -> io::Result<Vec<Client>> {
     const AT_ONCE: usize = 200;
     let mut clients = Vec::with_capacity(count);
@@ -156,8 +186,14 @@ async fn connect_many(
         while started < count && tasks.len() < AT_ONCE {
             started += 1;
             tasks.spawn(async move {
-                let mut client = Client::get(addr, path, false, 16 * 1024).await?;
-                client.read_head().await?;
+                let mut client = Client::connect(addr, 16 * 1024).await?;
+                if checked {
+                    client = client.checked();
+                }
+                if let Some(path) = path {
+                    client.request(path, false, None).await?;
+                    client.read_head().await?;
+                }
                 Ok::<_, io::Error>(client)
             });
         }
@@ -229,16 +265,29 @@ pub(crate) async fn parallel(
 }
 
 /// (c): `clients` subscribers; `events` events published at once; until every client has all.
+/// Every client checks its ids: exactly the events published, in order.
 pub(crate) async fn fanout(
     server: &ServerProcess,
+    hub: Hub,
     clients: usize,
     events: u64,
 ) -> io::Result<Figures> {
     let addr = server.addr;
-    let connected =
-        client::bounded("fan-out connect", connect_many(addr, "/fanout", clients)).await?;
+    let (path, publish, first) = match hub {
+        Hub::Broadcast => ("/fanout", "/publish", 0),
+        Hub::Resumable => ("/resume/events", "/resume/publish", 1),
+    };
+    let connected = client::bounded(
+        "fan-out connect",
+        connect_many(addr, Some(path), clients, true),
+    )
+    .await?;
     client::wait_for(addr, "fan-out subscribers", |stats| {
-        stats.subscribers == clients as u64 && stats.live == clients as u64
+        let subscribers = match hub {
+            Hub::Broadcast => stats.subscribers,
+            Hub::Resumable => stats.resumable,
+        };
+        subscribers == clients as u64 && stats.live == clients as u64
     })
     .await?;
     let mut readers = JoinSet::new();
@@ -253,13 +302,14 @@ pub(crate) async fn fanout(
     let before = server.cpu()?;
     let client_before = own_cpu()?;
     let start = Instant::now();
-    client::fetch(addr, &format!("/publish/{events}")).await?;
+    client::fetch(addr, &format!("{publish}/{events}")).await?;
     let (last, held) = client::bounded("fan-out delivery", async {
         let mut last = start;
         let mut held = Vec::with_capacity(clients);
         while let Some(done) = readers.join_next().await {
             let (at, client) = done.map_err(io::Error::other)??;
             check_count(client.events, events)?;
+            check_ids(&client, events, first)?;
             last = last.max(at);
             held.push(client);
         }
@@ -286,7 +336,11 @@ pub(crate) async fn idle(
 ) -> io::Result<Figures> {
     let addr = server.addr;
     let rss_before = server.rss_kib()?;
-    let connected = client::bounded("idle connect", connect_many(addr, "/idle", clients)).await?;
+    let connected = client::bounded(
+        "idle connect",
+        connect_many(addr, Some("/idle"), clients, false),
+    )
+    .await?;
     client::wait_for(addr, "idle streams", |stats| stats.live == clients as u64).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_after = server.rss_kib()?;
@@ -358,6 +412,245 @@ async fn cycle_many(addr: SocketAddr, cycles: u64, concurrency: usize) -> io::Re
     Ok(())
 }
 
+/// (g): a reconnect storm. `clients` clients follow the resumable topic and receive `warmup`
+/// events, then leave; `missed` more are published; then all of them send their request with
+/// `Last-Event-ID` at once. Until every client has caught up: the time, and the server CPU per
+/// replayed event. Then the same storm again with nothing missed (every cursor at the head),
+/// which is what the reconnects cost besides the replay: the difference is the replay's cost.
+///
+/// The TCP connections of a storm are opened before the clock starts (and the requests only
+/// then), so the figures are the resumes', not the kernel's listen queue's (5,000 handshakes at
+/// once overflow it, and a dropped SYN is retried a second later).
+pub(crate) async fn storm(
+    server: &ServerProcess,
+    clients: usize,
+    warmup: u64,
+    missed: u64,
+) -> io::Result<Figures> {
+    let addr = server.addr;
+    let path = "/resume/events";
+    let connected = client::bounded(
+        "storm connect",
+        connect_many(addr, Some(path), clients, true),
+    )
+    .await?;
+    client::wait_for(addr, "storm subscribers", |stats| {
+        stats.resumable == clients as u64 && stats.live == clients as u64
+    })
+    .await?;
+    let cursor = client::fetch(addr, &format!("/resume/publish/{warmup}")).await?;
+    let cursor = cursor.trim().to_owned();
+    let mut readers = JoinSet::new();
+    for mut client in connected {
+        readers.spawn(async move {
+            client.read_events(warmup).await?;
+            Ok::<_, io::Error>(client)
+        });
+    }
+    client::bounded("storm warm-up", async {
+        while let Some(done) = readers.join_next().await {
+            let client = done.map_err(io::Error::other)??;
+            check_count(client.events, warmup)?;
+            check_ids(&client, warmup, 1)?;
+            check_last_id(&client, &cursor)?;
+        }
+        Ok(())
+    })
+    .await?;
+    // Every client has `cursor` and is gone: the server must have let go of them all.
+    client::wait_for(addr, "storm disconnects", |stats| {
+        stats.resumable == 0 && stats.live == 0
+    })
+    .await?;
+    let head = client::fetch(addr, &format!("/resume/publish/{missed}")).await?;
+    let head = head.trim().to_owned();
+    let storm = reconnect_all(server, clients, &cursor, missed, warmup + 1, &head).await?;
+    // The same storm with nothing missed: what the reconnects cost besides the replay.
+    client::wait_for(addr, "storm disconnects", |stats| {
+        stats.resumable == 0 && stats.live == 0
+    })
+    .await?;
+    let baseline = reconnect_all(server, clients, &head, 0, 0, &head).await?;
+    let replayed = (clients as u64 * missed) as f64;
+    Ok(vec![
+        ("catch_up_ms", storm.elapsed * 1e3),
+        ("cpu_per_replay", storm.cpu * 1e6 / replayed),
+        ("client_busy_pct", storm.client_cpu * 100.0 / storm.elapsed),
+        ("cpu_per_reconnect", baseline.cpu * 1e6 / clients as f64),
+        (
+            "cpu_per_replay_net",
+            (storm.cpu - baseline.cpu) * 1e6 / replayed,
+        ),
+    ])
+}
+
+/// What one wave of reconnects took.
+struct Wave {
+    /// From the first request to the last client's last event (or head), in seconds.
+    elapsed: f64,
+    /// The server's CPU over that time, in seconds.
+    cpu: f64,
+    /// The clients' CPU over that time, in seconds.
+    client_cpu: f64,
+}
+
+/// Opens `clients` connections (not measured), then sends every request with `Last-Event-ID`
+/// `cursor` at once and reads until each client has its `missed` events, numbered from
+/// `first`, the last of which is `head` (with nothing missed, until each has its head).
+async fn reconnect_all(
+    server: &ServerProcess,
+    clients: usize,
+    cursor: &str,
+    missed: u64,
+    first: u64,
+    head: &str,
+) -> io::Result<Wave> {
+    let sockets = client::bounded(
+        "storm reconnect",
+        connect_many(server.addr, None, clients, true),
+    )
+    .await?;
+    let (go, wait) = watch::channel(false);
+    let mut readers = JoinSet::new();
+    for mut client in sockets {
+        let mut wait = wait.clone();
+        let cursor = cursor.to_owned();
+        readers.spawn(async move {
+            wait.wait_for(|&go| go).await.map_err(io::Error::other)?;
+            client
+                .request("/resume/events", false, Some(&cursor))
+                .await?;
+            if missed == 0 {
+                client.read_head().await?;
+            } else {
+                client.read_events(missed).await?;
+            }
+            Ok::<_, io::Error>((Instant::now(), client))
+        });
+    }
+    // Every client is parked on the signal, and the server has accepted every connection.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = server.cpu()?;
+    let client_before = own_cpu()?;
+    let start = Instant::now();
+    go.send_replace(true);
+    let (last, held) = client::bounded("storm catch-up", async {
+        let mut last = start;
+        let mut held = Vec::with_capacity(clients);
+        while let Some(done) = readers.join_next().await {
+            let (at, client) = done.map_err(io::Error::other)??;
+            check_count(client.events, missed)?;
+            if missed > 0 {
+                check_ids(&client, missed, first)?;
+                check_last_id(&client, head)?;
+            }
+            last = last.max(at);
+            held.push(client);
+        }
+        Ok((last, held))
+    })
+    .await?;
+    let cpu = server.cpu()?.seconds_since(&before);
+    let client_cpu = own_cpu()?.seconds_since(&client_before);
+    drop(held);
+    Ok(Wave {
+        elapsed: (last - start).as_secs_f64(),
+        cpu,
+        client_cpu,
+    })
+}
+
+/// The figures of (h), per size of [`RESUME_MISSED`]: the resume's time and CPU per replayed
+/// event, and those of `/events/{n}` (the same number of events made on the spot) as its peer.
+pub(crate) const RESUME_KEYS: [[&str; 4]; 2] = [
+    [
+        "resume_ms_1000",
+        "events_ms_1000",
+        "cpu_per_replay_1000",
+        "cpu_per_event_1000",
+    ],
+    [
+        "resume_ms_10000",
+        "events_ms_10000",
+        "cpu_per_replay_10000",
+        "cpu_per_event_10000",
+    ],
+];
+
+/// (h): one client resumes `n` events behind, for each `n` of [`RESUME_MISSED`]: the time from
+/// connecting to its last replayed event, median of `reps` (after one unmeasured), and the
+/// server CPU per replayed event. The same for `/events/{n}` on the same server.
+pub(crate) async fn resume_latency(server: &ServerProcess, reps: usize) -> io::Result<Figures> {
+    let addr = server.addr;
+    let largest = RESUME_MISSED.iter().copied().max().unwrap_or(0);
+    // Some more than the largest replay, so that no cursor is at the start of the history.
+    let head = client::fetch(addr, &format!("/resume/publish/{}", largest + 1_000)).await?;
+    let head = head.trim();
+    let (epoch, seq) = head
+        .rsplit_once(':')
+        .and_then(|(epoch, seq)| Some((epoch, seq.parse::<u64>().ok()?)))
+        .ok_or_else(|| io::Error::other(format!("not an id: {head:?}")))?;
+    let mut figures = Figures::new();
+    for (&n, keys) in RESUME_MISSED.iter().zip(RESUME_KEYS) {
+        let cursor = format!("{epoch}:{}", seq - n);
+        let resume = |client: Client| check_ids(&client, n, seq - n + 1);
+        let (ms, cpu) =
+            timed_reads(server, reps, n, "/resume/events", Some(&cursor), resume).await?;
+        let made = |client: Client| check_ids(&client, n, 0);
+        let path = format!("/events/{n}");
+        let (peer_ms, peer_cpu) = timed_reads(server, reps, n, &path, None, made).await?;
+        figures.extend([
+            (keys[0], ms),
+            (keys[1], peer_ms),
+            (keys[2], cpu),
+            (keys[3], peer_cpu),
+        ]);
+    }
+    Ok(figures)
+}
+
+/// `reps` + 1 single clients of `path`, one after the other, each until `events` events (the
+/// first unmeasured): the median time from connect to the last event, in ms, and the server
+/// CPU per event, in us.
+async fn timed_reads(
+    server: &ServerProcess,
+    reps: usize,
+    events: u64,
+    path: &str,
+    cursor: Option<&str>,
+    check: impl Fn(Client) -> io::Result<()>,
+) -> io::Result<(f64, f64)> {
+    let mut times = Vec::with_capacity(reps);
+    let mut cpu = 0.0;
+    for rep in 0..=reps {
+        let before = server.cpu()?;
+        let start = Instant::now();
+        let client = client::bounded(path, async {
+            let mut client = Client::connect(server.addr, 256 * 1024).await?.checked();
+            client.request(path, true, cursor).await?;
+            client.read_events(events).await?;
+            Ok(client)
+        })
+        .await?;
+        let elapsed = start.elapsed().as_secs_f64();
+        let spent = server.cpu()?.seconds_since(&before);
+        check_count(client.events, events)?;
+        check(client)?;
+        // The stream is gone before the next one starts.
+        client::wait_for(server.addr, "single stream teardown", |stats| {
+            stats.live == 0
+        })
+        .await?;
+        if rep > 0 {
+            times.push(elapsed * 1e3);
+            cpu += spent;
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times.get(times.len() / 2).copied().unwrap_or(0.0);
+    Ok((median, cpu * 1e6 / (reps as u64 * events) as f64))
+}
+
 /// The CPU time of this process: the load clients (a share of 100% is one core busy).
 fn own_cpu() -> io::Result<Cpu> {
     Cpu::read(std::process::id())
@@ -369,6 +662,26 @@ fn check_count(got: u64, expected: u64) -> io::Result<()> {
     } else {
         Err(io::Error::other(format!(
             "received {got} events instead of {expected}"
+        )))
+    }
+}
+
+/// Fails unless the client's ids were exactly `first..first + events`, in order.
+fn check_ids(client: &Client, events: u64, first: u64) -> io::Result<()> {
+    let ids = client
+        .ids()
+        .ok_or_else(|| io::Error::other("the client did not check its ids"))?;
+    ids.expect(events, Some(first), Some(first + events - 1))
+}
+
+/// Fails unless the client's last id is `expected` (the whole id, its history too).
+fn check_last_id(client: &Client, expected: &str) -> io::Result<()> {
+    let last = client.ids().map(client::Ids::last_id).unwrap_or_default();
+    if last == expected {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "last id {last:?} instead of {expected:?}"
         )))
     }
 }

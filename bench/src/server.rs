@@ -11,10 +11,22 @@
 //! | `/publish/{n}` | publishes `n` events to every `/fanout` stream |
 //! | `/idle` | a stream that never sends an event (pings every 15 s) |
 //! | `/churn` | one event, then nothing until the client leaves |
-//! | `/stats` | `live=<open SSE streams> subscribers=<fan-out subscribers>` |
+//! | `/stats` | `live=<open SSE streams> subscribers=<fan-out subscribers> resumable=<subscribers of t>` |
 //!
 //! The only difference between the two is the SSE layer: both build their streams with
 //! `async_stream::stream!`, both ping every 15 s, both run on the same tokio runtime.
+//!
+//! `bench server ours --resume` also serves a resumable hub (`sse_runtime::resume`), for the
+//! scenarios of ours only ((c) on the resumable hub, (g), (h)):
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `/resume/events` | topic `t`, from the request's `Last-Event-ID`: replay, then live |
+//! | `/resume/publish/{n}` | publishes `n` events to topic `t`; answers the hub's head (the last id) |
+//!
+//! Only then: axum rebuilds the route table for every connection, so two more routes cost
+//! every connection memory (about 2 KiB here), and the scenarios against axum keep the same
+//! routes on both sides.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,8 +40,18 @@ use crate::Kind;
 /// The data of every event: 64 bytes, one line.
 pub(crate) const PAYLOAD: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/";
 
-/// Events the fan-out hub holds for a subscriber that is behind (both sides).
+/// Events the fan-out hub holds for a subscriber that is behind (both sides, and ours's
+/// resumable hub).
 const FANOUT_CAPACITY: usize = 128;
+
+/// Events the resumable hub keeps of topic `t`: more than the largest replay of (h).
+pub(crate) const RESUME_HISTORY: usize = 20_000;
+
+/// The most events one resume may replay: (h) replays 10,000, the hub's default bound exactly.
+pub(crate) const RESUME_MAX_REPLAY: u64 = 20_000;
+
+/// The one topic of the resumable hub.
+const TOPIC: &str = "t";
 
 /// How the server accepts connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,7 +117,10 @@ fn live_streams() -> u64 {
 }
 
 /// Runs a server until stdin closes.
-pub(crate) fn run(kind: Kind, setup: Setup, workers: usize) -> std::io::Result<()> {
+pub(crate) fn run(kind: Kind, setup: Setup, workers: usize, resume: bool) -> std::io::Result<()> {
+    if resume && kind != Kind::Ours {
+        return Err(std::io::Error::other("only ours has a resumable hub"));
+    }
     crate::measure::raise_nofile_limit(false);
     // The driver holds our stdin; when it goes away, so do we.
     std::thread::spawn(|| {
@@ -108,7 +133,7 @@ pub(crate) fn run(kind: Kind, setup: Setup, workers: usize) -> std::io::Result<(
         .build()?;
     runtime.block_on(async move {
         let app = match kind {
-            Kind::Ours => ours::router(),
+            Kind::Ours => ours::router(resume),
             Kind::Axum => theirs::router(),
         };
         match setup {
@@ -138,13 +163,17 @@ fn announce(port: u16) {
     let _ = stdout.flush();
 }
 
-async fn stats_text(subscribers: usize) -> String {
-    format!("live={} subscribers={subscribers}\n", live_streams())
+async fn stats_text(subscribers: usize, resumable: usize) -> String {
+    format!(
+        "live={} subscribers={subscribers} resumable={resumable}\n",
+        live_streams()
+    )
 }
 
 /// This crate: macro endpoints and `Broadcast`.
 mod ours {
-    use sse_runtime::{Broadcast, CloseReason, ServerSentEvent, sse};
+    use sse_runtime::resume::{Hub, MemoryStore};
+    use sse_runtime::{Broadcast, CloseReason, LastEventId, ServerSentEvent, sse};
 
     use super::*;
 
@@ -190,6 +219,30 @@ mod ours {
             yield ServerSentEvent::new().id(0).data(PAYLOAD);
             std::future::pending::<()>().await;
         }
+
+        /// What the module docs of `sse_runtime::resume` show: replay after the client's
+        /// cursor, then live events.
+        #[sse_endpoint(ping = 15)]
+        async fn resume_events(State(hub): State<Hub>, since: LastEventId) {
+            let _live = LiveGuard::open();
+            for await event in hub.resume([TOPIC], since).await {
+                yield event;
+            }
+        }
+    }
+
+    /// Publishes `n` events to the topic; answers the id of the last (the hub's head).
+    async fn resume_publish(State(hub): State<Hub>, Path(n): Path<u64>) -> String {
+        for _ in 0..n {
+            // The memory store never fails.
+            let _ = hub
+                .publish(TOPIC, ServerSentEvent::new().data(PAYLOAD))
+                .await;
+        }
+        match hub.head().await {
+            Ok(head) => format!("{head}\n"),
+            Err(error) => format!("{error}\n"),
+        }
     }
 
     async fn publish(State(hub): State<Broadcast>, Path(n): Path<u64>) -> &'static str {
@@ -200,11 +253,41 @@ mod ours {
         "ok\n"
     }
 
-    async fn stats(State(hub): State<Broadcast>) -> String {
-        stats_text(hub.subscriber_count()).await
+    /// Both hubs behind one `Arc`, so that cloning the state costs what axum's does.
+    #[derive(Clone)]
+    struct Hubs(std::sync::Arc<(Broadcast, Hub)>);
+
+    impl axum::extract::FromRef<Hubs> for Broadcast {
+        fn from_ref(hubs: &Hubs) -> Self {
+            hubs.0.0.clone()
+        }
     }
 
-    pub(super) fn router() -> Router {
+    impl axum::extract::FromRef<Hubs> for Hub {
+        fn from_ref(hubs: &Hubs) -> Self {
+            hubs.0.1.clone()
+        }
+    }
+
+    async fn stats(State(hub): State<Broadcast>) -> String {
+        stats_text(hub.subscriber_count(), 0).await
+    }
+
+    async fn stats_with_resume(State(hubs): State<Hubs>) -> String {
+        let (broadcast, resumable) = &*hubs.0;
+        stats_text(
+            broadcast.subscriber_count(),
+            resumable.subscriber_count(TOPIC),
+        )
+        .await
+    }
+
+    /// The routes both servers have, on a state that holds a `Broadcast`.
+    fn common<S>() -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+        Broadcast: axum::extract::FromRef<S>,
+    {
         Router::new()
             .route("/events/{n}", get(events))
             .route("/events_timeout/{n}", get(events_timeout))
@@ -212,8 +295,23 @@ mod ours {
             .route("/publish/{n}", get(publish))
             .route("/idle", get(idle))
             .route("/churn", get(churn))
-            .route("/stats", get(stats))
-            .with_state(Broadcast::new(FANOUT_CAPACITY))
+    }
+
+    pub(super) fn router(resume: bool) -> Router {
+        let broadcast = Broadcast::new(FANOUT_CAPACITY);
+        if !resume {
+            return common().route("/stats", get(stats)).with_state(broadcast);
+        }
+        let resumable = Hub::builder()
+            .store(MemoryStore::new(RESUME_HISTORY))
+            .capacity(FANOUT_CAPACITY)
+            .max_replay(RESUME_MAX_REPLAY)
+            .build();
+        common()
+            .route("/resume/events", get(resume_events))
+            .route("/resume/publish/{n}", get(resume_publish))
+            .route("/stats", get(stats_with_resume))
+            .with_state(Hubs(std::sync::Arc::new((broadcast, resumable))))
     }
 }
 
@@ -301,7 +399,7 @@ mod theirs {
     }
 
     async fn stats(State(hub): State<Arc<Hub>>) -> String {
-        stats_text(hub.tx.receiver_count()).await
+        stats_text(hub.tx.receiver_count(), 0).await
     }
 
     pub(super) fn router() -> Router {
