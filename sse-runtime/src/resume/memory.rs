@@ -69,6 +69,21 @@ impl Ring {
             .partition_point(|entry| entry.stored.seq <= after)
     }
 
+    /// Keeps `stored`, the newest, within `history` events and `max_age`.
+    fn record(&mut self, stored: Stored, history: usize, max_age: Option<Duration>, now: Instant) {
+        self.expire(max_age, now);
+        if history == 0 {
+            self.trimmed = stored.seq;
+            return;
+        }
+        if self.events.len() == history
+            && let Some(oldest) = self.events.pop_front()
+        {
+            self.trimmed = oldest.stored.seq;
+        }
+        self.events.push_back(Entry { stored, at: now });
+    }
+
     fn expire(&mut self, max_age: Option<Duration>, now: Instant) {
         let Some(max_age) = max_age else { return };
         while let Some(front) = self.events.front() {
@@ -121,26 +136,16 @@ impl MemoryStore {
         };
         state.head = seq;
         let forgotten = state.forgotten;
-        let ring = state
-            .topics
-            .entry(Arc::from(topic))
-            .or_insert_with(|| Ring {
+        if !state.topics.contains_key(topic) {
+            // The name is allocated for a new topic only, not on every publish.
+            let ring = Ring {
                 events: VecDeque::new(),
                 trimmed: forgotten,
-            });
-        ring.expire(self.max_age, now);
-        if self.history == 0 {
-            ring.trimmed = seq;
-        } else {
-            if ring.events.len() == self.history
-                && let Some(oldest) = ring.events.pop_front()
-            {
-                ring.trimmed = oldest.stored.seq;
-            }
-            ring.events.push_back(Entry {
-                stored: stored.clone(),
-                at: now,
-            });
+            };
+            state.topics.insert(Arc::from(topic), ring);
+        }
+        if let Some(ring) = state.topics.get_mut(topic) {
+            ring.record(stored.clone(), self.history, self.max_age, now);
         }
         // Delivered under the lock, so that subscribers receive events in number order.
         if let Some(live) = self.live.get() {

@@ -422,6 +422,17 @@ impl Resume {
         }
     }
 
+    /// A ring lagged (the subscriber fell more than `capacity` behind) or closed (the store
+    /// ended the topic): the stream ends, cleanly, and the client resumes from its last id.
+    fn lost(&mut self, error: RecvError) -> Poll<Option<Payload>> {
+        if let RecvError::Lagged(missed) = error {
+            tracing::debug!(missed, "resumable subscriber lagged; ending its stream");
+            #[cfg(feature = "metrics")]
+            metrics::counter!(crate::observe::names::LAGGED, "hub" => "resume").increment(1);
+        }
+        self.end()
+    }
+
     /// The next live event of any topic, in number order across topics.
     ///
     /// Events of all topics are appended, and delivered, in number order. So once event `n`
@@ -429,6 +440,19 @@ impl Resume {
     /// after `n` was seen holds nothing below `n`. The lowest pending event may be sent once
     /// every empty ring was checked after it was seen.
     fn poll_live(&mut self, cx: &mut Context<'_>) -> Poll<Option<Payload>> {
+        if let [tap] = &mut self.taps[..] {
+            // One topic: its ring is in number order already.
+            loop {
+                match std::task::ready!(tap.tap.poll_recv(cx)) {
+                    Ok(event) if event.seq <= self.high => {}
+                    Ok(event) => {
+                        self.high = event.seq;
+                        return Poll::Ready(Some(event.frame.into_event()));
+                    }
+                    Err(error) => return self.lost(error),
+                }
+            }
+        }
         loop {
             let candidate = self
                 .taps
@@ -447,14 +471,7 @@ impl Resume {
                         refilled = true;
                         break;
                     }
-                    Poll::Ready(Err(RecvError::Lagged(missed))) => {
-                        tracing::debug!(missed, "resumable subscriber lagged; ending its stream");
-                        #[cfg(feature = "metrics")]
-                        metrics::counter!(crate::observe::names::LAGGED, "hub" => "resume")
-                            .increment(1);
-                        return self.end();
-                    }
-                    Poll::Ready(Err(RecvError::Closed)) => return self.end(),
+                    Poll::Ready(Err(error)) => return self.lost(error),
                     Poll::Pending => tap.checked = self.observed,
                 }
             }
