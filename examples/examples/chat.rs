@@ -32,9 +32,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use serde::Deserialize;
-use tower_http::limit::RequestBodyLimitLayer;
 use sse_runtime::resume::{Hub, MemoryStore};
 use sse_runtime::{LastEventId, ServerSentEvent, sse};
+use tower_http::limit::RequestBodyLimitLayer;
 
 /// Messages kept per room for clients that reconnect.
 const HISTORY: usize = 100;
