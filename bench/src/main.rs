@@ -52,12 +52,14 @@ pub(crate) enum Side {
     Axum,
     /// Ours, on the resumable hub (`sse_runtime::resume::Hub`).
     Resumable,
+    /// Ours with a Prometheus recorder installed (`bench server ours --metrics`).
+    Metered,
 }
 
 impl Side {
     pub(crate) fn kind(self) -> Kind {
         match self {
-            Side::Ours | Side::Resumable => Kind::Ours,
+            Side::Ours | Side::Resumable | Side::Metered => Kind::Ours,
             Side::Axum => Kind::Axum,
         }
     }
@@ -67,6 +69,7 @@ impl Side {
             Side::Ours => "ours",
             Side::Axum => "axum",
             Side::Resumable => "ours-resumable",
+            Side::Metered => "ours+metrics",
         }
     }
 }
@@ -74,7 +77,7 @@ impl Side {
 const USAGE: &str = "\
 usage: bench [--runs N] [--only a,b,c,d,e,f,g,h] [--quick] [--workers N] [--side ours|axum]
              [--wrap 'COMMAND ARGS..']
-       bench server ours|axum [--setup plain|connection] [--workers N] [--resume]";
+       bench server ours|axum [--setup plain|connection] [--workers N] [--resume] [--metrics]";
 
 struct Options {
     runs: usize,
@@ -112,6 +115,7 @@ fn server_main(args: &[String]) -> ExitCode {
     let mut setup = Setup::Plain;
     let mut workers = 2;
     let mut resume = false;
+    let mut metrics = false;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -126,13 +130,14 @@ fn server_main(args: &[String]) -> ExitCode {
                 _ => return usage_error("--workers takes a positive number"),
             },
             "--resume" => resume = true,
+            "--metrics" => metrics = true,
             other => return usage_error(&format!("unknown argument {other:?}")),
         }
     }
     let Some(kind) = kind else {
         return usage_error("which server: ours or axum?");
     };
-    match server::run(kind, setup, workers, resume) {
+    match server::run(kind, setup, workers, resume, metrics) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("bench server {}: {error}", kind.as_str());
@@ -220,7 +225,7 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
     vec![
         Scenario {
             id: 'a',
-            sides: BOTH,
+            sides: &[Side::Ours, Side::Axum, Side::Metered],
             title: format!("one client, {} events", n(sizes.events as f64, 0)),
             metrics: vec![cpu(Goal::RatioAtMost(0.5)), rate],
         },
@@ -236,7 +241,7 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
         },
         Scenario {
             id: 'c',
-            sides: &[Side::Ours, Side::Axum, Side::Resumable],
+            sides: &[Side::Ours, Side::Axum, Side::Resumable, Side::Metered],
             title: format!(
                 "fan-out: {} clients, {} broadcast events",
                 n(sizes.fanout_clients as f64, 0),
@@ -343,6 +348,53 @@ fn comparisons(sizes: &Sizes) -> Vec<Comparison> {
     };
     let broadcast_cpu = figure('c', Side::Ours, "cpu_per_delivery");
     let mut rows = vec![
+        Comparison {
+            scenario: 'a',
+            title: format!(
+                "(a) with a metrics recorder: one client, {} events",
+                n(sizes.events as f64, 0)
+            ),
+            label: "server CPU us/event".to_owned(),
+            value: figure('a', Side::Metered, "cpu_per_event"),
+            peer_label: "(a) ours, no recorder",
+            peer: figure('a', Side::Ours, "cpu_per_event"),
+            goal: Goal::RatioAtMost(1.05),
+            digits: 3,
+        },
+        Comparison {
+            scenario: 'a',
+            title: String::new(),
+            label: "events/s".to_owned(),
+            value: figure('a', Side::Metered, "events_per_s"),
+            peer_label: "(a) ours, no recorder",
+            peer: figure('a', Side::Ours, "events_per_s"),
+            goal: Goal::Info,
+            digits: 0,
+        },
+        Comparison {
+            scenario: 'c',
+            title: format!(
+                "(c) with a metrics recorder: {} clients, {} broadcast events",
+                n(sizes.fanout_clients as f64, 0),
+                sizes.fanout_events
+            ),
+            label: "server CPU us/delivered event".to_owned(),
+            value: figure('c', Side::Metered, "cpu_per_delivery"),
+            peer_label: "(c) ours, no recorder",
+            peer: broadcast_cpu,
+            goal: Goal::RatioAtMost(1.05),
+            digits: 3,
+        },
+        Comparison {
+            scenario: 'c',
+            title: String::new(),
+            label: "ms until all delivered".to_owned(),
+            value: figure('c', Side::Metered, "delivery_ms"),
+            peer_label: "(c) ours, no recorder",
+            peer: figure('c', Side::Ours, "delivery_ms"),
+            goal: Goal::Info,
+            digits: 0,
+        },
         Comparison {
             scenario: 'c',
             title: format!(
@@ -570,7 +622,7 @@ async fn drive(options: Options) -> ExitCode {
         );
     }
     if !compared.is_empty() {
-        println!("## The resumable hub against its peers of the same run\n");
+        println!("## Ours against peers of its own in the same run\n");
         println!("{}", results.comparison_table(&compared));
     }
     if failures > 0 {
@@ -593,8 +645,16 @@ async fn run_one(
     };
     // Only the scenarios of the resumable hub have its routes (see `server`).
     let resume = side == Side::Resumable || matches!(id, 'g' | 'h');
-    let server =
-        ServerProcess::start(side.kind(), setup, resume, options.workers, &options.wrap).await?;
+    let metrics = side == Side::Metered;
+    let server = ServerProcess::start(
+        side.kind(),
+        setup,
+        resume,
+        metrics,
+        options.workers,
+        &options.wrap,
+    )
+    .await?;
     let hub = if side == Side::Resumable {
         Hub::Resumable
     } else {
@@ -626,6 +686,24 @@ async fn run_one(
         }
         'h' => scenarios::resume_latency(&server, sizes.resume_reps).await,
         _ => Err(std::io::Error::other("no such scenario")),
+    };
+    // The recorder must have seen every event the clients counted (after the CPU window).
+    let figures = match figures {
+        Ok(mut figures) if metrics => {
+            let expected = match id {
+                'a' => sizes.events,
+                'c' => sizes.fanout_clients as u64 * sizes.fanout_events,
+                _ => 0,
+            };
+            match scenarios::recorded_events(&server, expected).await {
+                Ok(recorded) => {
+                    figures.push(("recorded_events", recorded as f64));
+                    Ok(figures)
+                }
+                Err(error) => Err(error),
+            }
+        }
+        other => other,
     };
     server.stop().await;
     figures

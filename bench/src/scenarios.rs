@@ -86,12 +86,13 @@ pub(crate) struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `bench server KIND` (with the resumable hub's routes if `resume`; under `wrap`, if
-    /// given) and waits until it answers.
+    /// Starts `bench server KIND` (with the resumable hub's routes if `resume`, with a metrics
+    /// recorder if `metrics`; under `wrap`, if given) and waits until it answers.
     pub(crate) async fn start(
         kind: Kind,
         setup: Setup,
         resume: bool,
+        metrics: bool,
         workers: usize,
         wrap: &[String],
     ) -> io::Result<Self> {
@@ -108,6 +109,7 @@ impl ServerProcess {
             .args(["server", kind.as_str(), "--setup", setup.as_str()])
             .args(["--workers", &workers.to_string()])
             .args(resume.then_some("--resume"))
+            .args(metrics.then_some("--metrics"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -326,6 +328,29 @@ pub(crate) async fn fanout(
         ("cpu_per_delivery", cpu * 1e6 / delivered),
         ("client_busy_pct", client_cpu * 100.0 / elapsed),
     ])
+}
+
+/// With a recorder: `sse_events_sent_total` as the server's `/stats` renders it, which must be at
+/// least `expected` (the events the clients received).
+pub(crate) async fn recorded_events(server: &ServerProcess, expected: u64) -> io::Result<u64> {
+    let body = client::fetch(server.addr, "/stats").await?;
+    let name = sse_runtime::observe::names::EVENTS_SENT;
+    let recorded = body
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .ok_or_else(|| io::Error::other(format!("no {name} in /stats: {body:?}")))?;
+    if recorded < expected {
+        return Err(io::Error::other(format!(
+            "the recorder counted {recorded} events sent, the clients {expected}"
+        )));
+    }
+    Ok(recorded)
 }
 
 /// (d): `clients` idle streams: memory per connection, CPU over `window`.

@@ -27,8 +27,14 @@
 //! Only then: axum rebuilds the route table for every connection, so two more routes cost
 //! every connection memory (about 2 KiB here), and the scenarios against axum keep the same
 //! routes on both sides.
+//!
+//! `bench server ours --metrics` installs a Prometheus recorder (`metrics-exporter-prometheus`)
+//! before it builds its routes, so before any stream starts; `/stats` then also answers the
+//! recorder's rendered text. sse-runtime's `metrics` feature is compiled in either way: without
+//! a recorder, its `metrics::counter!`/`gauge!` calls get no-op handles.
 
 use std::convert::Infallible;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
@@ -110,6 +116,9 @@ fn stream_closed() {
     CLOSED.fetch_add(1, Ordering::Relaxed);
 }
 
+/// The recorder's handle, with `--metrics`.
+static RECORDER: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
+
 fn live_streams() -> u64 {
     OPENED
         .load(Ordering::Relaxed)
@@ -117,9 +126,18 @@ fn live_streams() -> u64 {
 }
 
 /// Runs a server until stdin closes.
-pub(crate) fn run(kind: Kind, setup: Setup, workers: usize, resume: bool) -> std::io::Result<()> {
+pub(crate) fn run(
+    kind: Kind,
+    setup: Setup,
+    workers: usize,
+    resume: bool,
+    metrics: bool,
+) -> std::io::Result<()> {
     if resume && kind != Kind::Ours {
         return Err(std::io::Error::other("only ours has a resumable hub"));
+    }
+    if metrics && kind != Kind::Ours {
+        return Err(std::io::Error::other("only ours reports metrics"));
     }
     crate::measure::raise_nofile_limit(false);
     // The driver holds our stdin; when it goes away, so do we.
@@ -132,6 +150,13 @@ pub(crate) fn run(kind: Kind, setup: Setup, workers: usize, resume: bool) -> std
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        if metrics {
+            // Before the routes exist, so every stream sees the recorder.
+            let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .map_err(std::io::Error::other)?;
+            let _ = RECORDER.set(handle);
+        }
         let app = match kind {
             Kind::Ours => ours::router(resume),
             Kind::Axum => theirs::router(),
@@ -164,10 +189,15 @@ fn announce(port: u16) {
 }
 
 async fn stats_text(subscribers: usize, resumable: usize) -> String {
-    format!(
+    let mut text = format!(
         "live={} subscribers={subscribers} resumable={resumable}\n",
         live_streams()
-    )
+    );
+    // With `--metrics`, what a scrape would see, so that the driver can check the counts.
+    if let Some(handle) = RECORDER.get() {
+        text.push_str(&handle.render());
+    }
+    text
 }
 
 /// This crate: macro endpoints and `Broadcast`.
