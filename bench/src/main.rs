@@ -549,6 +549,7 @@ async fn drive(options: Options) -> ExitCode {
     let compared: Vec<Comparison> = comparisons(&sizes)
         .into_iter()
         .filter(|row| options.only.contains(&row.scenario))
+        .filter(|row| cfg!(feature = "metrics") || row.value.side != Side::Metered)
         .collect();
 
     println!("# sse-runtime vs axum::response::sse\n");
@@ -578,6 +579,8 @@ async fn drive(options: Options) -> ExitCode {
         for scenario in &selected {
             // Rotate which side goes first, so drift in the machine evens out.
             let mut order = scenario.sides.to_vec();
+            // The recorder's side needs the bench built with its `metrics` feature.
+            order.retain(|side| cfg!(feature = "metrics") || *side != Side::Metered);
             let first = run % order.len();
             order.rotate_left(first);
             for side in order {

@@ -34,7 +34,6 @@
 //! a recorder, its `metrics::counter!`/`gauge!` calls get no-op handles.
 
 use std::convert::Infallible;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
@@ -117,7 +116,9 @@ fn stream_closed() {
 }
 
 /// The recorder's handle, with `--metrics`.
-static RECORDER: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
+#[cfg(feature = "metrics")]
+static RECORDER: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+    std::sync::OnceLock::new();
 
 fn live_streams() -> u64 {
     OPENED
@@ -151,11 +152,7 @@ pub(crate) fn run(
         .build()?;
     runtime.block_on(async move {
         if metrics {
-            // Before the routes exist, so every stream sees the recorder.
-            let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-                .install_recorder()
-                .map_err(std::io::Error::other)?;
-            let _ = RECORDER.set(handle);
+            install_recorder()?;
         }
         let app = match kind {
             Kind::Ours => ours::router(resume),
@@ -189,15 +186,34 @@ fn announce(port: u16) {
 }
 
 async fn stats_text(subscribers: usize, resumable: usize) -> String {
+    #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
     let mut text = format!(
         "live={} subscribers={subscribers} resumable={resumable}\n",
         live_streams()
     );
     // With `--metrics`, what a scrape would see, so that the driver can check the counts.
+    #[cfg(feature = "metrics")]
     if let Some(handle) = RECORDER.get() {
         text.push_str(&handle.render());
     }
     text
+}
+
+/// Installs the Prometheus recorder, before the routes exist, so every stream sees it.
+#[cfg(feature = "metrics")]
+fn install_recorder() -> std::io::Result<()> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(std::io::Error::other)?;
+    let _ = RECORDER.set(handle);
+    Ok(())
+}
+
+#[cfg(not(feature = "metrics"))]
+fn install_recorder() -> std::io::Result<()> {
+    Err(std::io::Error::other(
+        "--metrics needs the bench built with `--features metrics`",
+    ))
 }
 
 /// This crate: macro endpoints and `Broadcast`.
