@@ -1,10 +1,22 @@
-//! What a stream tells the outside: one tracing span per stream and, with the `metrics`
-//! feature, counters and a gauge through the `metrics` facade.
+//! What a stream tells the outside: one `tracing` span per stream and, with the `metrics`
+//! feature, counters and a gauge through the `metrics` facade, named in [`names`].
 //!
-//! A stream carries a [`Probe`] only when someone listens: a span is made when the `tracing`
+//! The span is `DEBUG`, target `sse_runtime::stream`, name `sse_stream`, with the fields
+//! `route`, `peer`, `http.version`, and, recorded at close, `reason`, `events`, `bytes`,
+//! `pings`, `duration_ms`; a resumed stream adds `topics`, `replayed` and `gap`. The stream's
+//! source is polled inside it. See the README's "Operating it" for the metrics and alerts.
+//!
+//! A stream carries any of this only when someone listens: a span when the `tracing`
 //! subscriber wants `DEBUG` spans of `sse_runtime`, meters when the `metrics` feature is on.
-//! Without either, a stream holds nothing of this. Counts are kept in the probe and handed to
-//! the meters once per body frame (an atomic add each, no lock); the span records them at close.
+//! Counts are kept per stream and handed to the meters once per body frame (an atomic add
+//! each, no lock).
+//!
+//! ```
+//! use sse_runtime::observe::names;
+//!
+//! assert_eq!(names::STREAMS_OPEN, "sse_streams_open");
+//! assert_eq!(names::EVENTS_SENT, "sse_events_sent_total");
+//! ```
 
 use std::net::SocketAddr;
 
