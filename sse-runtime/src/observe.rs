@@ -1,7 +1,7 @@
 //! What a stream tells the outside: one tracing span per stream and, with the `metrics`
 //! feature, counters and a gauge through the `metrics` facade.
 //!
-//! A stream carries a [`Probe`] only when someone listens: a span is made when the `tracing`
+//! A stream carries a `Probe` only when someone listens: a span is made when the `tracing`
 //! subscriber wants `DEBUG` spans of `sse_runtime`, meters when the `metrics` feature is on.
 //! Without either, a stream holds nothing of this. Counts are kept in the probe and handed to
 //! the meters once per body frame (an atomic add each, no lock); the span records them at close.
