@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// | `Error` | an aborted connection (no terminating chunk) | no |
 /// | `HeadRequest` | the headers alone (the stream never started) | yes |
 /// | `NoContent` | `204 No Content` (the stream never started) | yes |
+/// | `Refused` | a stream limit's refusal: a `retry:` hint and a clean end, or a `503` (the stream never started) | yes |
 ///
 /// ```
 /// use sse_runtime::CloseReason;
@@ -50,6 +51,10 @@ pub enum CloseReason {
     /// `204 No Content` and the stream never started. The client-close hooks do not run; the
     /// background tasks do.
     NoContent,
+    /// A [`StreamLimit`](crate::limit::StreamLimit) had no room: the response was the limit's
+    /// [`Refusal`](crate::limit::Refusal) and the stream never started; its source was dropped
+    /// unpolled. The client-close hooks do not run; the background tasks do.
+    Refused,
 }
 
 impl CloseReason {
@@ -70,6 +75,7 @@ impl CloseReason {
             CloseReason::Error => "error",
             CloseReason::HeadRequest => "head_request",
             CloseReason::NoContent => "no_content",
+            CloseReason::Refused => "refused",
         }
     }
 
@@ -82,6 +88,7 @@ impl CloseReason {
             CloseReason::Error => "stream error",
             CloseReason::HeadRequest => "head request",
             CloseReason::NoContent => "no content",
+            CloseReason::Refused => "refused",
         }
     }
 }
