@@ -51,9 +51,12 @@ pub enum CloseReason {
     /// `204 No Content` and the stream never started. The client-close hooks do not run; the
     /// background tasks do.
     NoContent,
-    /// A [`StreamLimit`](crate::limit::StreamLimit) had no room: the response was the limit's
-    /// [`Refusal`](crate::limit::Refusal) and the stream never started; its source was dropped
-    /// unpolled. The client-close hooks do not run; the background tasks do.
+    /// A [`StreamLimit`](crate::limit::StreamLimit), or the subscriber cap of a resumable
+    /// [`Hub`](crate::Hub) whose refused `Resume` was the response's own stream, had no room:
+    /// the response was the limit's [`Refusal`](crate::limit::Refusal) and the stream never
+    /// started; its source was dropped unpolled. The client-close hooks do not run; the
+    /// background tasks do. (A `Resume` refused inside a `sse!` body sends the same `retry:`
+    /// hint and ends, which that stream reports as `Completed`.)
     Refused,
 }
 

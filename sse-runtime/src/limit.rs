@@ -52,7 +52,8 @@
 //! [`.context(..)`](crate::EventSourceResponse::context)); a response given a limit of its own
 //! with [`EventSourceResponse::limit`](crate::EventSourceResponse::limit) counts against that
 //! one instead. [`StreamLimit::child`] makes a limit for part of an app whose streams count
-//! against the app's too.
+//! against the app's too. A resumable [`Hub`](crate::Hub) caps its subscribers per topic and in
+//! all ([`HubBuilder::max_subscribers_per_topic`](crate::resume::HubBuilder::max_subscribers_per_topic)).
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -391,10 +392,15 @@ impl StreamLimit {
         self.refusal
     }
 
+    /// A place for one stream, if there is room.
+    pub(crate) fn try_permit(&self) -> Option<Permit> {
+        self.node.try_take().then(|| Permit(self.node.clone()))
+    }
+
     /// A place for one stream, or the refusal to answer with.
     pub(crate) fn try_open(&self) -> Result<Permit, Refused> {
-        if self.node.try_take() {
-            return Ok(Permit(self.node.clone()));
+        if let Some(permit) = self.try_permit() {
+            return Ok(permit);
         }
         let refused = Refused::new(self.refusal, self.retry, RefusedBy::StreamLimit);
         tracing::debug!(
@@ -437,6 +443,7 @@ impl fmt::Debug for Permit {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum RefusedBy {
     StreamLimit,
+    Hub,
 }
 
 impl RefusedBy {
@@ -444,6 +451,7 @@ impl RefusedBy {
     fn as_label(self) -> &'static str {
         match self {
             RefusedBy::StreamLimit => "stream_limit",
+            RefusedBy::Hub => "hub",
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::context::SseContext;
 use crate::driver::{self, PingFactory, Producer, SendTimeout, Start, Unstarted};
 use crate::event::{Separator, ServerSentEvent};
 use crate::into_event::IntoEvent;
-use crate::limit::{Permit, StreamLimit};
+use crate::limit::{Permit, Refused, StreamLimit};
 use crate::observe::Origin;
 use crate::shutdown::{Shutdown, ShutdownConfig, ShutdownWatch};
 
@@ -95,6 +95,8 @@ pub struct EventSourceResponse {
     no_content: bool,
     /// The limit this stream counts against.
     limit: Option<StreamLimit>,
+    /// A resumable source was refused by its hub's subscriber caps.
+    refused: Option<Refused>,
     /// The route and the peer, for the stream's span.
     origin: Origin,
 }
@@ -120,6 +122,7 @@ impl EventSourceResponse {
             head: false,
             no_content: false,
             limit: None,
+            refused: None,
             origin: Origin::default(),
         }
     }
@@ -139,15 +142,20 @@ impl EventSourceResponse {
         S::Item: IntoEvent,
     {
         let mut stream = stream;
-        // A resume whose gap policy is `NoContent` answers 204 (it must be told before the
-        // response head, which only the response itself can do).
-        let no_content = (&mut stream as &mut dyn std::any::Any)
-            .downcast_mut::<crate::resume::Resume>()
-            .is_some_and(crate::resume::Resume::take_no_content);
+        // A resume whose gap policy is `NoContent` answers 204, and one its hub refused
+        // answers the refusal (both must be told before the response head, which only the
+        // response itself can do).
+        let resume =
+            (&mut stream as &mut dyn std::any::Any).downcast_mut::<crate::resume::Resume>();
+        let (no_content, refused) = match resume {
+            Some(resume) => (resume.take_no_content(), resume.take_refusal()),
+            None => (false, None),
+        };
         let mut response = Self::from_source(Box::new(Unstarted(
             stream.map(|item| Ok(item.into_event())),
         )));
         response.no_content = no_content;
+        response.refused = refused;
         response
     }
 
@@ -595,7 +603,11 @@ impl IntoResponse for EventSourceResponse {
             self.abandon(CloseReason::HeadRequest);
             Body::empty()
         } else {
-            match self.limit.as_ref().map(StreamLimit::try_open).transpose() {
+            let limited = match self.refused.take() {
+                Some(refused) => Err(refused),
+                None => self.limit.as_ref().map(StreamLimit::try_open).transpose(),
+            };
+            match limited {
                 Ok(permit) => self.into_body(permit),
                 Err(refused) => {
                     // The source is dropped unpolled; the client is told when to come back.

@@ -1,7 +1,7 @@
 //! Stream limits in process: over the cap a request gets exactly a `retry:` hint (jittered)
 //! and a clean end, or a `503` with `Retry-After`; a stream holds its place for its whole life
 //! and gives it back once on every exit path; `HEAD`, `204` and invalid headers take none;
-//! per-app layers, per-route limits and children. (Over
+//! per-app layers, per-route limits and children; a hub's per-topic and hub-wide caps. (Over
 //! real sockets: tests/tests/limits.rs; in Chromium: tests/tests/browser_limits.rs.)
 
 mod common;
@@ -22,8 +22,8 @@ use sse_runtime::limit::{Refusal, RetryHint, StreamLimit};
 use sse_runtime::resume::{GapPolicy, Hub};
 use sse_runtime::testing::{BodyReader, ReadError};
 use sse_runtime::{
-    BoxError, CloseReason, EventSourceResponse, LastEventId, Separator, Shutdown, SseContext,
-    StreamAborted, sse,
+    BoxError, CloseReason, EventSourceResponse, LastEventId, Separator, ServerSentEvent, Shutdown,
+    SseContext, StreamAborted, sse,
 };
 use tower::ServiceExt;
 
@@ -506,4 +506,200 @@ async fn a_limit_given_to_the_response_wins_over_the_apps() {
     assert_eq!(app_limit.open(), 0);
     refused(call(&app, Method::GET, "/after").await).await;
     refused(call(&app, Method::GET, "/events").await).await;
+}
+
+fn topic_hub(per_topic: usize) -> Hub {
+    Hub::builder()
+        .max_subscribers_per_topic(per_topic)
+        .refusal_retry(RetryHint::new(BASE).jitter(JITTER))
+        .build()
+}
+
+/// The whole stream of a refused resume: its `retry:` hint, then the end.
+async fn refusal_of(mut resume: sse_runtime::resume::Resume, separator: &str) -> u64 {
+    assert!(resume.is_refused());
+    let frame = tokio::time::timeout(WITHIN, resume.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let ms = retry_ms(&frame.encode(Separator::Lf), separator);
+    assert!(in_range(ms), "{ms}");
+    assert!(
+        tokio::time::timeout(WITHIN, resume.next())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    ms
+}
+
+#[tokio::test]
+async fn a_topic_at_its_cap_refuses_a_third_subscriber_but_another_topic_does_not() {
+    let hub = topic_hub(2);
+    let a1 = hub.resume(["a"], LastEventId::None).await;
+    let a2 = hub.resume(["a"], LastEventId::None).await;
+    assert!(!a1.is_refused() && !a2.is_refused());
+    refusal_of(hub.resume(["a"], LastEventId::None).await, "\r\n").await;
+    let mut b = hub.resume(["b"], LastEventId::None).await;
+    assert!(!b.is_refused());
+    // A resume of several topics is refused as a whole if one is full: it takes nothing.
+    refusal_of(hub.resume(["b", "a"], LastEventId::None).await, "\r\n").await;
+    assert_eq!(
+        (hub.subscriber_count("a"), hub.subscriber_count("b")),
+        (2, 1)
+    );
+    assert_eq!(hub.subscriptions(), 3);
+    // The subscribers that got in receive events.
+    let id = hub
+        .publish("b", ServerSentEvent::new().data("hello"))
+        .await
+        .unwrap();
+    let frame = tokio::time::timeout(WITHIN, b.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        frame.encode(Separator::CrLf),
+        format!("id: {id}\r\ndata: hello\r\n\r\n").as_bytes()
+    );
+    // Once one leaves, there is room again.
+    drop(a1);
+    assert!(!hub.resume(["a"], LastEventId::None).await.is_refused());
+    drop(a2);
+}
+
+#[tokio::test]
+async fn a_refused_resume_reads_no_history() {
+    let hub = topic_hub(1);
+    for i in 0..5 {
+        hub.publish("a", ServerSentEvent::new().data(i))
+            .await
+            .unwrap();
+    }
+    let _first = hub.resume(["a"], LastEventId::Earliest).await;
+    refusal_of(hub.resume(["a"], LastEventId::Earliest).await, "\r\n").await;
+}
+
+#[tokio::test]
+async fn the_hub_wide_cap_counts_every_topic() {
+    let hub = Hub::builder()
+        .max_subscribers(2)
+        .refusal_retry(RetryHint::new(BASE).jitter(JITTER))
+        .separator(Separator::Lf)
+        .build();
+    let x = hub.resume(["x"], LastEventId::None).await;
+    let _y = hub.resume(["y"], LastEventId::None).await;
+    assert_eq!(hub.subscriptions(), 2);
+    // In the hub's separator.
+    refusal_of(hub.resume(["z"], LastEventId::None).await, "\n").await;
+    assert_eq!(hub.subscriber_count("z"), 0);
+    drop(x);
+    assert_eq!(hub.subscriptions(), 1);
+    assert!(!hub.resume(["z"], LastEventId::None).await.is_refused());
+}
+
+#[tokio::test]
+async fn a_refused_resume_made_into_the_response_is_the_refusal_itself() {
+    let hub = topic_hub(0);
+    let log = Log::default();
+    let resume = hub.resume(["a"], LastEventId::None).await;
+    let response = hooks(EventSourceResponse::new(resume), &log);
+    // `refused` checks the response's CRLF bytes and its headers.
+    refused(response.into_response()).await;
+    settle().await;
+    assert_eq!(log.entries(), ["close:Refused", "background"]);
+
+    let resume = hub.resume(["a"], LastEventId::None).await;
+    let response = EventSourceResponse::new(resume)
+        .separator(Separator::Lf)
+        .into_response();
+    let body = BodyReader::new(response.into_body())
+        .read_to_end(WITHIN)
+        .await
+        .unwrap();
+    assert!(
+        in_range(retry_ms(&body, "\n")),
+        "in the response's separator"
+    );
+
+    let hub = Hub::builder()
+        .max_subscribers_per_topic(0)
+        .refusal(Refusal::ServiceUnavailable)
+        .build();
+    let resume = hub.resume(["a"], LastEventId::None).await;
+    let response = EventSourceResponse::new(resume).into_response();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (5..=10).contains(&after),
+        "the default hint: 5 to 10 s, got {after}"
+    );
+}
+
+sse! {
+    async fn room(State(hub): State<Hub>) {
+        for await event in hub.resume(["room"], LastEventId::None).await {
+            yield event;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refused_resume_in_a_sse_body_sends_the_hint_and_ends_cleanly() {
+    let hub = topic_hub(1);
+    let app = Router::new()
+        .route("/room", get(room))
+        .with_state(hub.clone());
+    let first = call(&app, Method::GET, "/room").await;
+    let mut first = BodyReader::new(first.into_body());
+    // The body subscribes at its first poll.
+    assert!(matches!(
+        first.frame(Duration::from_millis(50)).await,
+        Err(ReadError::Timeout)
+    ));
+    assert_eq!(hub.subscriber_count("room"), 1);
+    let second = call(&app, Method::GET, "/room").await;
+    assert_eq!(second.status(), StatusCode::OK);
+    let body = BodyReader::new(second.into_body())
+        .read_to_end(WITHIN)
+        .await
+        .expect("a clean end");
+    assert!(in_range(retry_ms(&body, "\r\n")));
+    let id = hub
+        .publish("room", ServerSentEvent::new().data("hi"))
+        .await
+        .unwrap();
+    let frame = first.frame(WITHIN).await.unwrap().unwrap();
+    assert_eq!(
+        &frame[..],
+        format!("id: {id}\r\ndata: hi\r\n\r\n").as_bytes()
+    );
+}
+
+#[tokio::test]
+async fn a_subscriber_whose_stream_ended_frees_its_place_before_it_is_dropped() {
+    let hub = Hub::builder()
+        .capacity(1)
+        .max_subscribers(1)
+        .refusal_retry(RetryHint::new(BASE).jitter(JITTER))
+        .build();
+    let mut lagging = hub.resume(["t"], LastEventId::None).await;
+    refusal_of(hub.resume(["t"], LastEventId::None).await, "\r\n").await;
+    for i in 0..3 {
+        hub.publish("t", ServerSentEvent::new().data(i))
+            .await
+            .unwrap();
+    }
+    // More than `capacity` behind: its stream ends, and so does its subscription.
+    while tokio::time::timeout(WITHIN, lagging.next())
+        .await
+        .unwrap()
+        .is_some()
+    {}
+    assert_eq!((hub.subscriptions(), hub.subscriber_count("t")), (0, 0));
+    assert!(!hub.resume(["t"], LastEventId::None).await.is_refused());
 }

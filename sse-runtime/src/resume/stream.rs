@@ -14,6 +14,7 @@ use super::store::{BoxFuture, Page, StoreError, Stored};
 use super::{GapPolicy, GapReason, HubInner};
 use crate::event::ServerSentEvent;
 use crate::into_event::{IntoEvent, Payload};
+use crate::limit::{Permit, Refusal, Refused};
 use crate::tap::Tap;
 
 /// How many events one read of the store returns: the most a replay holds of its own.
@@ -93,9 +94,17 @@ impl ResumeRequest {
             policy,
             max_replay,
         } = self;
-        let taps = hub
-            .live
-            .subscribe(&topics)
+        // The caps first: a refused resume subscribes to nothing and reads nothing.
+        let Some(permit) = hub.subscriptions.try_permit() else {
+            let refused = hub.refuse("the hub's subscriber cap is reached");
+            return Resume::refused(hub, topics, refused);
+        };
+        let Some(receivers) = hub.live.subscribe(&topics, hub.max_per_topic) else {
+            drop(permit);
+            let refused = hub.refuse("a topic's subscriber cap is reached");
+            return Resume::refused(hub, topics, refused);
+        };
+        let taps = receivers
             .into_iter()
             .map(|rx| TopicTap {
                 tap: Tap::new(rx),
@@ -103,19 +112,9 @@ impl ResumeRequest {
                 checked: 0,
             })
             .collect();
-        let mut resume = Resume {
-            hub,
-            topics,
-            taps,
-            high: 0,
-            observed: 0,
-            first: None,
-            phase: Phase::Live,
-            gap: None,
-            no_content: false,
-            announced: false,
-            replayed: 0,
-        };
+        let mut resume = Resume::empty(hub, topics);
+        resume.taps = taps;
+        resume.permit = Some(permit);
         let (after, cursor) = match since {
             LastEventId::None => return resume,
             LastEventId::Earliest => (0, None),
@@ -209,6 +208,10 @@ pub struct Resume {
     announced: bool,
     /// Events sent by the replay so far.
     replayed: u64,
+    /// This resume's place in the hub's subscriber count, until its stream ends.
+    permit: Option<Permit>,
+    /// The hub had no room for this resume: its stream is the `retry:` hint alone.
+    refused: Option<Refused>,
 }
 
 struct TopicTap {
@@ -241,14 +244,59 @@ struct Replay {
 }
 
 impl Resume {
+    /// A resume that follows nothing yet.
+    fn empty(hub: Arc<HubInner>, topics: Arc<[Arc<str>]>) -> Self {
+        Resume {
+            hub,
+            topics,
+            taps: Vec::new(),
+            high: 0,
+            observed: 0,
+            first: None,
+            phase: Phase::Live,
+            gap: None,
+            no_content: false,
+            announced: false,
+            replayed: 0,
+            permit: None,
+            refused: None,
+        }
+    }
+
+    /// A resume the hub had no room for: it yields the `retry:` hint, then ends.
+    fn refused(hub: Arc<HubInner>, topics: Arc<[Arc<str>]>, refused: Refused) -> Self {
+        let frame = refused.frame(hub.separator);
+        let mut resume = Resume::empty(hub, topics);
+        resume.first = Some(frame.into_event());
+        resume.phase = Phase::Ended;
+        resume.refused = Some(refused);
+        resume
+    }
+
     /// Why this resume could not replay exactly what the client missed, if it could not.
     pub fn gap(&self) -> Option<GapReason> {
         self.gap
     }
 
+    /// Whether the hub refused this resume for want of room
+    /// ([`HubBuilder::max_subscribers_per_topic`](super::HubBuilder::max_subscribers_per_topic),
+    /// [`max_subscribers`](super::HubBuilder::max_subscribers)): its stream is a `retry:` hint
+    /// alone, then the end.
+    pub fn is_refused(&self) -> bool {
+        self.refused.is_some()
+    }
+
     /// Takes the request for a `204 No Content` (see [`GapPolicy::NoContent`]).
     pub(crate) fn take_no_content(&mut self) -> bool {
         std::mem::take(&mut self.no_content)
+    }
+
+    /// Takes the refusal, for a response made from this resume: the response answers it, so
+    /// the stream does not send its hint again.
+    pub(crate) fn take_refusal(&mut self) -> Option<Refused> {
+        let refused = self.refused?;
+        self.first = None;
+        Some(refused)
     }
 
     fn read(&self, after: u64, until: u64) -> BoxFuture<'static, Result<Page, StoreError>> {
@@ -312,6 +360,8 @@ impl Resume {
         for tap in &mut self.taps {
             tap.tap.end();
         }
+        // No longer a subscriber: its place in the hub's count is free.
+        self.permit = None;
         Poll::Ready(None)
     }
 
@@ -457,6 +507,15 @@ impl Stream for Resume {
             );
         }
         if let Some(first) = this.first.take() {
+            if this
+                .refused
+                .is_some_and(|refused| refused.refusal == Refusal::ServiceUnavailable)
+            {
+                tracing::warn!(
+                    "a hub's 503 refusal cannot be answered in a response that has started; \
+                     sending its retry hint instead (return the Resume from the endpoint to answer 503)"
+                );
+            }
             return Poll::Ready(Some(first));
         }
         loop {
@@ -487,6 +546,7 @@ impl fmt::Debug for Resume {
             .field("topics", &self.topics)
             .field("high", &self.high)
             .field("gap", &self.gap)
+            .field("refused", &self.refused.is_some())
             .finish_non_exhaustive()
     }
 }
