@@ -1,7 +1,8 @@
 //! A real browser against a stream limit: with a cap of one, page A holds the only place; page
 //! B's `EventSource` is refused with a `retry:` hint again and again, never gives up, and gets
-//! its stream once A has left. And the reason the refusal is a `200`: Chromium's `EventSource`
-//! gives up for good on a `503` (whatever its `Retry-After`) and on a `204`.
+//! its stream once A has left; across refusals it keeps its `Last-Event-ID`. And the reason the
+//! refusal is a `200`: Chromium's `EventSource` gives up for good on a `503` (whatever its
+//! `Retry-After`) and on a `204`.
 //!
 //! Skipped where Chromium is not installed, unless `SSE_REQUIRE_BROWSER` is set (CI sets it).
 
@@ -12,13 +13,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Html;
 use axum::routing::get;
 use futures_util::StreamExt;
 use serde_json::Value;
 use sse_runtime::limit::{Refusal, RetryHint, StreamLimit};
-use sse_runtime::{CloseReason, EventSourceResponse, SseContext};
+use sse_runtime::{CloseReason, EventSourceResponse, ServerSentEvent, SseContext};
 use tests::WITHIN;
 use tests::browser::{Browser, Page};
 use tokio::time::Instant;
@@ -287,5 +288,100 @@ async fn a_503_or_a_204_makes_event_source_give_up_for_good() {
     assert_eq!(page.evaluate(states).await, serde_json::json!([2, 2]));
     assert_eq!(unavailable.load(Ordering::SeqCst), 1);
     assert_eq!(no_content.load(Ordering::SeqCst), 1);
+    browser.close().await;
+}
+
+/// Events with ids `n`, data `<who>-<n>`, every 100 ms, from after the request's
+/// `Last-Event-ID`. B's first stream sends two, asks for a reconnect in 2 s, and ends.
+async fn numbered(
+    State(seen): State<Seen>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    context: SseContext,
+) -> EventSourceResponse {
+    let who = query.get("who").cloned().unwrap_or_default();
+    let last = headers
+        .get("last-event-id")
+        .and_then(|id| id.to_str().ok())
+        .map(str::to_owned);
+    seen.push(format!("{who}:request:{}", last.as_deref().unwrap_or("-")));
+    let after: u64 = last.and_then(|id| id.parse().ok()).unwrap_or(0);
+    let first_of_b = who == "b" && after == 0;
+    let (polled, closed) = (seen.clone(), seen);
+    let (name, tag) = (who.clone(), who);
+    let mut first = true;
+    let events = ticks_every(Duration::from_millis(100))
+        .enumerate()
+        .map(move |(i, ())| {
+            if std::mem::take(&mut first) {
+                polled.push(format!("{name}:polled"));
+            }
+            let n = after + i as u64 + 1;
+            ServerSentEvent::new().id(n).data(format!("{name}-{n}"))
+        })
+        .take(if first_of_b { 2 } else { usize::MAX });
+    let response = EventSourceResponse::new(events)
+        .on_close(move |reason: CloseReason| closed.push(format!("{tag}:{reason:?}")))
+        .context(context);
+    if first_of_b {
+        response.retry(2000)
+    } else {
+        response
+    }
+}
+
+#[tokio::test]
+async fn a_refused_page_keeps_its_last_event_id_and_resumes_after_it() {
+    let Some(browser) = Browser::launch().await else {
+        return;
+    };
+    let limit = StreamLimit::new(1).retry(RETRY);
+    let seen = Seen::default();
+    let app = Router::new()
+        .route("/", get(page))
+        .route("/events", get(numbered))
+        .with_state(seen.clone())
+        .layer(limit.layer());
+    let server = tests::serve_sse(app).await;
+
+    // B gets events 1 and 2, then its stream ends; it will be back in 2 s.
+    let b = browser.open(&server.url("/?who=b")).await;
+    seen.wait_for("b:Completed", 1).await;
+    let ended = seen.first("b:Completed").unwrap();
+    // Meanwhile A takes the place.
+    let a = browser.open(&server.url("/?who=a")).await;
+    a.wait_for("window.log.received.length", |n| n.as_u64() >= Some(1))
+        .await;
+    let taken = seen.first("a:polled").unwrap();
+    assert!(
+        taken - ended < Duration::from_secs(2),
+        "A took the place only after B's reconnect was due"
+    );
+
+    // B comes back with its Last-Event-ID and is refused, again and again.
+    seen.wait_for("b:Refused", 3).await;
+    a.evaluate("window.source.close()").await;
+    b.wait_for("window.log.received.length", |n| n.as_u64() >= Some(4))
+        .await;
+    let b_log = log_of(&b).await;
+    assert_eq!(
+        received(&b_log)[..4],
+        ["b-1", "b-2", "b-3", "b-4"],
+        "{b_log}"
+    );
+    assert_eq!(b_log["closedEver"], Value::Bool(false), "{b_log}");
+
+    // Every request of B after the first sent the last id it had received: refusals, which
+    // carry no id, left it as it was.
+    let requests: Vec<String> = seen
+        .entries()
+        .into_iter()
+        .filter_map(|(e, _)| e.strip_prefix("b:request:").map(str::to_owned))
+        .collect();
+    eprintln!("B's requests, by Last-Event-ID: {requests:?}");
+    assert_eq!(requests[0], "-");
+    assert!(requests.len() >= 5, "{requests:?}");
+    assert!(requests[1..].iter().all(|id| id == "2"), "{requests:?}");
+
     browser.close().await;
 }
