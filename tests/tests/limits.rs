@@ -63,6 +63,8 @@ async fn the_cap_refuses_with_a_retry_hint_then_admits_once_a_client_left() {
     assert_eq!(refused.header("cache-control"), "no-store");
     let body = refused.to_end().await.to_owned();
     assert_eq!(refused.ended, Some(true), "a clean end");
+    // A full body, not a stream: nothing of a stream runs for it.
+    assert_eq!(refused.header("content-length"), body.len().to_string());
     let ms: u64 = body
         .strip_prefix("retry: ")
         .and_then(|rest| rest.strip_suffix("\r\n\r\n"))
