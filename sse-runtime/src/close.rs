@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// | `Error` | an aborted connection (no terminating chunk) | no |
 /// | `HeadRequest` | the headers alone (the stream never started) | yes |
 /// | `NoContent` | `204 No Content` (or `403`: the stream never started) | yes |
+/// | `Refused` | a stream limit's refusal: a `retry:` hint and a clean end, or a `503` (the stream never started) | yes |
 ///
 /// ```
 /// use sse_runtime::CloseReason;
@@ -50,6 +51,13 @@ pub enum CloseReason {
     /// without a [`Grant`](crate::resume::Grant) on a hub with authorization. The stream never
     /// started. The client-close hooks do not run; the background tasks do.
     NoContent,
+    /// A [`StreamLimit`](crate::limit::StreamLimit), or the subscriber cap of a resumable
+    /// [`Hub`](crate::Hub) whose refused `Resume` was the response's own stream, had no room:
+    /// the response was the limit's [`Refusal`](crate::limit::Refusal) and the stream never
+    /// started; its source was dropped unpolled. The client-close hooks do not run; the
+    /// background tasks do. (A `Resume` refused inside a `sse!` body sends the same `retry:`
+    /// hint and ends, which that stream reports as `Completed`.)
+    Refused,
 }
 
 impl CloseReason {
@@ -70,6 +78,7 @@ impl CloseReason {
             CloseReason::Error => "error",
             CloseReason::HeadRequest => "head_request",
             CloseReason::NoContent => "no_content",
+            CloseReason::Refused => "refused",
         }
     }
 
@@ -82,6 +91,7 @@ impl CloseReason {
             CloseReason::Error => "stream error",
             CloseReason::HeadRequest => "head request",
             CloseReason::NoContent => "no content",
+            CloseReason::Refused => "refused",
         }
     }
 }

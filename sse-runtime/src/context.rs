@@ -7,15 +7,17 @@ use http::request::Parts;
 use http::{Method, Version};
 
 use crate::connection::{Connection, ConnectionHandle};
+use crate::limit::StreamLimit;
 use crate::shutdown::{Shutdown, ShutdownSignal};
 
 /// What an [`EventSourceResponse`](crate::EventSourceResponse) learns from its request: the HTTP
-/// version, the app's [`Shutdown`] handle and the [`Connection`]. It is an extractor that never
-/// fails; `#[sse_endpoint]` functions use it behind the scenes.
+/// version, the app's [`Shutdown`] handle and [`StreamLimit`], and the [`Connection`]. It is an
+/// extractor that never fails; `#[sse_endpoint]` functions use it behind the scenes.
 ///
 /// * The **HTTP version** decides whether `connection: keep-alive` is sent: only on HTTP/1.x,
 ///   because the header is illegal in HTTP/2 (hyper strips it there and logs a warning).
 /// * The **shutdown handle** (installed by [`Shutdown::layer`]) ends the stream on shutdown.
+/// * The **stream limit** (installed by [`StreamLimit::layer`]) counts the stream, or refuses it.
 /// * The **connection** (present with the [`connection`](crate::connection) server setup) lets a
 ///   send timeout close the socket without a task of its own.
 /// * The **method**: a `HEAD` request gets the headers alone, and the stream never starts.
@@ -33,6 +35,7 @@ use crate::shutdown::{Shutdown, ShutdownSignal};
 pub struct SseContext {
     pub(crate) version: Option<Version>,
     pub(crate) shutdown: Option<Shutdown>,
+    pub(crate) limit: Option<StreamLimit>,
     pub(crate) connection: Option<ConnectionHandle>,
     pub(crate) head: bool,
     /// The route and the peer, for the stream's span.
@@ -53,6 +56,7 @@ impl SseContext {
         Self {
             version: Some(parts.version),
             shutdown: parts.extensions.get::<Shutdown>().cloned(),
+            limit: parts.extensions.get::<StreamLimit>().cloned(),
             connection: connection.map(|info| info.0.handle().clone()),
             head: parts.method == Method::HEAD,
             route: parts.extensions.get::<MatchedPath>().cloned(),
@@ -74,6 +78,11 @@ impl SseContext {
     /// The app's shutdown handle, if the router has [`Shutdown::layer`].
     pub fn shutdown(&self) -> Option<&Shutdown> {
         self.shutdown.as_ref()
+    }
+
+    /// The app's stream limit, if the router has [`StreamLimit::layer`].
+    pub fn limit(&self) -> Option<&StreamLimit> {
+        self.limit.as_ref()
     }
 
     /// A signal the stream can wait on to send farewell events (never fires without a handle).

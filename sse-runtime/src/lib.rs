@@ -85,6 +85,8 @@
 //! * [`channel`]: the [`Sender`](channel::Sender) of [`EventSourceResponse::channel`];
 //! * [`serve`]: the one way to run an app with SSE streams; a shutdown never hangs on a client;
 //! * [`Shutdown`], [`ShutdownSignal`]: graceful shutdown and farewells;
+//! * [`StreamLimit`] and the [`limit`] module: caps on concurrent streams, with a refusal that
+//!   makes browsers come back later;
 //! * [`connection`]: the listener behind `serve`, whose connections enforce send timeouts and
 //!   the shutdown's grace;
 //! * [`testing`]: reading SSE responses in tests (feature `testing`).
@@ -101,6 +103,7 @@ mod event;
 mod into_event;
 #[cfg(feature = "json")]
 mod json;
+pub mod limit;
 pub mod observe;
 mod response;
 pub mod resume;
@@ -118,6 +121,7 @@ pub use event::{ParseSeparatorError, Separator, ServerSentEvent};
 pub use into_event::{IntoEvent, Payload};
 #[cfg(feature = "json")]
 pub use json::{Json, JsonError, JsonServerSentEvent};
+pub use limit::StreamLimit;
 pub use response::{DEFAULT_PING_INTERVAL, EventSourceResponse};
 pub use resume::{Hub, LastEventId};
 pub use serve::serve;

@@ -34,6 +34,11 @@ pub mod names {
     /// Counter, label `reason` (a [`CloseReason`](crate::CloseReason) in snake case): streams
     /// ended.
     pub const STREAMS_CLOSED: &str = "sse_streams_closed_total";
+    /// Counter, label `by` (`stream_limit` or `hub`): streams refused for want of room (a
+    /// [`StreamLimit`](crate::limit::StreamLimit), or a hub's subscriber caps). A response
+    /// that was the refusal is not counted as opened or closed; a stream that met a hub's
+    /// refusal inside its body (a `sse!` body) is, as `completed`.
+    pub const STREAMS_REFUSED: &str = "sse_streams_refused_total";
     /// Counter: events (items of the stream) sent.
     pub const EVENTS_SENT: &str = "sse_events_sent_total";
     /// Counter: bytes of body sent (events, pings, the `retry:` prelude).

@@ -20,6 +20,7 @@ use crate::context::SseContext;
 use crate::driver::{self, PingFactory, Producer, SendTimeout, Start, Unstarted};
 use crate::event::{Separator, ServerSentEvent};
 use crate::into_event::IntoEvent;
+use crate::limit::{Permit, Refused, StreamLimit};
 use crate::observe::Origin;
 use crate::shutdown::{Shutdown, ShutdownConfig, ShutdownWatch};
 
@@ -92,6 +93,10 @@ pub struct EventSourceResponse {
     head: bool,
     /// The status a resumable source answers with instead of streaming (`204`, `403`).
     refusal: Option<StatusCode>,
+    /// The limit this stream counts against.
+    limit: Option<StreamLimit>,
+    /// A resumable source was refused by its hub's subscriber caps.
+    over_cap: Option<Refused>,
     /// The route and the peer, for the stream's span.
     origin: Origin,
 }
@@ -116,6 +121,8 @@ impl EventSourceResponse {
             retry: None,
             head: false,
             refusal: None,
+            limit: None,
+            over_cap: None,
             origin: Origin::default(),
         }
     }
@@ -135,15 +142,20 @@ impl EventSourceResponse {
         S::Item: IntoEvent,
     {
         let mut stream = stream;
-        // A resume may have to answer instead of streaming (204 for a gap under `NoContent`,
-        // 403 without a grant): before the response head, which only the response can do.
-        let refusal = (&mut stream as &mut dyn std::any::Any)
-            .downcast_mut::<crate::resume::Resume>()
-            .and_then(crate::resume::Resume::take_status);
+        // A resume may have to answer instead of streaming: 204 for a gap under `NoContent`,
+        // 403 without a grant, or its hub's refusal when a subscriber cap is reached. Before
+        // the response head, which only the response itself can do.
+        let resume =
+            (&mut stream as &mut dyn std::any::Any).downcast_mut::<crate::resume::Resume>();
+        let (refusal, over_cap) = match resume {
+            Some(resume) => (resume.take_status(), resume.take_refusal()),
+            None => (None, None),
+        };
         let mut response = Self::from_source(Box::new(Unstarted(
             stream.map(|item| Ok(item.into_event())),
         )));
         response.refusal = refusal;
+        response.over_cap = over_cap;
         response
     }
 
@@ -395,17 +407,20 @@ impl EventSourceResponse {
         self
     }
 
-    /// Applies what the request tells: HTTP version, shutdown handle, connection, and whether
-    /// the request is `HEAD` (then only the headers are sent, the stream never starts, and the
-    /// hooks see [`CloseReason::HeadRequest`]).
+    /// Applies what the request tells: HTTP version, shutdown handle, stream limit,
+    /// connection, and whether the request is `HEAD` (then only the headers are sent, the
+    /// stream never starts, and the hooks see [`CloseReason::HeadRequest`]).
     pub fn context(mut self, context: SseContext) -> Self {
         // The version, the connection and the method are facts about this request, so they win
-        // over earlier calls; a handle given with `.shutdown(..)` wins over the app's, since the
-        // caller chose it for this stream.
+        // over earlier calls; a handle given with `.shutdown(..)` or `.limit(..)` wins over the
+        // app's, since the caller chose it for this stream.
         self.head = context.head;
         self.version = context.version.or(self.version);
         if self.shutdown.handle.is_none() {
             self.shutdown.handle = context.shutdown;
+        }
+        if self.limit.is_none() {
+            self.limit = context.limit;
         }
         self.connection = context.connection.or(self.connection);
         self.origin.route = context.route.or(self.origin.route.take());
@@ -419,6 +434,37 @@ impl EventSourceResponse {
     /// does; on HTTP/2 hyper then strips it and logs a warning.
     pub fn version(mut self, version: Version) -> Self {
         self.version = Some(version);
+        self
+    }
+
+    /// Counts this stream against `limit`, instead of the app's (from
+    /// [`context`](Self::context)), whatever the order of the calls: over the cap the response is
+    /// the limit's [`Refusal`](crate::limit::Refusal) and the stream never starts
+    /// ([`CloseReason::Refused`]). To count against both, make the route's limit a
+    /// [`child`](StreamLimit::child) of the app's.
+    ///
+    /// The place is taken when the response is made (`into_response`) and given back once,
+    /// when the stream ends, whatever ends it. `HEAD` requests take none.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use axum::{Router, extract::State, routing::get};
+    /// use futures_util::stream;
+    /// use sse_runtime::{EventSourceResponse, SseContext, StreamLimit};
+    ///
+    /// async fn exports(State(limit): State<StreamLimit>, context: SseContext) -> EventSourceResponse {
+    ///     EventSourceResponse::new(stream::iter(["a", "b"]))
+    ///         .limit(&limit)
+    ///         .context(context)
+    /// }
+    ///
+    /// let app: Router = Router::new()
+    ///     .route("/exports", get(exports))
+    ///     .with_state(StreamLimit::new(50).retry(Duration::from_secs(10)));
+    /// ```
+    pub fn limit(mut self, limit: &StreamLimit) -> Self {
+        self.limit = Some(limit.clone());
         self
     }
 
@@ -477,7 +523,7 @@ impl EventSourceResponse {
         Ok(headers)
     }
 
-    fn into_body(self) -> Body {
+    fn into_body(self, permit: Option<Permit>) -> Body {
         if let (Some(connection), Some(shutdown)) = (&self.connection, &self.shutdown.handle)
             && self.shutdown.drain
         {
@@ -499,6 +545,7 @@ impl EventSourceResponse {
             connection: self.connection,
             hooks: self.hooks,
             prelude,
+            permit,
             origin: Origin {
                 version: self.version,
                 ..self.origin
@@ -552,11 +599,23 @@ impl IntoResponse for EventSourceResponse {
         let status = self.status;
         let body = if self.head {
             // Headers only (sse-starlette 3.7): nothing reads a HEAD response's body, so the
-            // stream never starts, and no client left.
+            // stream never starts, no client left, and it takes no place in a limit.
             self.abandon(CloseReason::HeadRequest);
             Body::empty()
         } else {
-            self.into_body()
+            let limited = match self.over_cap.take() {
+                Some(refused) => Err(refused),
+                None => self.limit.as_ref().map(StreamLimit::try_open).transpose(),
+            };
+            match limited {
+                Ok(permit) => self.into_body(permit),
+                Err(refused) => {
+                    // The source is dropped unpolled; the client is told when to come back.
+                    let separator = self.separator;
+                    self.abandon(CloseReason::Refused);
+                    return refused.response(headers, separator);
+                }
+            }
         };
         let mut response = Response::new(body);
         *response.status_mut() = status;
@@ -576,6 +635,7 @@ impl fmt::Debug for EventSourceResponse {
             .field("send_timeout", &self.send_timeout)
             .field("hooks", &self.hooks)
             .field("shutdown", &self.shutdown)
+            .field("limit", &self.limit)
             .finish_non_exhaustive()
     }
 }

@@ -9,6 +9,7 @@ use axum::routing::get;
 use futures_util::StreamExt;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use sse_runtime::broadcast::LagPolicy;
+use sse_runtime::limit::StreamLimit;
 use sse_runtime::resume::{Hub, MemoryStore};
 use sse_runtime::{Broadcast, LastEventId, ServerSentEvent, sse};
 use tests::{HttpStream, serve_sse};
@@ -46,6 +47,7 @@ async fn a_scripted_scenario_exports_exact_counts() {
     let app = Router::new()
         .route("/finite", get(finite))
         .route("/resumed", get(resumed))
+        .route("/full", get(finite).layer(StreamLimit::new(0).layer()))
         .with_state(hub.clone());
     let server = serve_sse(app).await;
 
@@ -70,6 +72,12 @@ async fn a_scripted_scenario_exports_exact_counts() {
     let mut gap = HttpStream::get(&server.url("/resumed"), &[("last-event-id", "bogus")]).await;
     let gap_bytes = gap.until("data: invalid\r\n\r\n").await.len();
     drop(gap);
+
+    // Two refusals, one by a stream limit, one by a hub: neither counts as a stream.
+    let mut refused = HttpStream::get(&server.url("/full"), &[]).await;
+    assert!(refused.to_end().await.starts_with("retry: "));
+    let full = Hub::builder().max_subscribers_per_topic(0).build();
+    assert!(full.resume(["x"], LastEventId::None).await.is_refused());
 
     // Two subscribers that lag, one of each hub (on a topic of its own, so that the streams
     // above, which may not have noticed their clients left, do not lag too).
@@ -118,6 +126,8 @@ async fn a_scripted_scenario_exports_exact_counts() {
         (r#"sse_resume_gaps_total{reason="invalid"}"#, 1.0),
         (r#"sse_lagged_subscribers_total{hub="resume"}"#, 1.0),
         (r#"sse_lagged_subscribers_total{hub="broadcast"}"#, 1.0),
+        (r#"sse_streams_refused_total{by="stream_limit"}"#, 1.0),
+        (r#"sse_streams_refused_total{by="hub"}"#, 1.0),
     ];
     for (name, value) in expect {
         assert_eq!(sample(&text, name), value, "{name} in:\n{text}");

@@ -35,6 +35,7 @@ use crate::close::{CloseReason, HookSet};
 use crate::connection::ConnectionHandle;
 use crate::event::{Separator, ServerSentEvent};
 use crate::into_event::Payload;
+use crate::limit::Permit;
 use crate::observe::{Origin, Probe};
 use crate::shutdown::ShutdownWatch;
 use crate::time::deadline;
@@ -106,6 +107,8 @@ pub(crate) struct Settings {
     pub(crate) send_timeout: SendTimeout,
     pub(crate) hooks: HookSet,
     pub(crate) prelude: Option<Bytes>,
+    /// The stream's place in a [`StreamLimit`](crate::limit::StreamLimit).
+    pub(crate) permit: Option<Permit>,
     /// What the span says of the request.
     pub(crate) origin: Origin,
 }
@@ -228,6 +231,9 @@ struct Extras {
     pending_raw: Option<Bytes>,
     /// The span and meters, when anyone listens; taken when the stream's figures are final.
     probe: Option<Box<Probe>>,
+    /// The stream's place in a limit: given back when the stream closes (or, at the latest,
+    /// when the body is dropped).
+    permit: Option<Permit>,
 }
 
 impl Extras {
@@ -241,6 +247,7 @@ impl Extras {
             && self.connection.is_none()
             && self.send_timeout.is_none()
             && self.probe.is_none()
+            && self.permit.is_none()
     }
 }
 
@@ -268,6 +275,7 @@ impl<S: Stream<Item = Item>> Driver<S> {
             send_timeout,
             pending_raw: None,
             probe: Probe::start(&settings.origin),
+            permit: settings.permit,
         };
         Self {
             ping_timer: None,
@@ -514,6 +522,9 @@ impl State {
             if let Some(connection) = &extras.connection {
                 connection.set_write_timeout(None);
             }
+            // Once what the stream held is gone, and before the close hooks run: a hook that
+            // looks at the limit sees the place free.
+            extras.permit = None;
         });
     }
 

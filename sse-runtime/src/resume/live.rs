@@ -66,17 +66,30 @@ impl Live {
         self.topics().remove(topic);
     }
 
-    /// One receiver per topic, each created with the topic's ring if it has none.
-    pub(crate) fn subscribe(&self, topics: &[Arc<str>]) -> Vec<broadcast::Receiver<Stored>> {
+    /// One receiver per topic, each created with the topic's ring if it has none; `None`, and
+    /// no receiver at all, when a topic has `max_per_topic` receivers already (checked under
+    /// the lock that subscribing takes, so concurrent resumes cannot overshoot).
+    pub(crate) fn subscribe(
+        &self,
+        topics: &[Arc<str>],
+        max_per_topic: usize,
+    ) -> Option<Vec<broadcast::Receiver<Stored>>> {
         let mut map = self.topics();
-        topics
+        let full = |topic: &Arc<str>| {
+            map.get(topic).map_or(0, broadcast::Sender::receiver_count) >= max_per_topic
+        };
+        if topics.iter().any(full) {
+            return None;
+        }
+        let receivers = topics
             .iter()
             .map(|topic| {
                 map.entry(topic.clone())
                     .or_insert_with(|| broadcast::channel(self.inner.capacity).0)
                     .subscribe()
             })
-            .collect()
+            .collect();
+        Some(receivers)
     }
 
     /// Frees the rings of `topics` that no receiver reads any more.

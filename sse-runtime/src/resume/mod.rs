@@ -89,6 +89,7 @@ pub use stream::{Resume, ResumeRequest};
 use http::request::Parts;
 
 use crate::event::{Separator, ServerSentEvent};
+use crate::limit::{DEFAULT_RETRY, Refusal, Refused, RefusedBy, RetryHint, StreamLimit};
 
 /// The default number of events a [`MemoryStore`] of [`Hub::new`] keeps per topic.
 pub const DEFAULT_HISTORY: usize = 1_000;
@@ -187,6 +188,21 @@ pub(crate) struct HubInner {
     policy: GapPolicy,
     max_replay: u64,
     authorize: Option<Box<dyn Authorize>>,
+    /// The resumes open now, against the hub-wide cap (`usize::MAX` when none was set).
+    subscriptions: StreamLimit,
+    /// The most subscriptions one topic may have here.
+    max_per_topic: usize,
+    refusal: Refusal,
+    refusal_retry: RetryHint,
+}
+
+impl HubInner {
+    /// A refusal of a resume, in the hub's form, with a delay drawn for it.
+    pub(crate) fn refuse(&self, why: &'static str) -> Refused {
+        let refused = Refused::new(self.refusal, self.refusal_retry, RefusedBy::Hub);
+        tracing::debug!(retry_ms = refused.retry_ms, "resume refused: {why}");
+        refused
+    }
 }
 
 impl Hub {
@@ -219,6 +235,10 @@ impl Hub {
             policy: GapPolicy::Reset,
             capacity: DEFAULT_CAPACITY,
             max_replay: DEFAULT_MAX_REPLAY,
+            max_subscribers: usize::MAX,
+            max_per_topic: usize::MAX,
+            refusal: Refusal::Retry,
+            refusal_retry: DEFAULT_RETRY,
         }
     }
 
@@ -355,6 +375,13 @@ impl Hub {
     pub fn subscriber_count(&self, topic: &str) -> usize {
         self.inner.live.subscriber_count(topic)
     }
+
+    /// How many resumes of this hub are open in this process, whatever their topics (what
+    /// [`HubBuilder::max_subscribers`] caps). A resume counts from the moment it is awaited
+    /// until it is dropped or its stream ended.
+    pub fn subscriptions(&self) -> usize {
+        self.inner.subscriptions.open()
+    }
 }
 
 impl Default for Hub {
@@ -370,6 +397,7 @@ impl fmt::Debug for Hub {
             .field("separator", &self.inner.separator)
             .field("policy", &self.inner.policy)
             .field("max_replay", &self.inner.max_replay)
+            .field("subscriptions", &self.inner.subscriptions.open())
             .finish_non_exhaustive()
     }
 }
@@ -391,6 +419,10 @@ pub struct HubBuilder {
     policy: GapPolicy,
     capacity: usize,
     max_replay: u64,
+    max_subscribers: usize,
+    max_per_topic: usize,
+    refusal: Refusal,
+    refusal_retry: RetryHint,
 }
 
 impl HubBuilder {
@@ -435,6 +467,67 @@ impl HubBuilder {
         self
     }
 
+    /// The most resumes of this hub open at once in this process, whatever their topics
+    /// (default: no cap). One more is refused: see
+    /// [`max_subscribers_per_topic`](Self::max_subscribers_per_topic).
+    pub fn max_subscribers(mut self, max: usize) -> Self {
+        self.max_subscribers = max;
+        self
+    }
+
+    /// The most subscriptions one topic may have in this process (default: no cap). A resume
+    /// that follows a topic at its cap (or one over [`max_subscribers`](Self::max_subscribers))
+    /// is refused as a whole: it subscribes to nothing, reads no history, and its stream is
+    /// the hub's [`refusal`](Self::refusal) as a stream limit's is. Made into the response
+    /// itself (`EventSourceResponse::new(hub.resume(..).await)`, or an endpoint fn that
+    /// returns it), the response is exactly that refusal (a `200` with a `retry:` hint, or a
+    /// `503`) and its hooks see [`CloseReason::Refused`](crate::CloseReason::Refused).
+    /// Consumed inside a `sse!` body, whose response has started, it yields the `retry:` hint
+    /// and ends, which a browser also reads as "come back later" (and a `503` form falls back
+    /// to it, with a warning). [`Resume::is_refused`] tells.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use futures_util::StreamExt;
+    /// use sse_runtime::LastEventId;
+    /// use sse_runtime::resume::Hub;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let hub = Hub::builder()
+    ///     .max_subscribers_per_topic(1)
+    ///     .refusal_retry(Duration::from_secs(1))
+    ///     .build();
+    /// let first = hub.resume(["room"], LastEventId::None).await;
+    /// let mut second = hub.resume(["room"], LastEventId::None).await;
+    /// assert!(!first.is_refused() && second.is_refused());
+    /// let frame = second.next().await.unwrap().encode(sse_runtime::Separator::CrLf);
+    /// assert!(frame.starts_with(b"retry: ") && frame.ends_with(b"\r\n\r\n"));
+    /// assert!(second.next().await.is_none());
+    /// // Another topic has room.
+    /// assert!(!hub.resume(["lobby"], LastEventId::None).await.is_refused());
+    /// # }
+    /// ```
+    pub fn max_subscribers_per_topic(mut self, max: usize) -> Self {
+        self.max_per_topic = max;
+        self
+    }
+
+    /// How a refused resume answers, when it is the response's own stream (default
+    /// [`Refusal::Retry`]).
+    pub fn refusal(mut self, refusal: Refusal) -> Self {
+        self.refusal = refusal;
+        self
+    }
+
+    /// When refused subscribers are told to come back (default
+    /// [`DEFAULT_RETRY`], 5 to 10 s).
+    pub fn refusal_retry(mut self, hint: impl Into<RetryHint>) -> Self {
+        self.refusal_retry = hint.into();
+        self
+    }
+
     /// The hub.
     pub fn build(self) -> Hub {
         let store = self
@@ -450,6 +543,10 @@ impl HubBuilder {
                 policy: self.policy,
                 max_replay: self.max_replay,
                 authorize: self.authorize,
+                subscriptions: StreamLimit::new(self.max_subscribers),
+                max_per_topic: self.max_per_topic,
+                refusal: self.refusal,
+                refusal_retry: self.refusal_retry,
             }),
         }
     }
@@ -462,6 +559,10 @@ impl fmt::Debug for HubBuilder {
             .field("policy", &self.policy)
             .field("capacity", &self.capacity)
             .field("max_replay", &self.max_replay)
+            .field("max_subscribers", &self.max_subscribers)
+            .field("max_subscribers_per_topic", &self.max_per_topic)
+            .field("refusal", &self.refusal)
+            .field("refusal_retry", &self.refusal_retry)
             .finish_non_exhaustive()
     }
 }

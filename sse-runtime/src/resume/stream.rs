@@ -14,6 +14,7 @@ use super::store::{BoxFuture, Page, StoreError, Stored};
 use super::{GapPolicy, GapReason, HubInner};
 use crate::event::ServerSentEvent;
 use crate::into_event::{IntoEvent, Payload};
+use crate::limit::{Permit, Refusal, Refused};
 use crate::tap::Tap;
 
 /// How many events one read of the store returns: the most a replay holds of its own.
@@ -114,11 +115,19 @@ impl ResumeRequest {
         } = self;
         if hub.authorize.is_some() && !granted {
             // A hub with authorization resumes only what a grant allowed.
-            return Resume::refused(hub);
+            return Resume::forbidden(hub);
         }
-        let taps = hub
-            .live
-            .subscribe(&topics)
+        // The caps first: a refused resume subscribes to nothing and reads nothing.
+        let Some(permit) = hub.subscriptions.try_permit() else {
+            let refused = hub.refuse("the hub's subscriber cap is reached");
+            return Resume::refused(hub, topics, refused);
+        };
+        let Some(receivers) = hub.live.subscribe(&topics, hub.max_per_topic) else {
+            drop(permit);
+            let refused = hub.refuse("a topic's subscriber cap is reached");
+            return Resume::refused(hub, topics, refused);
+        };
+        let taps = receivers
             .into_iter()
             .map(|rx| TopicTap {
                 tap: Tap::new(rx),
@@ -126,20 +135,9 @@ impl ResumeRequest {
                 checked: 0,
             })
             .collect();
-        let mut resume = Resume {
-            hub,
-            topics,
-            taps,
-            high: 0,
-            observed: 0,
-            first: None,
-            phase: Phase::Live,
-            gap: None,
-            no_content: false,
-            refused: false,
-            announced: false,
-            replayed: 0,
-        };
+        let mut resume = Resume::empty(hub, topics);
+        resume.taps = taps;
+        resume.permit = Some(permit);
         let (after, cursor) = match since {
             LastEventId::None => return resume,
             LastEventId::Earliest => (0, None),
@@ -230,11 +228,15 @@ pub struct Resume {
     gap: Option<GapReason>,
     no_content: bool,
     /// Resumed without a grant on a hub with authorization: `403`, or nothing at all.
-    refused: bool,
+    forbidden: bool,
     /// Whether the stream's span was told its topics and gap (at the first poll, inside it).
     announced: bool,
     /// Events sent by the replay so far.
     replayed: u64,
+    /// This resume's place in the hub's subscriber count, until its stream ends.
+    permit: Option<Permit>,
+    /// The hub had no room for this resume: its stream is the `retry:` hint alone.
+    refused: Option<Refused>,
 }
 
 struct TopicTap {
@@ -267,6 +269,36 @@ struct Replay {
 }
 
 impl Resume {
+    /// A resume that follows nothing yet.
+    fn empty(hub: Arc<HubInner>, topics: Arc<[Arc<str>]>) -> Self {
+        Resume {
+            hub,
+            topics,
+            taps: Vec::new(),
+            high: 0,
+            observed: 0,
+            first: None,
+            phase: Phase::Live,
+            gap: None,
+            no_content: false,
+            forbidden: false,
+            announced: false,
+            replayed: 0,
+            permit: None,
+            refused: None,
+        }
+    }
+
+    /// A resume the hub had no room for: it yields the `retry:` hint, then ends.
+    fn refused(hub: Arc<HubInner>, topics: Arc<[Arc<str>]>, refused: Refused) -> Self {
+        let frame = refused.frame(hub.separator);
+        let mut resume = Resume::empty(hub, topics);
+        resume.first = Some(frame.into_event());
+        resume.phase = Phase::Ended;
+        resume.refused = Some(refused);
+        resume
+    }
+
     /// Why this resume could not replay exactly what the client missed, if it could not.
     pub fn gap(&self) -> Option<GapReason> {
         self.gap
@@ -275,32 +307,40 @@ impl Resume {
     /// The status the response must answer with instead of streaming: `204` for a gap under
     /// [`GapPolicy::NoContent`], `403` for a resume without a grant. Taken once.
     pub(crate) fn take_status(&mut self) -> Option<http::StatusCode> {
-        if std::mem::take(&mut self.refused) {
+        if std::mem::take(&mut self.forbidden) {
             return Some(http::StatusCode::FORBIDDEN);
         }
         std::mem::take(&mut self.no_content).then_some(http::StatusCode::NO_CONTENT)
     }
 
-    /// A resume that sends nothing: it follows no topic and reads no history.
-    fn refused(hub: Arc<HubInner>) -> Self {
+    /// A resume without a grant on a hub with authorization: it follows no topic, reads no
+    /// history and sends nothing.
+    fn forbidden(hub: Arc<HubInner>) -> Self {
         tracing::error!(
             "a resume without a Grant on a hub with authorization: refused (use Hub::grant \
              or the Grant extractor)"
         );
-        Self {
-            hub,
-            topics: Arc::from(Vec::new()),
-            taps: Vec::new(),
-            high: 0,
-            observed: 0,
-            first: None,
-            phase: Phase::Ended,
-            gap: None,
-            no_content: false,
-            refused: true,
-            announced: true,
-            replayed: 0,
-        }
+        let mut resume = Resume::empty(hub, Arc::from(Vec::new()));
+        resume.phase = Phase::Ended;
+        resume.forbidden = true;
+        resume.announced = true;
+        resume
+    }
+
+    /// Whether the hub refused this resume for want of room
+    /// ([`HubBuilder::max_subscribers_per_topic`](super::HubBuilder::max_subscribers_per_topic),
+    /// [`max_subscribers`](super::HubBuilder::max_subscribers)): its stream is a `retry:` hint
+    /// alone, then the end.
+    pub fn is_refused(&self) -> bool {
+        self.refused.is_some()
+    }
+
+    /// Takes the refusal, for a response made from this resume: the response answers it, so
+    /// the stream does not send its hint again.
+    pub(crate) fn take_refusal(&mut self) -> Option<Refused> {
+        let refused = self.refused?;
+        self.first = None;
+        Some(refused)
     }
 
     fn read(&self, after: u64, until: u64) -> BoxFuture<'static, Result<Page, StoreError>> {
@@ -364,6 +404,8 @@ impl Resume {
         for tap in &mut self.taps {
             tap.tap.end();
         }
+        // No longer a subscriber: its place in the hub's count is free.
+        self.permit = None;
         Poll::Ready(None)
     }
 
@@ -526,6 +568,15 @@ impl Stream for Resume {
             );
         }
         if let Some(first) = this.first.take() {
+            if this
+                .refused
+                .is_some_and(|refused| refused.refusal == Refusal::ServiceUnavailable)
+            {
+                tracing::warn!(
+                    "a hub's 503 refusal cannot be answered in a response that has started; \
+                     sending its retry hint instead (return the Resume from the endpoint to answer 503)"
+                );
+            }
             return Poll::Ready(Some(first));
         }
         loop {
@@ -556,6 +607,7 @@ impl fmt::Debug for Resume {
             .field("topics", &self.topics)
             .field("high", &self.high)
             .field("gap", &self.gap)
+            .field("refused", &self.refused.is_some())
             .finish_non_exhaustive()
     }
 }
