@@ -4,6 +4,7 @@
 //! cargo run -p bench --release                  # every scenario, 5 runs, medians
 //! cargo run -p bench --release -- --only a,c --runs 3
 //! cargo run -p bench --release -- --quick       # a short smoke run (a tenth of the sizes)
+//! cargo run -p bench --release -- soak --quick  # soak and chaos (see RELIABILITY.md)
 //! ```
 //!
 //! The driver re-executes itself as `bench server ours|axum` child processes (one fresh process
@@ -17,6 +18,7 @@ mod measure;
 mod report;
 mod scenarios;
 mod server;
+mod soak;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -77,7 +79,9 @@ impl Side {
 const USAGE: &str = "\
 usage: bench [--runs N] [--only a,b,c,d,e,f,g,h] [--quick] [--workers N] [--side ours|axum]
              [--wrap 'COMMAND ARGS..']
-       bench server ours|axum [--setup plain|connection] [--workers N] [--resume] [--metrics]";
+       bench server ours|axum [--setup plain|connection] [--workers N] [--resume] [--metrics]
+       bench soak [--quick]        (soak and chaos, see RELIABILITY.md)
+       bench soak-server";
 
 struct Options {
     runs: usize,
@@ -94,6 +98,22 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("server") {
         return server_main(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("soak-server") {
+        return soak::server_main();
+    }
+    if args.first().map(String::as_str) == Some("soak") {
+        let quick = match &args[1..] {
+            [] => false,
+            [flag] if flag == "--quick" => true,
+            _ => return usage_error("soak takes only --quick"),
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        return runtime.block_on(soak::drive(quick));
     }
     let options = match parse_options(&args) {
         Ok(options) => options,
