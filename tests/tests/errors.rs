@@ -148,3 +148,34 @@ async fn a_failing_or_panicking_source_aborts_only_its_own_response() {
         later.push(chunk);
     }
 }
+
+/// SPEC 120 over a real socket: an event and the error right behind it, ready in the same poll.
+/// The client still gets the response head and the event before the connection is aborted.
+#[tokio::test]
+async fn an_event_ready_with_the_error_still_reaches_the_client() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = Router::new().route(
+        "/at-once",
+        get(|context: SseContext| async move {
+            let items: Vec<Result<&str, std::io::Error>> = vec![
+                Ok("last words"),
+                Err(std::io::Error::other("at once (e2e)")),
+            ];
+            EventSourceResponse::from_try_stream(futures_util::stream::iter(items)).context(context)
+        }),
+    );
+    let server = tests::serve_sse(app).await;
+    for _ in 0..20 {
+        let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        socket
+            .write_all(b"GET /at-once HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let _ = tokio::time::timeout(WITHIN, socket.read_to_end(&mut seen)).await;
+        let seen = String::from_utf8_lossy(&seen);
+        assert!(seen.starts_with("HTTP/1.1 200 OK\r\n"), "{seen:?}");
+        assert!(seen.contains("data: last words\r\n\r\n"), "{seen:?}");
+        assert!(!seen.ends_with("0\r\n\r\n"), "aborted, not ended: {seen:?}");
+    }
+}

@@ -204,16 +204,16 @@ struct State {
     /// How the stream ended, once it has: its hooks ran, and the ending is handed to hyper
     /// once the buffer is flushed.
     ended: Option<Ending>,
-    /// [`STARTED`], [`DELIVERED`] and [`DONE`]: one byte, as every open stream carries them.
+    /// [`STARTED`], [`DONE`] and [`FLUSHED`]: one byte, as every open stream carries them.
     flags: u8,
 }
 
 /// The stream was polled once: its timer is armed.
 const STARTED: u8 = 1;
-/// Something was handed to hyper.
-const DELIVERED: u8 = 2;
 /// The ending was handed to hyper.
 const DONE: u8 = 4;
+/// Before an abort, hyper was given one turn to write out what it holds.
+const FLUSHED: u8 = 8;
 
 /// What only some streams use: allocated for the ones that do.
 #[derive(Default)]
@@ -340,16 +340,16 @@ impl State {
             }
         }
         if let Some(frame) = self.take_frame() {
-            self.flags |= DELIVERED;
             return Poll::Ready(Step::Data(frame));
         }
         let Some(ending) = self.ended else {
             return Poll::Pending;
         };
-        if ending.abort && !self.is(DELIVERED) {
-            // Nothing was sent yet: let hyper flush the response head first, so the client
-            // sees the status and headers before the abort (SPEC 70, 105).
-            self.flags |= DELIVERED;
+        if ending.abort && !self.is(FLUSHED) {
+            // Let hyper flush what it holds first (the response head, the frames just handed
+            // over), so the client sees them before the abort (SPEC 70, 105, 120): on an
+            // error hyper drops the connection without writing its buffer.
+            self.flags |= FLUSHED;
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
