@@ -311,17 +311,19 @@ impl HookSet {
     }
 }
 
-/// Runs a user hook; a panic is logged (with its message) instead of tearing down the
-/// connection task. Sound to assert unwind safety: the hook is consumed, so nothing it left
+/// Runs a user hook and returns what it returned; a panic is logged (with its message) and
+/// gives `None` instead of tearing down the connection task. Sound to assert unwind safety: the hook is consumed, so nothing it left
 /// half-done is observed again.
-pub(crate) fn guarded(name: &str, hook: impl FnOnce()) {
-    if let Err(panic) = catch_unwind(AssertUnwindSafe(hook)) {
-        tracing::error!(
-            hook = name,
-            panic = panic_message(&*panic),
-            "server-sent event hook panicked"
-        );
-    }
+pub(crate) fn guarded<T>(name: &str, hook: impl FnOnce() -> T) -> Option<T> {
+    catch_unwind(AssertUnwindSafe(hook))
+        .map_err(|panic| {
+            tracing::error!(
+                hook = name,
+                panic = panic_message(&*panic),
+                "server-sent event hook panicked"
+            );
+        })
+        .ok()
 }
 
 /// The message of a caught panic, for the log.

@@ -105,6 +105,7 @@ mod into_event;
 mod json;
 pub mod limit;
 pub mod observe;
+mod random;
 mod response;
 pub mod resume;
 mod serve;

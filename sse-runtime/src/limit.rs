@@ -55,11 +55,9 @@
 //! against the app's too. A resumable [`Hub`](crate::Hub) caps its subscribers per topic and in
 //! all ([`HubBuilder::max_subscribers_per_topic`](crate::resume::HubBuilder::max_subscribers_per_topic)).
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -142,8 +140,8 @@ impl RetryHint {
 
     pub(crate) fn pick_ms(&self) -> u64 {
         let spread = match self.jitter_ms.checked_add(1) {
-            Some(spread) => random() % spread,
-            None => random(),
+            Some(spread) => crate::random::u64() % spread,
+            None => crate::random::u64(),
         };
         self.base_ms.saturating_add(spread)
     }
@@ -169,15 +167,6 @@ const fn millis(duration: Duration) -> u64 {
     } else {
         ms as u64
     }
-}
-
-/// 64 bits from a counter hashed with this process's random hash keys (SipHash): as uniform as
-/// a jitter needs, without a random-number crate.
-fn random() -> u64 {
-    static KEYS: OnceLock<RandomState> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    KEYS.get_or_init(RandomState::new)
-        .hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// How a request over the cap is answered.

@@ -2,7 +2,6 @@
 //! stream starts.
 
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use axum::extract::{FromRef, FromRequestParts};
@@ -98,15 +97,10 @@ where
     }
 }
 
-/// Runs the hook; a panic refuses.
+/// Runs the hook; a panic refuses (logged as a hook's panic).
 pub(super) fn check(hook: &dyn Authorize, parts: &Parts, action: Action<'_>) -> Result<(), Denied> {
-    catch_unwind(AssertUnwindSafe(|| hook.authorize(parts, action))).unwrap_or_else(|panic| {
-        tracing::error!(
-            panic = crate::close::panic_message(&*panic),
-            "the hub's authorization hook panicked; refusing the request"
-        );
-        Err(Denied::Forbidden)
-    })
+    crate::close::guarded("authorize", || hook.authorize(parts, action))
+        .unwrap_or(Err(Denied::Forbidden))
 }
 
 /// Topics a request was allowed to follow: the only way to resume on a hub that has an

@@ -1,10 +1,7 @@
 //! Event ids a hub owns (`<epoch>:<seq>`) and the cursor a reconnecting client sends.
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::FromRequestParts;
 use http::request::Parts;
@@ -46,18 +43,11 @@ pub struct Epoch {
 impl Epoch {
     /// A new random epoch of 8 letters.
     ///
-    /// The randomness is the standard library's per-process random hash keys mixed with a
-    /// counter and the time: unpredictable enough that two histories never share an epoch in
-    /// practice, without a random-number crate. (An epoch is not a secret.)
+    /// The randomness is the standard library's per-process random hash keys (from the
+    /// operating system) over a counter: two histories never share an epoch in practice,
+    /// without a random-number crate. (An epoch is not a secret.)
     pub fn random() -> Self {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let mut hasher = RandomState::new().build_hasher();
-        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_nanos());
-        hasher.write_u128(nanos);
-        let mut bits = hasher.finish();
+        let mut bits = crate::random::u64();
         const LETTERS: &[u8; 52] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
         let mut bytes = [0; MAX_EPOCH_LEN];
         for byte in bytes.iter_mut().take(EPOCH_LEN) {
