@@ -326,6 +326,25 @@ impl ServerSentEvent {
         buf.put_slice(sep);
     }
 
+    /// This event encoded without any id, cut where an `id:` line goes (after the comment),
+    /// and the separator it uses: for a store that numbers events elsewhere (a Redis script
+    /// puts `id: <epoch>:<seq><separator>` between the two parts).
+    #[cfg(feature = "redis")]
+    pub(crate) fn encode_around_id(
+        mut self,
+        separator: Separator,
+    ) -> (Vec<u8>, Vec<u8>, &'static [u8]) {
+        let sep = self.separator.unwrap_or(separator);
+        self.id = None;
+        let mut before = Vec::new();
+        if let Some(comment) = self.comment.take() {
+            put_lines(&mut before, b": ", &comment, sep.as_bytes());
+        }
+        let mut after = Vec::new();
+        self.write_to(sep, &mut after);
+        (before, after, sep.as_bytes())
+    }
+
     /// A size that usually fits the encoded event (exact when no field holds a line break).
     fn encoded_len_hint(&self) -> usize {
         const SEP: usize = 2;

@@ -5,6 +5,8 @@
 //! [`parse_events`] reads bytes back with a spec-conformant parser (the `eventsource-stream`
 //! crate, which follows the WHATWG algorithm).
 //!
+//! With feature `redis` too, [`RedisServer`] starts a throwaway `redis-server` of a test's own.
+//!
 //! ```
 //! use std::time::Duration;
 //!
@@ -37,6 +39,11 @@ use http_body_util::BodyExt;
 use crate::BoxError;
 
 pub use eventsource_stream::Event;
+
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "redis")]
+pub use self::redis::{REQUIRE_REDIS, RedisServer};
 
 /// Why a read did not return data.
 ///

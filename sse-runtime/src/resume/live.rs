@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 
 use super::store::Stored;
 
@@ -19,9 +20,22 @@ pub struct Live {
 }
 
 struct Inner {
-    topics: Mutex<HashMap<Arc<str>, broadcast::Sender<Stored>>>,
+    topics: Mutex<HashMap<Arc<str>, Ring>>,
     /// How many events a subscriber may be behind before it lags (and its stream ends).
     capacity: usize,
+    /// A position the store knows every later subscriber's first read to be at or after
+    /// (see [`Live::mark`]); a new ring records it.
+    mark: AtomicU64,
+    /// How many rings were ever made: a store's feed sees that the topics changed.
+    generation: AtomicU64,
+    /// Woken when a ring is made.
+    joined: Notify,
+}
+
+struct Ring {
+    tx: broadcast::Sender<Stored>,
+    /// The mark when the ring was made.
+    joined_at: u64,
 }
 
 impl Live {
@@ -30,11 +44,14 @@ impl Live {
             inner: Arc::new(Inner {
                 topics: Mutex::new(HashMap::new()),
                 capacity: capacity.max(1),
+                mark: AtomicU64::new(0),
+                generation: AtomicU64::new(0),
+                joined: Notify::new(),
             }),
         }
     }
 
-    fn topics(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, broadcast::Sender<Stored>>> {
+    fn topics(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Ring>> {
         self.inner
             .topics
             .lock()
@@ -44,7 +61,7 @@ impl Live {
     /// Hands `event` of `topic` to its local subscribers; returns how many there were.
     pub fn deliver(&self, topic: &str, event: Stored) -> usize {
         match self.topics().get(topic) {
-            Some(tx) => tx.send(event).unwrap_or(0),
+            Some(ring) => ring.tx.send(event).unwrap_or(0),
             None => 0,
         }
     }
@@ -57,6 +74,53 @@ impl Live {
     /// The topics local subscribers follow.
     pub fn followed(&self) -> Vec<Arc<str>> {
         self.topics().keys().cloned().collect()
+    }
+
+    /// The topics local subscribers follow, each with the [mark](Self::mark) its ring was
+    /// made at, and the [generation](Self::generation) of that list.
+    ///
+    /// For a store whose events reach this process through a feed it reads (a Redis tail
+    /// loop): a topic must be fed from at most its mark, and a batch read before the
+    /// generation changed must not be delivered past a topic that joined meanwhile.
+    pub fn followed_since(&self) -> (Vec<(Arc<str>, u64)>, u64) {
+        let map = self.topics();
+        let generation = self.generation();
+        let topics = map
+            .iter()
+            .map(|(topic, ring)| (topic.clone(), ring.joined_at))
+            .collect();
+        (topics, generation)
+    }
+
+    /// How many rings were made so far: it changes whenever a topic joins.
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
+    }
+
+    /// Records `position`: a head the store read, so that every subscription made from now
+    /// on reads its history at or after it. A ring made later is fed from there. Positions
+    /// of one history only grow; a store that starts a new history sets it anew.
+    pub fn mark(&self, position: u64) {
+        // Under the lock, so that a ring made after this call records it.
+        let _map = self.topics();
+        self.inner.mark.store(position, Ordering::Release);
+    }
+
+    /// Completes when a topic joins (a ring is made) after this call, even if it is polled
+    /// only later.
+    pub fn joined(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.joined.notified()
+    }
+
+    /// How many events a subscriber may be behind before its stream ends.
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity
+    }
+
+    /// Ends the stream of every local subscriber of every topic (a new history: they all
+    /// resume, and meet the gap policy).
+    pub fn end_all(&self) {
+        self.topics().clear();
     }
 
     /// Ends the stream of every local subscriber of `topic` (cleanly: they reconnect and
@@ -76,19 +140,32 @@ impl Live {
     ) -> Option<Vec<broadcast::Receiver<Stored>>> {
         let mut map = self.topics();
         let full = |topic: &Arc<str>| {
-            map.get(topic).map_or(0, broadcast::Sender::receiver_count) >= max_per_topic
+            map.get(topic).map_or(0, |ring| ring.tx.receiver_count()) >= max_per_topic
         };
         if topics.iter().any(full) {
             return None;
         }
+        let mut made = false;
         let receivers = topics
             .iter()
             .map(|topic| {
                 map.entry(topic.clone())
-                    .or_insert_with(|| broadcast::channel(self.inner.capacity).0)
+                    .or_insert_with(|| {
+                        made = true;
+                        Ring {
+                            tx: broadcast::channel(self.inner.capacity).0,
+                            joined_at: self.inner.mark.load(Ordering::Acquire),
+                        }
+                    })
+                    .tx
                     .subscribe()
             })
             .collect();
+        if made {
+            self.inner.generation.fetch_add(1, Ordering::AcqRel);
+            drop(map);
+            self.inner.joined.notify_waiters();
+        }
         Some(receivers)
     }
 
@@ -96,7 +173,10 @@ impl Live {
     pub(crate) fn release(&self, topics: &[Arc<str>]) {
         let mut map = self.topics();
         for topic in topics {
-            if map.get(topic).is_some_and(|tx| tx.receiver_count() == 0) {
+            if map
+                .get(topic)
+                .is_some_and(|ring| ring.tx.receiver_count() == 0)
+            {
                 map.remove(topic);
             }
         }
@@ -106,7 +186,7 @@ impl Live {
     pub(crate) fn subscriber_count(&self, topic: &str) -> usize {
         self.topics()
             .get(topic)
-            .map_or(0, broadcast::Sender::receiver_count)
+            .map_or(0, |ring| ring.tx.receiver_count())
     }
 }
 

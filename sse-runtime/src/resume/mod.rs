@@ -68,6 +68,8 @@ mod access;
 mod id;
 mod live;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod store;
 mod stream;
 
@@ -83,6 +85,8 @@ pub use id::{
 };
 pub use live::Live;
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use redis_store::{MIN_REDIS_VERSION, RedisStore, RedisStoreBuilder};
 pub use store::{BoxFuture, Page, Store, StoreError, Stored};
 pub use stream::{Resume, ResumeRequest};
 

@@ -24,6 +24,25 @@ pub struct Stored {
     pub frame: Bytes,
 }
 
+impl Stored {
+    /// A **barrier** at `seq`: no event, but the word of a store whose live feed is known to
+    /// be complete only above `seq` (it found the events of a topic trimmed before it could
+    /// read them). A subscriber that has sent everything up to `seq` drops it; one behind it
+    /// ends its stream, so that its client resumes and the replay fills the hole (or the gap
+    /// policy answers).
+    pub const fn barrier(seq: u64) -> Self {
+        Self {
+            seq,
+            frame: Bytes::new(),
+        }
+    }
+
+    /// Whether this is a [barrier](Self::barrier) (its frame is empty: an event never is).
+    pub fn is_barrier(&self) -> bool {
+        self.frame.is_empty()
+    }
+}
+
 /// What [`Store::read`] found after a position.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Page {
@@ -69,10 +88,15 @@ impl std::error::Error for StoreError {
 /// and is the same for every store.
 ///
 /// A store owns the ids: [`append`](Self::append) gives each event the next number of the
-/// hub's sequence (contiguous, from 1), encodes it with its `id:` once, records it, and hands
-/// it to the [`Live`] fan-out it was [attached](Self::attach) to, **in number order**
-/// (delivering event `n + 1` before event `n` would let a subscriber drop `n` as already
-/// sent). [`MemoryStore`](super::MemoryStore) is the embedded default.
+/// hub's sequence (contiguous, from 1), encodes it with its `id:` once, and records it. Every
+/// recorded event reaches the [`Live`] fan-out the store was [attached](Self::attach) to,
+/// **in number order** across topics (delivering event `n + 1` before event `n` would let a
+/// subscriber drop `n` as already sent): handed over by `append` itself
+/// ([`MemoryStore`](super::MemoryStore), the embedded default), or by a feed the store reads
+/// (the Redis store's tail loop, which serves every process alike). A feed must deliver each
+/// topic from at most the [mark](Live::mark) its ring [joined at](Live::followed_since), and
+/// where it cannot (events trimmed before it read them) deliver a [barrier](Stored::barrier)
+/// first or [end](Live::end) the topic: never skip silently.
 pub trait Store: Send + Sync + 'static {
     /// Called once, when the hub is built: where this store delivers every event it appends.
     fn attach(&self, live: Live);

@@ -487,6 +487,7 @@ impl Resume {
             loop {
                 match std::task::ready!(tap.tap.poll_recv(cx)) {
                     Ok(event) if event.seq <= self.high => {}
+                    Ok(event) if event.is_barrier() => return self.behind_barrier(),
                     Ok(event) => {
                         self.high = event.seq;
                         return Poll::Ready(Some(event.frame.into_event()));
@@ -534,9 +535,22 @@ impl Resume {
             if event.seq <= self.high {
                 continue;
             }
+            if event.is_barrier() {
+                return self.behind_barrier();
+            }
             self.high = event.seq;
             return Poll::Ready(Some(event.frame.into_event()));
         }
+    }
+
+    /// The store's feed lost events above what this stream sent (a [`Stored::barrier`]): the
+    /// stream ends, cleanly, and the client resumes from its last id.
+    fn behind_barrier(&mut self) -> Poll<Option<Payload>> {
+        tracing::debug!(
+            high = self.high,
+            "the store's feed has a hole after this stream's last event; ending it"
+        );
+        self.end()
     }
 }
 
