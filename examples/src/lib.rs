@@ -15,15 +15,15 @@ pub fn listen_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// Logs to stderr, at `info` unless `RUST_LOG` says otherwise.
+/// Logs to stderr, at `info` unless `RUST_LOG` says otherwise (once: later calls do nothing).
 pub fn init_tracing() {
-    tracing_subscriber::fmt()
+    let _already = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .init();
+        .try_init();
 }
 
 /// Serves `app` on [`listen_addr`] with [`sse_runtime::serve`] until SIGINT (Ctrl-C) or SIGTERM,
