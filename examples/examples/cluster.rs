@@ -66,11 +66,18 @@ async fn publish(
     if !is_valid_topic(&topic) {
         return Err((StatusCode::BAD_REQUEST, "not a topic name\n"));
     }
-    match app.hub.publish(&topic, ServerSentEvent::new().data(body)).await {
+    match app
+        .hub
+        .publish(&topic, ServerSentEvent::new().data(body))
+        .await
+    {
         Ok(id) => Ok(id.to_string()),
         Err(error) => {
             tracing::warn!(%error, "could not publish");
-            Err((StatusCode::SERVICE_UNAVAILABLE, "the event store is unreachable\n"))
+            Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the event store is unreachable\n",
+            ))
         }
     }
 }
@@ -94,7 +101,10 @@ async fn page(State(app): State<App>, Query(query): Query<PageQuery>) -> Respons
         Ok(head) => head,
         Err(error) => {
             tracing::warn!(%error, "could not read the head");
-            return (StatusCode::SERVICE_UNAVAILABLE, "the event store is unreachable\n")
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the event store is unreachable\n",
+            )
                 .into_response();
         }
     };
@@ -109,7 +119,8 @@ async fn page(State(app): State<App>, Query(query): Query<PageQuery>) -> Respons
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     examples::init_tracing();
-    let node = examples::listen_addr().port().to_string();
+    let listener = examples::bind().await;
+    let node = listener.local_addr()?.port().to_string();
     let hub = match std::env::var("REDIS_URL") {
         Ok(url) => {
             let store = RedisStore::builder(&url)
@@ -142,7 +153,10 @@ async fn main() -> std::io::Result<()> {
             post(publish).layer(RequestBodyLimitLayer::new(MAX_BODY)),
         )
         .with_state(App { hub, node });
-    examples::serve(app).await
+    // Streams end at SIGTERM (their clients resume on another node) instead of holding the
+    // process.
+    let shutdown = sse_runtime::Shutdown::new();
+    sse_runtime::serve(listener, app, &shutdown).await
 }
 
 impl axum::extract::FromRef<App> for Hub {

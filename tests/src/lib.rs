@@ -250,8 +250,14 @@ pub struct ExampleProcess {
 impl ExampleProcess {
     /// Starts example `name` on a free port (`PORT=0`) and waits until it listens.
     pub async fn start(name: &str) -> Self {
+        Self::start_with(name, &[]).await
+    }
+
+    /// [`start`](Self::start) with more environment variables.
+    pub async fn start_with(name: &str, env: &[(&str, &str)]) -> Self {
         use tokio::io::AsyncBufReadExt;
         let mut child = tokio::process::Command::new(example_binary(name))
+            .envs(env.iter().copied())
             .env("PORT", "0")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
