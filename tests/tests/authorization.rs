@@ -1,14 +1,17 @@
 //! Authorization per topic (`sse_runtime::resume::{Authorize, Grant}`) over real HTTP: a
 //! forbidden subscription is refused before the stream starts (401/403), and no event of a
 //! forbidden topic reaches a subscriber, live, replayed, or through a `Last-Event-ID` that
-//! points into another topic. Hostile topic lists are a 400.
+//! points into another topic. Hostile topic lists are a 400. The paths of delivery run on the
+//! in-memory hub and again on the Redis store (`*_on_redis`, against a `redis-server` of the
+//! test's own; skipped without one, unless `SSE_REQUIRE_REDIS` is set).
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use http::StatusCode;
 use http::request::Parts;
-use sse_runtime::resume::{Action, Denied, Grant, Hub};
+use sse_runtime::resume::{Action, Denied, Grant, Hub, RedisStore};
+use sse_runtime::testing::RedisServer;
 use sse_runtime::{EventSourceResponse, LastEventId, ServerSentEvent, SseContext, sse};
 use tests::{HttpStream, Server, serve_sse};
 
@@ -68,7 +71,19 @@ async fn publish(
 }
 
 async fn start() -> (Hub, Server) {
-    let hub = Hub::builder().authorize(authorize).build();
+    start_on(None).await
+}
+
+/// The app on the in-memory hub, or on the Redis store of `redis`.
+async fn start_on(redis: Option<&RedisServer>) -> (Hub, Server) {
+    let builder = Hub::builder().authorize(authorize);
+    let hub = match redis {
+        Some(redis) => {
+            let store = RedisStore::connect(redis.url()).await.unwrap();
+            builder.store(store).build()
+        }
+        None => builder.build(),
+    };
     let app = Router::new()
         .route("/events", get(events))
         .route("/ungranted", get(ungranted))
@@ -97,9 +112,10 @@ async fn publish_as(server: &Server, user: &str, topic: &str) -> (u16, String) {
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
-#[tokio::test]
-async fn a_forbidden_subscription_is_refused_before_the_stream_starts() {
-    let (_hub, server) = start().await;
+async fn a_forbidden_subscription_is_refused_before_the_stream_starts_on(
+    redis: Option<&RedisServer>,
+) {
+    let (_hub, server) = start_on(redis).await;
     let mut anonymous = get_as(&server, None, "/events?topic=public").await;
     assert_eq!(anonymous.status, 401);
     assert_eq!(anonymous.to_end().await, "unauthorized");
@@ -121,9 +137,8 @@ async fn a_forbidden_subscription_is_refused_before_the_stream_starts() {
     assert_eq!(allowed.status, 200);
 }
 
-#[tokio::test]
-async fn no_forbidden_event_arrives_live() {
-    let (_hub, server) = start().await;
+async fn no_forbidden_event_arrives_live_on(redis: Option<&RedisServer>) {
+    let (_hub, server) = start_on(redis).await;
     let mut alice = get_as(
         &server,
         Some("alice"),
@@ -140,9 +155,10 @@ async fn no_forbidden_event_arrives_live() {
     assert_eq!(alice.until(&expected).await, expected);
 }
 
-#[tokio::test]
-async fn no_forbidden_event_is_replayed_even_from_a_cursor_in_another_topic() {
-    let (_hub, server) = start().await;
+async fn no_forbidden_event_is_replayed_even_from_a_cursor_in_another_topic_on(
+    redis: Option<&RedisServer>,
+) {
+    let (_hub, server) = start_on(redis).await;
     let (_, bobs_first) = publish_as(&server, "admin", "bob/inbox").await;
     let (_, bobs_second) = publish_as(&server, "admin", "bob/inbox").await;
     let (_, public) = publish_as(&server, "admin", "public").await;
@@ -158,9 +174,8 @@ async fn no_forbidden_event_is_replayed_even_from_a_cursor_in_another_topic() {
     assert_eq!(earliest.until(&expected).await, expected);
 }
 
-#[tokio::test]
-async fn publishing_is_authorized_too() {
-    let (_hub, server) = start().await;
+async fn publishing_is_authorized_too_on(redis: Option<&RedisServer>) {
+    let (_hub, server) = start_on(redis).await;
     assert_eq!(publish_as(&server, "alice", "public").await.0, 403);
     let response = reqwest::Client::new()
         .post(server.url("/publish/public"))
@@ -171,9 +186,8 @@ async fn publishing_is_authorized_too() {
     assert_eq!(publish_as(&server, "admin", "public").await.0, 200);
 }
 
-#[tokio::test]
-async fn a_resume_without_a_grant_gets_nothing() {
-    let (hub, server) = start().await;
+async fn a_resume_without_a_grant_gets_nothing_on(redis: Option<&RedisServer>) {
+    let (hub, server) = start_on(redis).await;
     hub.publish("public", ServerSentEvent::new().data("x"))
         .await
         .unwrap();
@@ -184,6 +198,35 @@ async fn a_resume_without_a_grant_gets_nothing() {
     let mut in_body = get_as(&server, Some("alice"), path).await;
     assert_eq!(in_body.status, 200);
     assert_eq!(in_body.to_end().await, "");
+}
+
+/// Each path of delivery, on the in-memory hub and on the Redis store.
+macro_rules! on_both_stores {
+    ($($name:ident => $body:ident,)*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                $body(None).await;
+            }
+        )*
+        mod on_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(redis) = super::RedisServer::start() else { return };
+                    super::$body(Some(&redis)).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores! {
+    a_forbidden_subscription_is_refused_before_the_stream_starts => a_forbidden_subscription_is_refused_before_the_stream_starts_on,
+    no_forbidden_event_arrives_live => no_forbidden_event_arrives_live_on,
+    no_forbidden_event_is_replayed_even_from_a_cursor_in_another_topic => no_forbidden_event_is_replayed_even_from_a_cursor_in_another_topic_on,
+    publishing_is_authorized_too => publishing_is_authorized_too_on,
+    a_resume_without_a_grant_gets_nothing => a_resume_without_a_grant_gets_nothing_on,
 }
 
 #[tokio::test]

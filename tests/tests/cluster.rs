@@ -624,3 +624,65 @@ impl Drop for Stop {
         }
     }
 }
+
+/// Without `REDIS_URL` the example is one node on the in-memory hub, with the same API, and
+/// it bounds what it accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_the_example_is_one_node_in_memory_and_bounds_its_input() {
+    let node = ExampleProcess::start("cluster").await;
+    node.log_line("no REDIS_URL: hub in memory").await;
+    let url = node.url("");
+    let http = reqwest::Client::new();
+    let first = publish(&http, &url, "a", "one".into())
+        .await
+        .expect("published");
+    let second = publish(&http, &url, "b", "two".into())
+        .await
+        .expect("published");
+    assert_eq!(second.seq(), first.seq() + 1);
+    // Resumes with the header, and with the query parameter.
+    let mut resumed = tests::HttpStream::get(
+        &node.url("/events?topic=a&topic=b"),
+        &[("last-event-id", &EventId::new(first.epoch(), 0).to_string())],
+    )
+    .await;
+    let both = format!("id: {first}\r\ndata: one\r\n\r\nid: {second}\r\ndata: two\r\n\r\n");
+    assert!(resumed.until(&both).await.ends_with(&both));
+    let mut by_query = tests::HttpStream::get(
+        &node.url(&format!("/events?topic=b&last_event_id={first}")),
+        &[],
+    )
+    .await;
+    let two = format!("id: {second}\r\ndata: two\r\n\r\n");
+    assert!(by_query.until(&two).await.ends_with(&two));
+    // Hostile input: a clear 4xx, or the documented reset.
+    let big = vec![b'x'; 100 * 1024 * 1024];
+    let status = http
+        .post(format!("{url}/publish/a"))
+        .body(big)
+        .send()
+        .await
+        .map(|response| response.status().as_u16());
+    // Refused at 64 KiB: a 413, or the connection closed while the rest was still sent.
+    assert!(matches!(status, Ok(413) | Err(_)), "{status:?}");
+    let bad = http
+        .post(format!("{url}/publish/a%0Ab"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let long = "t".repeat(10 * 1024);
+    let bad = tests::HttpStream::get(&node.url(&format!("/events?topic={long}")), &[]).await;
+    assert_eq!(bad.status, 400);
+    let mut garbage = tests::HttpStream::get(
+        &node.url("/events?topic=a"),
+        &[("last-event-id", &"x".repeat(64 * 1024))],
+    )
+    .await;
+    assert_eq!(garbage.status, 200);
+    let reset = format!("id: {second}\r\nevent: reset\r\ndata: invalid\r\n\r\n");
+    assert!(garbage.until(&reset).await.ends_with(&reset));
+    assert!(node.child.id().is_some(), "still running");
+    node.stop().await;
+}
