@@ -413,3 +413,35 @@ async fn a_subscriber_joining_a_busy_topic_on_another_node_misses_nothing() {
         join.await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_without_persistence_is_a_new_epoch_never_a_wrong_replay() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let hub = node(&redis, 100).await;
+    let mut live = hub.resume(["t"], LastEventId::None).await;
+    let last = settle(&hub, &mut live, "t").await;
+    redis.kill();
+    redis.start_again();
+    // Its numbers start again from 1: an old cursor must not be read as a position in them.
+    let mut fresh = Vec::new();
+    for i in 0..3 {
+        let id = loop {
+            match hub.publish("t", ServerSentEvent::new().data(i)).await {
+                Ok(id) => break id,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        fresh.push(id);
+    }
+    assert_ne!(fresh[0].epoch(), last.epoch());
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while live.next().await.is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream of the lost history ended");
+    let mut resume = hub.resume(["t"], LastEventId::After(last)).await;
+    assert_eq!(resume.gap(), Some(GapReason::OtherEpoch));
+    assert!(next(&mut resume).await.unwrap().contains("event: reset"));
+}

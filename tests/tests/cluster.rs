@@ -238,6 +238,13 @@ async fn thirty_clients_over_three_nodes_get_every_event_in_order_exactly_once()
         published.push((topic, id));
     }
     *total.lock().unwrap() = Some(published.clone());
+    // One tail connection per node, whatever the number of clients.
+    let list = cluster.redis.cli(&["CLIENT", "LIST"]);
+    let tails = list
+        .lines()
+        .filter(|line| line.contains(" name=sse-tail "))
+        .count();
+    assert_eq!(tails, 3, "{list}");
     let mut tasks = Vec::new();
     let mut seens = Vec::new();
     for (topics, (seen, task)) in clients {
@@ -355,7 +362,17 @@ async fn redis_restarted_with_aof_every_answered_publish_reaches_every_client() 
     let mut failed = 0;
     for i in 0..300 {
         if i == 100 {
-            cluster.redis.restart();
+            // While Redis is down a publish is a 503: the publisher knows it was not
+            // published.
+            cluster.redis.shutdown();
+            let response = http
+                .post(format!("{}/publish/a", cluster.urls[0]))
+                .body("while down")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 503);
+            cluster.redis.start_again();
         }
         let topic = ["a", "b"][i % 2];
         match publish(&http, &cluster.urls[i % 3], topic, format!("{i}")).await {
