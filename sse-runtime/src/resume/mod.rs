@@ -579,6 +579,39 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn a_barrier_ends_only_the_streams_behind_it() {
+        let hub = Hub::builder().separator(Separator::Lf).build();
+        let publish = |topic: &'static str, data: u32| {
+            let hub = hub.clone();
+            async move {
+                hub.publish(topic, ServerSentEvent::new().data(data))
+                    .await
+                    .unwrap()
+            }
+        };
+        let first = publish("t", 1).await;
+        // `behind` has sent up to event 1; events 2 and 3 go to another topic.
+        let mut behind = hub.resume(["t"], LastEventId::After(first)).await;
+        publish("u", 2).await;
+        let third = publish("u", 3).await;
+        let mut ahead = hub.resume(["t"], LastEventId::After(third)).await;
+        // A feed that lost what it had of `t` up to event 3 says so.
+        hub.inner.live.deliver("t", Stored::barrier(third.seq()));
+        let fourth = publish("t", 4).await;
+        let text = |payload: Option<crate::Payload>| payload.map(|p| p.encode(Separator::Lf));
+        assert_eq!(
+            text(ahead.next().await),
+            Some(Bytes::from(format!("id: {fourth}\ndata: 4\n\n"))),
+            "a stream that had sent up to the barrier goes on"
+        );
+        assert_eq!(
+            text(behind.next().await),
+            None,
+            "a stream behind it ends, and its client resumes"
+        );
+    }
+
+    #[tokio::test]
     async fn replayed_frames_are_the_live_frames_bytes() {
         let hub = Hub::builder().separator(Separator::Lf).build();
         let mut live = hub.resume(["t"], LastEventId::None).await;
