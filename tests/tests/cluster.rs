@@ -703,3 +703,69 @@ async fn without_redis_the_example_is_one_node_in_memory_and_bounds_its_input() 
     assert!(node.child.id().is_some(), "still running");
     node.stop().await;
 }
+
+/// Hostile input against a node on Redis: a clear 4xx, or the documented reset; the node and
+/// its Redis go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_on_a_redis_node_is_a_4xx_or_one_reset() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let node = ExampleProcess::start_with("cluster", &[("REDIS_URL", &redis.url())]).await;
+    let url = node.url("");
+    let http = reqwest::Client::new();
+    let head = publish(&http, &url, "a", "x".into())
+        .await
+        .expect("published");
+    let reset = format!("id: {head}\r\nevent: reset\r\ndata: invalid\r\n\r\n");
+    // 64 KiB in the header (a URI cannot hold it), CR/LF and garbage in the query.
+    let huge = "x".repeat(64 * 1024);
+    let mut stream =
+        tests::HttpStream::get(&node.url("/events?topic=a"), &[("last-event-id", &huge)]).await;
+    assert_eq!(stream.status, 200);
+    assert!(stream.until(&reset).await.ends_with(&reset));
+    for cursor in [format!("{head}\r\ndata: injected"), "Ab:1:2".to_owned(), "%".to_owned()] {
+        let query = format!("/events?topic=a&last_event_id={}", form_urlencoded(&cursor));
+        let mut stream = tests::HttpStream::get(&node.url(&query), &[]).await;
+        assert_eq!(stream.status, 200);
+        assert!(stream.until(&reset).await.ends_with(&reset));
+    }
+    let many = "topic=a&".repeat(1_000);
+    let long = "t".repeat(10 * 1024);
+    for path in [
+        format!("/events?{many}"),
+        format!("/events?topic={long}"),
+        "/events?topic=%01".into(),
+    ] {
+        let response = tests::HttpStream::get(&node.url(&path), &[]).await;
+        assert_eq!(response.status, 400, "{}", &path[..path.len().min(60)]);
+    }
+    let big = vec![b'x'; 100 * 1024 * 1024];
+    let status = http.post(format!("{url}/publish/a")).body(big).send().await;
+    assert!(
+        matches!(
+            status.as_ref().map(|r| r.status().as_u16()),
+            Ok(413) | Err(_)
+        ),
+        "{status:?}"
+    );
+    // Redis holds nothing of it, and the node still publishes.
+    let next = publish(&http, &url, "a", "after".into())
+        .await
+        .expect("published");
+    assert_eq!(next.seq(), head.seq() + 1);
+    assert_eq!(redis.cli(&["XLEN", "sse:{cluster}:t:a"]), "2");
+}
+
+/// Percent-encodes every byte that is not unreserved.
+fn form_urlencoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
