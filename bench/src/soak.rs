@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::process::{ExitCode, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -33,10 +33,14 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::get;
+use futures_core::Stream;
 use memchr::memmem;
 use sse_runtime::connection::Listener;
 use sse_runtime::resume::{Hub, MemoryStore};
-use sse_runtime::{Broadcast, CloseReason, LastEventId, ServerSentEvent, Shutdown, sse};
+use sse_runtime::{
+    Broadcast, CloseHooks, CloseReason, LastEventId, Payload, ServerSentEvent, Shutdown,
+    sse_endpoint,
+};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::process::{Child, ChildStdout, Command};
@@ -75,6 +79,12 @@ const HYPER_WRITE_CAP_KIB: f64 = 408.0;
 /// more frame, which sse-runtime coalesces up to about 32 KiB (`FRAME_LIMIT`) plus the event
 /// that crosses it, in KiB.
 const ONE_FRAME_KIB: f64 = 32.0 + BUSY_BYTES as f64 / 1024.0;
+/// Room a queued frame may hold beyond its bytes: the driver shrinks any frame with more
+/// than a 32nd (plus 64 bytes) spare.
+const FRAME_SLACK: f64 = 1.0 / 32.0;
+/// Pages touched but not filled: hyper queues at most 16 frames (`MAX_BUF_LIST_BUFFERS`),
+/// each with at most one such page, in KiB.
+const PAGE_ROUNDING_KIB: f64 = 16.0 * 4.0;
 /// Server RSS per idle SSE connection, from BENCHMARKS.md (scenario (d)), in KiB.
 const IDLE_CONNECTION_KIB: f64 = 21.3;
 /// The seed of the cycles' random choices (printed, so a run can be repeated).
@@ -134,39 +144,78 @@ impl FromRef<Soak> for Broadcast {
     }
 }
 
-sse! {
-    /// One event, then nothing until the client leaves or the server shuts down.
-    #[sse_endpoint(ping = 15, on_close = closed)]
-    async fn head() {
+/// How many streams [`track`] follows one by one (more than any run starts).
+const TRACKED: usize = 1 << 18;
+/// Per stream (in the order their handlers ran), how many times its own close hook ran.
+static CLOSES_OF: [AtomicU8; TRACKED] = [const { AtomicU8::new(0) }; TRACKED];
+/// Handlers that ran, each giving its stream a number.
+static TRACKING: AtomicU64 = AtomicU64::new(0);
+
+/// Gives the stream a number and a close hook of its own that counts its runs: "exactly once"
+/// checked stream by stream, not only in aggregate. Registered in the handler, before the
+/// response exists, so that a client gone before the first poll is followed too.
+fn track(hooks: &CloseHooks) {
+    let number = TRACKING.fetch_add(1, Ordering::SeqCst) as usize;
+    if number < TRACKED {
+        hooks.on_close(move |_| {
+            CLOSES_OF[number].fetch_add(1, Ordering::SeqCst);
+        });
+    }
+}
+
+/// Of the tracked streams: how many closed once, never (yet), and more than once.
+fn tracked_counts() -> (u64, u64, u64) {
+    let tracked = (TRACKING.load(Ordering::SeqCst) as usize).min(TRACKED);
+    let (mut once, mut never, mut more) = (0, 0, 0);
+    for closes in &CLOSES_OF[..tracked] {
+        match closes.load(Ordering::SeqCst) {
+            0 => never += 1,
+            1 => once += 1,
+            _ => more += 1,
+        }
+    }
+    (once, never, more)
+}
+
+/// One event, then nothing until the client leaves or the server shuts down.
+#[sse_endpoint(ping = 15, on_close = closed)]
+async fn head(hooks: CloseHooks) -> impl Stream<Item = ServerSentEvent> {
+    track(&hooks);
+    async_stream::stream! {
         yield ServerSentEvent::new().data("hello");
         std::future::pending::<()>().await;
     }
+}
 
-    /// 64 KiB events as fast as the client reads.
-    #[sse_endpoint(ping = 15, on_close = closed)]
-    async fn large() {
+/// 64 KiB events as fast as the client reads.
+#[sse_endpoint(ping = 15, on_close = closed)]
+async fn large(hooks: CloseHooks) -> impl Stream<Item = ServerSentEvent> {
+    track(&hooks);
+    async_stream::stream! {
         let mut id = 0u64;
         loop {
             yield ServerSentEvent::new().id(id).data(LARGE.as_str());
             id += 1;
         }
     }
+}
 
-    /// Replay of the topic after the client's `Last-Event-ID`, then live.
-    #[sse_endpoint(ping = 15, on_close = closed)]
-    async fn replay(State(hub): State<Hub>, since: LastEventId) {
-        for await event in hub.resume([TOPIC], since).await {
-            yield event;
-        }
-    }
+/// Replay of the topic after the client's `Last-Event-ID`, then live.
+#[sse_endpoint(ping = 15, on_close = closed)]
+async fn replay(
+    State(hub): State<Hub>,
+    since: LastEventId,
+    hooks: CloseHooks,
+) -> impl Stream<Item = Payload> {
+    track(&hooks);
+    hub.resume([TOPIC], since).await
+}
 
-    /// Every event of the busy hub from now on.
-    #[sse_endpoint(ping = 15, on_close = closed)]
-    async fn busy(State(hub): State<Broadcast>) {
-        for await event in hub.subscribe() {
-            yield event;
-        }
-    }
+/// Every event of the busy hub from now on.
+#[sse_endpoint(ping = 15, on_close = closed)]
+async fn busy(State(hub): State<Broadcast>, hooks: CloseHooks) -> impl Stream<Item = Payload> {
+    track(&hooks);
+    hub.subscribe()
 }
 
 /// Counts a stream as started once its handler answered 200: from then on the response
@@ -188,6 +237,11 @@ fn stats_line(subscribers: usize) -> String {
     for (name, count) in REASONS.iter().zip(&BY_REASON) {
         line.push_str(&format!(" {name}={}", count.load(Ordering::SeqCst)));
     }
+    let (once, never, more) = tracked_counts();
+    line.push_str(&format!(
+        " tracked={} closed_once={once} closed_never={never} closed_more={more}",
+        TRACKING.load(Ordering::SeqCst)
+    ));
     line.push_str(&format!(
         " subscribers={subscribers} published={}\n",
         PUBLISHED.load(Ordering::SeqCst)
@@ -252,6 +306,10 @@ pub(crate) fn server_main() -> ExitCode {
 }
 
 async fn serve_soak() -> io::Result<()> {
+    // Resident from the start, so that the RSS checks do not see it fill in.
+    for closes in &CLOSES_OF {
+        closes.store(0, Ordering::SeqCst);
+    }
     let hub = Hub::builder()
         .store(MemoryStore::new(HISTORY))
         .capacity(128)
@@ -380,6 +438,26 @@ async fn stats(addr: SocketAddr) -> io::Result<Stats> {
 
 fn count(stats: &Stats, name: &str) -> u64 {
     stats.get(name).copied().unwrap_or(0)
+}
+
+/// Whether every tracked stream's own close hook ran exactly once, and every started stream
+/// was tracked.
+fn per_stream_once(stats: &Stats) -> bool {
+    count(stats, "tracked") == count(stats, "started")
+        && count(stats, "closed_once") == count(stats, "tracked")
+        && count(stats, "closed_never") == 0
+        && count(stats, "closed_more") == 0
+}
+
+fn per_stream_detail(stats: &Stats) -> String {
+    format!(
+        "tracked {} (started {}): once {}, never {}, more than once {}",
+        count(stats, "tracked"),
+        count(stats, "started"),
+        count(stats, "closed_once"),
+        count(stats, "closed_never"),
+        count(stats, "closed_more")
+    )
 }
 
 /// Streams started whose close hook has not run (yet).
@@ -665,6 +743,11 @@ async fn churn(cycles: u64, checks: &mut Checks) -> io::Result<()> {
             count(&after, "closed")
         ),
     );
+    checks.check(
+        "own close hook: exactly one per started stream, stream by stream",
+        per_stream_once(&after),
+        per_stream_detail(&after),
+    );
     let growth = (rss_end as f64 - rss_start as f64) * 100.0 / rss_start as f64;
     checks.check(
         "server RSS within 10% of its start",
@@ -757,6 +840,11 @@ async fn churn(cycles: u64, checks: &mut Checks) -> io::Result<()> {
             count(&last, "closed"),
             count(&last, "shutdown")
         ),
+    );
+    checks.check(
+        "own close hook at exit: exactly one per started stream, stream by stream",
+        per_stream_once(&last),
+        per_stream_detail(&last),
     );
     checks.check(
         "open streams reported Shutdown",
@@ -892,7 +980,10 @@ async fn stalled(quick: bool, checks: &mut Checks) -> io::Result<()> {
     let after = wait_stats(addr, "live after part 2", |s| live(s) == 0).await?;
 
     let bound = rss_alone as f64
-        + STALLED as f64 * (IDLE_CONNECTION_KIB + HYPER_WRITE_CAP_KIB + ONE_FRAME_KIB)
+        + STALLED as f64
+            * (IDLE_CONNECTION_KIB
+                + (HYPER_WRITE_CAP_KIB + ONE_FRAME_KIB) * (1.0 + FRAME_SLACK)
+                + PAGE_ROUNDING_KIB)
         + (BUSY_CAPACITY * BUSY_BYTES) as f64 / 1024.0;
     println!(
         "readers alone: {rate_alone:.0} events/s each ({published_alone} published in the window), RSS {rss_alone} KiB (peak {peak_alone})"
@@ -902,7 +993,7 @@ async fn stalled(quick: bool, checks: &mut Checks) -> io::Result<()> {
         (peak_stalled as f64 - rss_alone as f64) / STALLED as f64
     );
     println!(
-        "bound: {rss_alone} + {STALLED} x ({IDLE_CONNECTION_KIB} KiB per connection + {HYPER_WRITE_CAP_KIB} KiB hyper write cap + {ONE_FRAME_KIB} KiB one frame over it) + {} KiB ring = {bound:.0} KiB",
+        "bound: {rss_alone} + {STALLED} x ({IDLE_CONNECTION_KIB} KiB per connection + ({HYPER_WRITE_CAP_KIB} KiB hyper write cap + {ONE_FRAME_KIB} KiB one frame over it) x (1 + 1/32 frame slack) + {PAGE_ROUNDING_KIB} KiB page rounding) + {} KiB ring = {bound:.0} KiB",
         BUSY_CAPACITY * BUSY_BYTES / 1024
     );
     println!("server counts after: {after:?}");
@@ -926,6 +1017,11 @@ async fn stalled(quick: bool, checks: &mut Checks) -> io::Result<()> {
             count(&after, "closed"),
             count(&after, "client_disconnected")
         ),
+    );
+    checks.check(
+        "own close hook after part 2: exactly one per started stream, stream by stream",
+        per_stream_once(&after),
+        per_stream_detail(&after),
     );
     let (last, status, _) = server.shutdown().await?;
     checks.check(

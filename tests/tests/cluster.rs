@@ -725,7 +725,11 @@ async fn hostile_input_on_a_redis_node_is_a_4xx_or_one_reset() {
         tests::HttpStream::get(&node.url("/events?topic=a"), &[("last-event-id", &huge)]).await;
     assert_eq!(stream.status, 200);
     assert!(stream.until(&reset).await.ends_with(&reset));
-    for cursor in [format!("{head}\r\ndata: injected"), "Ab:1:2".to_owned(), "%".to_owned()] {
+    for cursor in [
+        format!("{head}\r\ndata: injected"),
+        "Ab:1:2".to_owned(),
+        "%".to_owned(),
+    ] {
         let query = format!("/events?topic=a&last_event_id={}", form_urlencoded(&cursor));
         let mut stream = tests::HttpStream::get(&node.url(&query), &[]).await;
         assert_eq!(stream.status, 200);

@@ -439,9 +439,11 @@ impl State {
                         continue;
                     }
                     if self.buf.capacity() == 0 {
-                        // Only now: a stream with nothing to send holds no buffer.
-                        self.buf
-                            .reserve((self.last_frame as usize).clamp(256, FRAME_LIMIT));
+                        // Only now: a stream with nothing to send holds no buffer. About the
+                        // last frame, and an eighth more, so that the event that crosses the
+                        // frame limit rarely doubles the buffer.
+                        let size = (self.last_frame as usize).clamp(256, FRAME_LIMIT);
+                        self.buf.reserve(size + size / 8);
                     }
                     if let Err(error) = payload.encode_to(self.separator, &mut self.buf) {
                         tracing::error!(%error, "server-sent event could not be encoded; aborting the response");
@@ -549,7 +551,14 @@ impl State {
         } else {
             self.last_frame = u16::try_from(self.buf.len()).unwrap_or(u16::MAX);
             // The buffer starts afresh, so an idle stream keeps no allocation between frames.
-            Bytes::from(std::mem::take(&mut self.buf))
+            let mut frame = std::mem::take(&mut self.buf);
+            // A frame may wait in hyper's queue for a slow reader: it holds its bytes (and at
+            // most a 32nd more), not the room of a buffer that grew or was reserved for more
+            // (hyper bounds its queue by length). Shrinking in place copies nothing.
+            if frame.capacity() - frame.len() > frame.len() / 32 + 64 {
+                frame.shrink_to_fit();
+            }
+            Bytes::from(frame)
         };
         if let Some(probe) = self.probe_mut() {
             probe.frame(frame.len());
