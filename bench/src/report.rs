@@ -13,6 +13,8 @@ pub(crate) enum Goal {
     Info,
     /// The median ratio ours/axum must be at most this.
     RatioAtMost(f64),
+    /// The median ratio ours/axum must be at least this (a rate).
+    RatioAtLeast(f64),
     /// Our median must be at most this (an absolute bound).
     OursAtMost(f64),
 }
@@ -37,45 +39,53 @@ pub(crate) struct Scenario {
     pub(crate) metrics: Vec<Metric>,
 }
 
-/// One figure of one scenario and side.
+/// One figure of one scenario and side (a [`Side`] of the table against axum, or another
+/// set of sides, such as the cluster benchmark's).
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Figure {
+pub(crate) struct Figure<S = Side> {
     pub(crate) scenario: char,
-    pub(crate) side: Side,
+    pub(crate) side: S,
     pub(crate) key: &'static str,
 }
 
 /// A row of the second table: a figure against another of the same run.
 #[derive(Clone, Debug)]
-pub(crate) struct Comparison {
+pub(crate) struct Comparison<S = Side> {
     /// The scenario that must have run for the row to be shown.
     pub(crate) scenario: char,
     /// The first cell (empty to continue the group above).
     pub(crate) title: String,
     pub(crate) label: String,
-    pub(crate) value: Figure,
+    pub(crate) value: Figure<S>,
     pub(crate) peer_label: &'static str,
-    pub(crate) peer: Figure,
-    /// `RatioAtMost` bounds value/peer; `OursAtMost` bounds the value.
+    pub(crate) peer: Figure<S>,
+    /// `RatioAtMost` and `RatioAtLeast` bound value/peer; `OursAtMost` bounds the value.
     pub(crate) goal: Goal,
     pub(crate) digits: usize,
 }
 
 /// Every run's figures, by scenario and side.
-#[derive(Default)]
-pub(crate) struct Results {
-    figures: BTreeMap<(char, Side), Vec<Figures>>,
+pub(crate) struct Results<S = Side> {
+    figures: BTreeMap<(char, S), Vec<Figures>>,
 }
 
-impl Results {
-    pub(crate) fn add(&mut self, scenario: char, side: Side, figures: Figures) {
+impl<S> Default for Results<S> {
+    fn default() -> Self {
+        Self {
+            figures: BTreeMap::new(),
+        }
+    }
+}
+
+impl<S: Copy + Ord> Results<S> {
+    pub(crate) fn add(&mut self, scenario: char, side: S, figures: Figures) {
         self.figures
             .entry((scenario, side))
             .or_default()
             .push(figures);
     }
 
-    fn values(&self, scenario: char, side: Side, key: &str) -> Vec<f64> {
+    fn values(&self, scenario: char, side: S, key: &str) -> Vec<f64> {
         self.figures
             .get(&(scenario, side))
             .map(|runs| {
@@ -86,6 +96,45 @@ impl Results {
             .unwrap_or_default()
     }
 
+    /// The second table: each row's median [min-max], its peer's, the ratio of the medians.
+    pub(crate) fn comparison_table(&self, rows: &[Comparison<S>]) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "| scenario | metric | median [min-max] | peer (same run) | peer: median [min-max] | ratio | target | |\n",
+        );
+        out.push_str("| --- | --- | ---: | --- | ---: | ---: | --- | --- |\n");
+        for row in rows {
+            let of = |figure: Figure<S>| {
+                Summary::of(self.values(figure.scenario, figure.side, figure.key))
+            };
+            let (value, peer) = (of(row.value), of(row.peer));
+            let ratio = match (&value, &peer) {
+                (Some(v), Some(p)) if p.median > 0.0 => Some(v.median / p.median),
+                _ => None,
+            };
+            let (target, verdict) = match row.goal {
+                Goal::OursAtMost(bound) => (
+                    format!("value <= {bound}"),
+                    verdict(value.as_ref().map(|v| v.median <= bound)),
+                ),
+                goal => ratio_goal(goal, ratio),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {target} | {verdict} |",
+                row.title,
+                row.label,
+                Summary::show(value.as_ref(), row.digits),
+                row.peer_label,
+                Summary::show(peer.as_ref(), row.digits),
+                ratio.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
+            );
+        }
+        out
+    }
+}
+
+impl Results<Side> {
     /// The table: medians, spreads (min-max), ratios, targets and verdicts, in Markdown.
     pub(crate) fn table(&self, scenarios: &[Scenario]) -> String {
         let mut out = String::new();
@@ -102,15 +151,11 @@ impl Results {
                     _ => None,
                 };
                 let (target, verdict) = match metric.goal {
-                    Goal::Info => (String::from("-"), ""),
-                    Goal::RatioAtMost(bound) => (
-                        format!("ratio <= {bound}"),
-                        verdict(ratio.map(|r| r <= bound)),
-                    ),
                     Goal::OursAtMost(bound) => (
                         format!("ours <= {bound}"),
                         verdict(ours.as_ref().map(|o| o.median <= bound)),
                     ),
+                    goal => ratio_goal(goal, ratio),
                 };
                 let title = if i == 0 {
                     format!("({}) {}", scenario.id, scenario.title)
@@ -129,45 +174,20 @@ impl Results {
         }
         out
     }
+}
 
-    /// The second table: each row's median [min-max], its peer's, the ratio of the medians.
-    pub(crate) fn comparison_table(&self, rows: &[Comparison]) -> String {
-        let mut out = String::new();
-        out.push_str(
-            "| scenario | metric | median [min-max] | peer (same run) | peer: median [min-max] | ratio | target | |\n",
-        );
-        out.push_str("| --- | --- | ---: | --- | ---: | ---: | --- | --- |\n");
-        for row in rows {
-            let of =
-                |figure: Figure| Summary::of(self.values(figure.scenario, figure.side, figure.key));
-            let (value, peer) = (of(row.value), of(row.peer));
-            let ratio = match (&value, &peer) {
-                (Some(v), Some(p)) if p.median > 0.0 => Some(v.median / p.median),
-                _ => None,
-            };
-            let (target, verdict) = match row.goal {
-                Goal::Info => (String::from("-"), ""),
-                Goal::RatioAtMost(bound) => (
-                    format!("ratio <= {bound}"),
-                    verdict(ratio.map(|r| r <= bound)),
-                ),
-                Goal::OursAtMost(bound) => (
-                    format!("value <= {bound}"),
-                    verdict(value.as_ref().map(|v| v.median <= bound)),
-                ),
-            };
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} | {target} | {verdict} |",
-                row.title,
-                row.label,
-                Summary::show(value.as_ref(), row.digits),
-                row.peer_label,
-                Summary::show(peer.as_ref(), row.digits),
-                ratio.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
-            );
-        }
-        out
+/// The target and verdict of a goal on a ratio (`Info`: none).
+fn ratio_goal(goal: Goal, ratio: Option<f64>) -> (String, &'static str) {
+    match goal {
+        Goal::RatioAtMost(bound) => (
+            format!("ratio <= {bound}"),
+            verdict(ratio.map(|r| r <= bound)),
+        ),
+        Goal::RatioAtLeast(bound) => (
+            format!("ratio >= {bound}"),
+            verdict(ratio.map(|r| r >= bound)),
+        ),
+        Goal::Info | Goal::OursAtMost(_) => (String::from("-"), ""),
     }
 }
 
