@@ -3,11 +3,17 @@
 //!
 //! A [`Checked`] client parses the body instead: it undoes the chunked encoding, reads every
 //! line and checks that the `id:`s are consecutive numbers of one history (`[<epoch>:]<seq>`).
+//! A [stamped](Client::stamped) client is a checked one that also reads a send time at the
+//! start of each event's data, for publish-to-delivery latencies.
+//!
+//! A [`Poster`] publishes: one `POST` per event on a keep-alive connection.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::LazyLock;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use memchr::memmem::Finder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -76,6 +82,24 @@ impl Client {
         self
     }
 
+    /// A checked client that also reads each event's send time (see [`Stamps`]), in
+    /// nanoseconds since `base`.
+    pub(crate) fn stamped(mut self, base: Instant) -> Self {
+        let mut checked = Box::<Checked>::default();
+        checked.stamps = Some(Stamps {
+            base,
+            now: 0,
+            seen: Vec::new(),
+        });
+        self.checked = Some(checked);
+        self
+    }
+
+    /// What a stamped client measured (`None` for any other).
+    pub(crate) fn stamps(&self) -> Option<&Stamps> {
+        self.checked.as_ref()?.stamps.as_ref()
+    }
+
     /// Sends `GET path`, with a `Last-Event-ID` if given.
     pub(crate) async fn request(
         &mut self,
@@ -97,8 +121,9 @@ impl Client {
         self.checked.as_ref().map(|checked| &checked.ids)
     }
 
-    /// Reads once; returns whether the body ended (end of stream or last chunk).
-    async fn read_some(&mut self) -> io::Result<bool> {
+    /// Reads once; returns whether the body ended (end of stream or last chunk). Cancel-safe:
+    /// dropped while it waits, it has read nothing.
+    pub(crate) async fn read_some(&mut self) -> io::Result<bool> {
         let n = self.stream.read(&mut self.buf[self.carried..]).await?;
         if n == 0 {
             return Ok(true);
@@ -110,6 +135,9 @@ impl Client {
         }
         self.bytes += n as u64;
         if let Some(checked) = &mut self.checked {
+            if let Some(stamps) = &mut checked.stamps {
+                stamps.now = nanos_since(stamps.base);
+            }
             checked.feed(&self.buf[..end])?;
             self.events = checked.data_lines;
             return Ok(checked.finished);
@@ -181,6 +209,121 @@ pub(crate) async fn fetch(addr: SocketAddr, path: &str) -> io::Result<String> {
     tokio::time::timeout(PATIENCE, attempt)
         .await
         .map_err(|_| timed_out(path))?
+}
+
+/// A publisher's keep-alive connection: one `POST` per event, each answered before the next.
+pub(crate) struct Poster {
+    addr: SocketAddr,
+    /// `None` once the server said it closes the connection after its answer.
+    stream: Option<TcpStream>,
+    request: Vec<u8>,
+    /// The answer being read: `have` bytes of it so far.
+    buf: Vec<u8>,
+    have: usize,
+    /// Connections opened again because the server had closed the previous one.
+    pub(crate) reconnects: u64,
+}
+
+impl Poster {
+    pub(crate) async fn connect(addr: SocketAddr) -> io::Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            addr,
+            stream: Some(stream),
+            request: Vec::with_capacity(512),
+            buf: vec![0; 4096],
+            have: 0,
+            reconnects: 0,
+        })
+    }
+
+    /// `POST path` with `body` (`text/plain`); fails unless the answer is a 2xx. Returns the
+    /// answer's body. When the server closed the connection after its previous answer (a
+    /// server's cap on requests per connection), opens another first.
+    pub(crate) async fn post(&mut self, path: &str, body: &[u8]) -> io::Result<&[u8]> {
+        use std::io::Write as _;
+        self.request.clear();
+        write!(
+            self.request,
+            "POST {path} HTTP/1.1\r\nhost: bench\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )?;
+        self.request.extend_from_slice(body);
+        let mut stream = match self.stream.take() {
+            Some(stream) => stream,
+            None => {
+                self.reconnects += 1;
+                let stream = TcpStream::connect(self.addr).await?;
+                stream.set_nodelay(true)?;
+                stream
+            }
+        };
+        stream.write_all(&self.request).await?;
+        self.have = 0;
+        let head_len = loop {
+            if let Some(at) = memchr::memmem::find(&self.buf[..self.have], b"\r\n\r\n") {
+                break at + 4;
+            }
+            self.fill(&mut stream).await?;
+        };
+        let head = String::from_utf8_lossy(&self.buf[..head_len]).to_ascii_lowercase();
+        let status: u16 = head
+            .strip_prefix("http/1.1 ")
+            .and_then(|rest| rest.get(..3))
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("POST {path}: not a response: {head:?}")))?;
+        let header = |name: &str| {
+            head.split("\r\n")
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        if header("transfer-encoding").is_some() {
+            return Err(io::Error::other(format!(
+                "POST {path}: a chunked answer (this client reads content-length only)"
+            )));
+        }
+        let body_len: usize = header("content-length")
+            .map_or(Some(0), |value| value.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("POST {path}: bad content-length")))?;
+        let close = header("connection") == Some("close");
+        let total = head_len + body_len;
+        while self.have < total {
+            self.fill(&mut stream).await?;
+        }
+        if self.have > total {
+            return Err(io::Error::other(format!(
+                "POST {path}: bytes after the answer"
+            )));
+        }
+        if !close {
+            self.stream = Some(stream);
+        }
+        let answer = &self.buf[head_len..total];
+        if !(200..300).contains(&status) {
+            return Err(io::Error::other(format!(
+                "POST {path}: {status} {}",
+                String::from_utf8_lossy(answer).trim()
+            )));
+        }
+        Ok(answer)
+    }
+
+    /// Reads more of the answer.
+    async fn fill(&mut self, stream: &mut TcpStream) -> io::Result<()> {
+        if self.have == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        let n = stream.read(&mut self.buf[self.have..]).await?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection before its answer",
+            ));
+        }
+        self.have += n;
+        Ok(())
+    }
 }
 
 /// The server's counters from `/stats`.
@@ -326,6 +469,42 @@ impl Ids {
     }
 }
 
+/// The data of a stamped event starts with this, then the send time in decimal nanoseconds.
+pub(crate) const STAMP: &str = "t=";
+
+/// Nanoseconds from `base` to now: the clock of stamps.
+pub(crate) fn nanos_since(base: Instant) -> u64 {
+    u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// What a stamped client saw: for each event whose data starts with [`STAMP`], its send time
+/// and how long after it the read that brought the event returned (both in nanoseconds since
+/// the publisher's and the client's common `base`: one process, one clock).
+#[derive(Debug)]
+pub(crate) struct Stamps {
+    base: Instant,
+    /// When the bytes being parsed were read.
+    now: u64,
+    /// `(sent, latency)` of every stamped event, in order.
+    pub(crate) seen: Vec<(u64, u64)>,
+}
+
+impl Stamps {
+    fn see(&mut self, data: &[u8]) {
+        let data = data.strip_prefix(b" ").unwrap_or(data);
+        let Some(digits) = data.strip_prefix(STAMP.as_bytes()) else {
+            return;
+        };
+        let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+        let sent = std::str::from_utf8(&digits[..len])
+            .ok()
+            .and_then(|text| text.parse::<u64>().ok());
+        if let Some(sent) = sent {
+            self.seen.push((sent, self.now.saturating_sub(sent)));
+        }
+    }
+}
+
 /// Where a checked parser is in the response.
 #[derive(Debug, Default)]
 enum Part {
@@ -359,6 +538,8 @@ struct Checked {
     data_lines: u64,
     ids: Ids,
     finished: bool,
+    /// A stamped client's send times and latencies.
+    stamps: Option<Stamps>,
 }
 
 impl Checked {
@@ -459,8 +640,11 @@ impl Checked {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if let Some(value) = line.strip_prefix(b"id:") {
             self.ids.see(value.strip_prefix(b" ").unwrap_or(value));
-        } else if line.starts_with(DATA) {
+        } else if let Some(data) = line.strip_prefix(DATA) {
             self.data_lines += 1;
+            if let Some(stamps) = &mut self.stamps {
+                stamps.see(data);
+            }
         }
     }
 }
@@ -507,6 +691,32 @@ mod tests {
             assert_eq!(checked.data_lines, 4);
             checked.ids.expect(3, Some(7), Some(9)).unwrap();
             assert_eq!(checked.ids.last_id(), "Ab:9");
+        }
+    }
+
+    #[test]
+    fn a_stamped_client_reads_send_times_across_cuts() {
+        let frames = [
+            "id: 1\r\ndata: t=00000000000000000100 xxxx\r\n\r\n",
+            "data:t=250\n\n",
+            "data: no stamp\r\n\r\n",
+        ];
+        let bytes = response(&frames, 7);
+        for piece in 1..bytes.len() {
+            let mut checked = Checked {
+                stamps: Some(Stamps {
+                    base: Instant::now(),
+                    now: 1_000,
+                    seen: Vec::new(),
+                }),
+                ..Checked::default()
+            };
+            for piece in bytes.chunks(piece) {
+                checked.feed(piece).unwrap();
+            }
+            assert_eq!(checked.data_lines, 3);
+            let seen = checked.stamps.map(|stamps| stamps.seen);
+            assert_eq!(seen, Some(vec![(100, 900), (250, 750)]), "piece {piece}");
         }
     }
 

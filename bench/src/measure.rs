@@ -107,6 +107,16 @@ pub(crate) fn rss_kib(pid: u32) -> std::io::Result<u64> {
         .ok_or_else(|| std::io::Error::other("no VmRSS in /proc/PID/status"))
 }
 
+/// The write system calls a process made so far (`syscw` of `/proc/PID/io`: `write`,
+/// `writev` and their kin, every thread, exited ones too).
+pub(crate) fn write_syscalls(pid: u32) -> std::io::Result<u64> {
+    let io = fs::read_to_string(format!("/proc/{pid}/io"))?;
+    io.lines()
+        .find_map(|line| line.strip_prefix("syscw:"))
+        .and_then(|rest| rest.trim().parse().ok())
+        .ok_or_else(|| std::io::Error::other("no syscw in /proc/PID/io"))
+}
+
 /// The machine, for the report.
 pub(crate) fn machine() -> Vec<(&'static str, String)> {
     let cpu = fs::read_to_string("/proc/cpuinfo")

@@ -180,6 +180,19 @@ async fn connect_many(
     count: usize,
     checked: bool,
 ) -> io::Result<Vec<Client>> {
+    connect_many_with(addr, path, count, move |client| {
+        if checked { client.checked() } else { client }
+    })
+    .await
+}
+
+/// [`connect_many`], each client made ready by `prepare` (its parser) before its request.
+pub(crate) async fn connect_many_with(
+    addr: SocketAddr,
+    path: Option<&'static str>,
+    count: usize,
+    prepare: impl Fn(Client) -> Client + Copy + Send + 'static,
+) -> io::Result<Vec<Client>> {
     const AT_ONCE: usize = 200;
     let mut clients = Vec::with_capacity(count);
     let mut tasks = JoinSet::new();
@@ -188,10 +201,8 @@ async fn connect_many(
         while started < count && tasks.len() < AT_ONCE {
             started += 1;
             tasks.spawn(async move {
-                let mut client = Client::connect(addr, 16 * 1024).await?;
-                if checked {
-                    client = client.checked();
-                }
+                let client = Client::connect(addr, 16 * 1024).await?;
+                let mut client = prepare(client);
                 if let Some(path) = path {
                     client.request(path, false, None).await?;
                     client.read_head().await?;
@@ -677,7 +688,7 @@ async fn timed_reads(
 }
 
 /// The CPU time of this process: the load clients (a share of 100% is one core busy).
-fn own_cpu() -> io::Result<Cpu> {
+pub(crate) fn own_cpu() -> io::Result<Cpu> {
     Cpu::read(std::process::id())
 }
 
