@@ -5,6 +5,7 @@
 //! cargo run -p bench --release -- --only a,c --runs 3
 //! cargo run -p bench --release -- --quick       # a short smoke run (a tenth of the sizes)
 //! cargo run -p bench --release -- soak --quick  # soak and chaos (see RELIABILITY.md)
+//! cargo run -p bench --release -- cluster       # 3 nodes on Redis against nchan
 //! ```
 //!
 //! The driver re-executes itself as `bench server ours|axum` child processes (one fresh process
@@ -14,6 +15,7 @@
 //! same run.
 
 mod client;
+mod cluster;
 mod measure;
 mod report;
 mod scenarios;
@@ -81,7 +83,10 @@ usage: bench [--runs N] [--only a,b,c,d,e,f,g,h] [--quick] [--workers N] [--side
              [--wrap 'COMMAND ARGS..']
        bench server ours|axum [--setup plain|connection] [--workers N] [--resume] [--metrics]
        bench soak [--quick]        (soak and chaos, see RELIABILITY.md)
-       bench soak-server";
+       bench soak-server
+       bench cluster [--quick] [--runs N] [--node-threads N]
+                     [--system ours-3,nchan-3,ours-1-redis,ours-1-memory]
+                                   (3 nodes on Redis against nchan, see BENCHMARKS.md)";
 
 struct Options {
     runs: usize,
@@ -114,6 +119,51 @@ fn main() -> ExitCode {
             .build()
             .expect("a tokio runtime");
         return runtime.block_on(soak::drive(quick));
+    }
+    if args.first().map(String::as_str) == Some("cluster") {
+        let mut quick = false;
+        let mut runs = None;
+        let mut only = None;
+        let mut node_threads = None;
+        let mut rest = args[1..].iter();
+        while let Some(arg) = rest.next() {
+            match arg.as_str() {
+                "--quick" => quick = true,
+                "--system" => {
+                    let names = rest.next().map(String::as_str).unwrap_or("");
+                    let systems: Option<Vec<_>> =
+                        names.split(',').map(cluster::System::parse).collect();
+                    match systems {
+                        Some(systems) if !systems.is_empty() => only = Some(systems),
+                        _ => {
+                            return usage_error(
+                                "--system takes ours-3, nchan-3, ours-1-redis or ours-1-memory (or a list)",
+                            );
+                        }
+                    }
+                }
+                "--runs" => match rest.next().and_then(|s| s.parse().ok()) {
+                    Some(n) if n > 0 => runs = Some(n),
+                    _ => return usage_error("--runs takes a positive number"),
+                },
+                "--node-threads" => match rest.next().and_then(|s| s.parse().ok()) {
+                    Some(n) if n > 0 => node_threads = Some(n),
+                    _ => return usage_error("--node-threads takes a positive number"),
+                },
+                other => return usage_error(&format!("unknown argument {other:?}")),
+            }
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        return runtime.block_on(cluster::drive(cluster::Options {
+            quick,
+            runs,
+            only,
+            node_threads,
+        }));
     }
     let options = match parse_options(&args) {
         Ok(options) => options,
