@@ -80,6 +80,9 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// The nchan module, as Debian's libnginx-mod-nchan installs it.
 const NCHAN_MODULE: &str = "/usr/lib/nginx/modules/ngx_nchan_module.so";
 const NGINX: &str = "/usr/sbin/nginx";
+/// Above this share of a core used by other processes during a window, a run says that it
+/// was disturbed.
+const OTHERS_NOTE_PCT: f64 = 10.0;
 /// The one figure id of this benchmark in [`Results`] (its figures differ by key).
 const ID: char = 'r';
 
@@ -202,6 +205,7 @@ struct SaturationKeys {
     publishes: &'static str,
     client_busy: &'static str,
     per_write: &'static str,
+    others: &'static str,
 }
 
 const SATURATION_KEYS: [SaturationKeys; 2] = [
@@ -212,6 +216,7 @@ const SATURATION_KEYS: [SaturationKeys; 2] = [
         publishes: "sat1_publishes_per_s",
         client_busy: "sat1_client_busy_pct",
         per_write: "sat1_deliveries_per_write",
+        others: "sat1_others_pct",
     },
     SaturationKeys {
         rate: "sat2_deliveries_per_s",
@@ -220,6 +225,7 @@ const SATURATION_KEYS: [SaturationKeys; 2] = [
         publishes: "sat2_publishes_per_s",
         client_busy: "sat2_client_busy_pct",
         per_write: "sat2_deliveries_per_write",
+        others: "sat2_others_pct",
     },
 ];
 
@@ -295,8 +301,7 @@ pub(crate) async fn drive(options: Options) -> ExitCode {
         if quick { " (--quick sizes)" } else { "" }
     );
     let base = Instant::now();
-    let mut results: Results<System> = Results::default();
-    let mut failures = 0;
+    let mut tally = Tally::default();
     let selected = only.unwrap_or_else(|| SYSTEMS.to_vec());
     for run in 0..runs {
         // (i), each system on its own; rotate which goes first, so drift in the machine evens
@@ -307,7 +312,7 @@ pub(crate) async fn drive(options: Options) -> ExitCode {
         for system in order {
             let started = Instant::now();
             let figures = saturations(system, &plan, &binary, base).await;
-            failures += record(&mut results, run, runs, system, started, figures);
+            record(&mut tally, run, runs, system, started, figures);
         }
         // (ii), the systems of each pair in turn (a pair of which one was selected: that one).
         for (a, b) in PAIRS {
@@ -324,39 +329,57 @@ pub(crate) async fn drive(options: Options) -> ExitCode {
             match pace_group(&group, &plan, &binary, base).await {
                 Ok(all) => {
                     for (system, figures) in group.into_iter().zip(all) {
-                        failures += record(&mut results, run, runs, system, started, Ok(figures));
+                        record(&mut tally, run, runs, system, started, Ok(figures));
                     }
                 }
                 Err(error) => {
                     for system in group {
                         let error = io::Error::other(error.to_string());
-                        failures += record(&mut results, run, runs, system, started, Err(error));
+                        record(&mut tally, run, runs, system, started, Err(error));
                     }
                 }
             }
         }
     }
+    let results = &tally.results;
     println!("## Three nodes on Redis: ours against nchan (same run)\n");
     println!("{}", results.comparison_table(&against_nchan(&plan)));
     println!("## One node: the Redis store against the in-memory hub (same run)\n");
     println!("{}", results.comparison_table(&redis_against_memory(&plan)));
-    if failures > 0 {
-        eprintln!("{failures} system runs failed");
+    println!(
+        "Other processes on the machine used at most {:.0}% of one core during any window{}.\n",
+        tally.others_pct,
+        if tally.others_pct > OTHERS_NOTE_PCT {
+            ": this run was disturbed"
+        } else {
+            ""
+        }
+    );
+    if tally.failures > 0 {
+        eprintln!("{} system runs failed", tally.failures);
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }
 
-/// Adds one system's figures of one run to `results` and shows them; returns 1 if the run
-/// failed (0 otherwise).
+/// What the runs of a drive found.
+#[derive(Default)]
+struct Tally {
+    results: Results<System>,
+    failures: usize,
+    /// The most CPU other processes used during any window, in % of one core.
+    others_pct: f64,
+}
+
+/// Adds one system's figures of one run to the tally and shows them.
 fn record(
-    results: &mut Results<System>,
+    tally: &mut Tally,
     run: usize,
     runs: usize,
     system: System,
     started: Instant,
     figures: io::Result<Figures>,
-) -> usize {
+) {
     match figures {
         Ok(figures) => {
             let shown: Vec<String> = figures
@@ -370,8 +393,19 @@ fn record(
                 started.elapsed().as_secs_f64(),
                 shown.join(", ")
             );
-            results.add(ID, system, figures);
-            0
+            let others = figures
+                .iter()
+                .filter(|(key, _)| key.ends_with("others_pct"))
+                .map(|&(_, value)| value)
+                .fold(0.0, f64::max);
+            if others > OTHERS_NOTE_PCT {
+                eprintln!(
+                    "  note: other processes used up to {others:.0}% of a core during a window: \
+                     these figures are disturbed"
+                );
+            }
+            tally.others_pct = tally.others_pct.max(others);
+            tally.results.add(ID, system, figures);
         }
         Err(error) => {
             eprintln!(
@@ -379,7 +413,7 @@ fn record(
                 run + 1,
                 system.as_str()
             );
-            1
+            tally.failures += 1;
         }
     }
 }
@@ -573,6 +607,7 @@ async fn saturate_crowds(
             (keys.publishes, saturation.publishes_per_s),
             (keys.client_busy, saturation.client_busy_pct),
             (keys.per_write, saturation.deliveries_per_write),
+            (keys.others, saturation.others_pct),
         ]);
     }
     crowd.finish().await?;
@@ -973,6 +1008,7 @@ impl Deployment {
                 .iter()
                 .map(Proc::writes)
                 .sum::<io::Result<u64>>()?,
+            machine: measure::machine_busy_seconds()?,
         })
     }
 
@@ -993,6 +1029,8 @@ struct CpuMark {
     redis: Option<Cpu>,
     client: Cpu,
     writes: u64,
+    /// The whole machine's busy time, in seconds.
+    machine: f64,
 }
 
 /// CPU seconds between two marks, and the nodes' write system calls.
@@ -1001,6 +1039,8 @@ struct CpuSpent {
     redis: f64,
     client: f64,
     writes: u64,
+    /// Every other process's (the machine's busy time less the above), in seconds.
+    others: f64,
 }
 
 impl CpuMark {
@@ -1015,11 +1055,14 @@ impl CpuMark {
             (Some(now), Some(then)) => now.seconds_since(then),
             _ => 0.0,
         };
+        let client = self.client.seconds_since(&earlier.client);
+        let machine = self.machine - earlier.machine;
         CpuSpent {
             nodes,
             redis,
-            client: self.client.seconds_since(&earlier.client),
+            client,
             writes: self.writes - earlier.writes,
+            others: (machine - nodes - redis - client).max(0.0),
         }
     }
 }
@@ -1330,6 +1373,7 @@ struct Saturation {
     redis_cpu_per_delivery: f64,
     client_busy_pct: f64,
     deliveries_per_write: f64,
+    others_pct: f64,
 }
 
 /// Publishers as fast as every subscriber receives: the figures of a window after a warm-up.
@@ -1423,6 +1467,7 @@ async fn saturate(
         redis_cpu_per_delivery: cpu.redis * 1e6 / delivered,
         client_busy_pct: cpu.client * 100.0 / elapsed,
         deliveries_per_write: delivered / cpu.writes.max(1) as f64,
+        others_pct: cpu.others * 100.0 / elapsed,
     })
 }
 
@@ -1611,6 +1656,7 @@ fn paced_figures(system: System, clients: &[Client], segments: &[Segment]) -> io
     let delivered: u64 = segments.iter().map(|s| s.delivered).sum();
     let sum = |f: fn(&CpuSpent) -> f64| segments.iter().map(|s| f(&s.cpu)).sum::<f64>();
     let (nodes, redis, client) = (sum(|c| c.nodes), sum(|c| c.redis), sum(|c| c.client));
+    let others = sum(|c| c.others);
     let writes: u64 = segments.iter().map(|s| s.cpu.writes).sum();
     let delivered = delivered as f64;
     Ok(vec![
@@ -1627,5 +1673,6 @@ fn paced_figures(system: System, clients: &[Client], segments: &[Segment]) -> io
             "paced_deliveries_per_write",
             delivered / writes.max(1) as f64,
         ),
+        ("paced_others_pct", others * 100.0 / elapsed),
     ])
 }

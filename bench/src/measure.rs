@@ -117,6 +117,29 @@ pub(crate) fn write_syscalls(pid: u32) -> std::io::Result<u64> {
         .ok_or_else(|| std::io::Error::other("no syscw in /proc/PID/io"))
 }
 
+/// CPU time the whole machine spent busy since boot (every CPU; `/proc/stat`'s first line,
+/// less idle and iowait), in seconds: with the processes under test's own, what else ran.
+pub(crate) fn machine_busy_seconds() -> std::io::Result<f64> {
+    let stat = fs::read_to_string("/proc/stat")?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix("cpu "))
+        .ok_or_else(|| std::io::Error::other("no cpu line in /proc/stat"))?
+        .split_whitespace()
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is within user).
+    let busy: u64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|&(i, _)| i != 3 && i != 4)
+        .map(|(_, ticks)| ticks)
+        .sum();
+    Ok(busy as f64 / clock_ticks_per_second())
+}
+
 /// The machine, for the report.
 pub(crate) fn machine() -> Vec<(&'static str, String)> {
     let cpu = fs::read_to_string("/proc/cpuinfo")
