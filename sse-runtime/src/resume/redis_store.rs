@@ -586,13 +586,23 @@ async fn feed(
     cursors: &mut HashMap<Arc<str>, u64>,
 ) -> redis::RedisResult<()> {
     let count = TAIL_COUNT.min(live.capacity().div_ceil(2)).max(1);
+    // After a round that delivered entries of the epoch it knows, the next round needs no
+    // HELLO: the highest number fed is a head of that history read from Redis, so as good a
+    // mark (a new subscriber's read is at or after it). A round that found nothing asks again,
+    // which is how a new epoch is seen (its entries are not above the old cursors).
+    let mut fed: Option<(String, u64)> = None;
     loop {
-        let (epoch, head): (String, u64) = shared
-            .hello
-            .key(&shared.keys.meta)
-            .arg(Epoch::random().as_str())
-            .invoke_async(con)
-            .await?;
+        let (epoch, head): (String, u64) = match fed.take() {
+            Some(known) => known,
+            None => {
+                shared
+                    .hello
+                    .key(&shared.keys.meta)
+                    .arg(Epoch::random().as_str())
+                    .invoke_async(con)
+                    .await?
+            }
+        };
         {
             let mut known = shared.epoch.lock().unwrap_or_else(PoisonError::into_inner);
             live.mark(head);
@@ -643,10 +653,14 @@ async fn feed(
             tracing::error!("malformed XREAD reply in the redis tail loop");
             continue;
         };
+        let empty = batch.iter().all(Vec::is_empty);
         if !deliver(live, &epoch, &topics, batch, count, cursors) {
             // Entries of another history than the hub's meta says: the next round sees the
             // new epoch (and ends every stream); not a busy loop meanwhile.
             tokio::time::sleep(Duration::from_millis(100)).await;
+        } else if !empty {
+            let highest = cursors.values().copied().max().unwrap_or(head).max(head);
+            fed = Some((epoch, highest));
         }
     }
 }
