@@ -252,8 +252,6 @@ pub(crate) struct ShutdownWatch {
     state: WatchState,
     grace: Duration,
     begun: bool,
-    /// The waker the cancellation future holds, once it was polled.
-    waker: Option<std::task::Waker>,
 }
 
 enum WatchState {
@@ -290,7 +288,6 @@ impl ShutdownWatch {
             state,
             grace,
             begun: handle.is_triggered(),
-            waker: None,
         }
     }
 
@@ -311,20 +308,7 @@ impl ShutdownWatch {
         loop {
             match &mut self.state {
                 WatchState::Waiting(cancelled) => {
-                    // Every poll of a stream comes here. While the shutdown has not begun and
-                    // the cancellation future holds this task's waker, polling it again (it
-                    // takes the token's lock) tells nothing new: `trigger` records its time
-                    // before it cancels, so the wake-up of the shutdown finds it set.
-                    if self.handle.triggered_at().is_none()
-                        && self
-                            .waker
-                            .as_ref()
-                            .is_some_and(|waker| waker.will_wake(cx.waker()))
-                    {
-                        return Poll::Pending;
-                    }
                     if cancelled.as_mut().poll(cx).is_pending() {
-                        self.waker = Some(cx.waker().clone());
                         return Poll::Pending;
                     }
                     self.begun = true;
