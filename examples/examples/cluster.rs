@@ -119,8 +119,7 @@ async fn page(State(app): State<App>, Query(query): Query<PageQuery>) -> Respons
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     examples::init_tracing();
-    let listener = examples::bind().await;
-    let node = listener.local_addr()?.port().to_string();
+    // The hub first: the node listens (and says so) once it can serve.
     let hub = match std::env::var("REDIS_URL") {
         Ok(url) => {
             let store = RedisStore::builder(&url)
@@ -145,6 +144,8 @@ async fn main() -> std::io::Result<()> {
             Hub::builder().store(MemoryStore::new(HISTORY)).build()
         }
     };
+    let listener = examples::bind().await;
+    let node = listener.local_addr()?.port().to_string();
     let app = Router::new()
         .route("/", get(page))
         .route("/events", get(events))
