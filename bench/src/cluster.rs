@@ -382,16 +382,12 @@ fn record(
 ) {
     match figures {
         Ok(figures) => {
-            let shown: Vec<String> = figures
-                .iter()
-                .map(|(key, value)| format!("{key} {}", report::number(*value, 3)))
-                .collect();
             eprintln!(
                 "run {}/{runs} {} ({:.0} s): {}",
                 run + 1,
                 system.as_str(),
                 started.elapsed().as_secs_f64(),
-                shown.join(", ")
+                report::figures_line(&figures)
             );
             let others = figures
                 .iter()

@@ -659,17 +659,13 @@ async fn drive(options: Options) -> ExitCode {
                 }
                 match run_one(scenario.id, side, &sizes, &options).await {
                     Ok(figures) => {
-                        let shown: Vec<String> = figures
-                            .iter()
-                            .map(|(key, value)| format!("{key} {}", report::number(*value, 3)))
-                            .collect();
                         eprintln!(
                             "run {}/{} ({}) {}: {}",
                             run + 1,
                             options.runs,
                             scenario.id,
                             side.as_str(),
-                            shown.join(", ")
+                            report::figures_line(&figures)
                         );
                         results.add(scenario.id, side, figures);
                     }

@@ -240,6 +240,15 @@ impl Summary {
     }
 }
 
+/// One run's figures as `name value, name value`, for the progress lines.
+pub(crate) fn figures_line(figures: &[(&'static str, f64)]) -> String {
+    let shown: Vec<String> = figures
+        .iter()
+        .map(|(key, value)| format!("{key} {}", number(*value, 3)))
+        .collect();
+    shown.join(", ")
+}
+
 /// `digits` decimals, with thousands separators for large values.
 pub(crate) fn number(value: f64, digits: usize) -> String {
     let text = format!("{value:.digits$}");
