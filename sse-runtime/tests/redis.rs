@@ -239,17 +239,12 @@ async fn flushall_is_a_new_epoch_ending_live_streams_and_a_reset_on_resume() {
     assert_quiet(&mut resume).await;
 }
 
-/// The client ids of the tail connections (named `sse-tail`).
+/// The client ids of the tail connections.
 fn tails(redis: &RedisServer) -> Vec<String> {
-    redis
-        .cli(&["CLIENT", "LIST"])
-        .lines()
-        .filter(|line| line.contains(" name=sse-tail "))
-        .filter_map(|line| Some(line.strip_prefix("id=")?.split(' ').next()?.to_owned()))
-        .collect()
+    redis.client_ids(RedisStore::TAIL_CONNECTION_NAME)
 }
 
-/// `CLIENT KILL`s every tail connection (named `sse-tail`); how many there were.
+/// `CLIENT KILL`s every tail connection; how many there were.
 fn kill_tails(redis: &RedisServer) -> usize {
     let ids = tails(redis);
     for id in &ids {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use sse_runtime::resume::EventId;
+use sse_runtime::resume::{EventId, RedisStore};
 use sse_runtime::testing::RedisServer;
 use tests::ExampleProcess;
 use tokio::task::JoinHandle;
@@ -199,6 +199,39 @@ fn ids(seen: &Seen) -> Vec<EventId> {
 
 const TOPICS: [&[&str]; 3] = [&["a"], &["b"], &["a", "b"]];
 
+/// What was published, once publishing is done: what the clients wait for.
+type Published = Arc<Mutex<Option<Vec<(&'static str, EventId)>>>>;
+
+/// A client's topics, what it saw, and its task.
+type Client = (&'static [&'static str], (Arc<Mutex<Seen>>, JoinHandle<()>));
+
+/// Done once the client has as many events as were published to `topics`.
+fn has_every(
+    published: &Published,
+    topics: &'static [&'static str],
+) -> impl Fn(&Seen) -> bool + Send + 'static {
+    let published = published.clone();
+    move |seen: &Seen| {
+        published
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|published| seen.events.len() >= expected(published, topics).len())
+    }
+}
+
+/// Waits for every client; each one's topics and what it saw.
+async fn finish(clients: Vec<Client>) -> Vec<(&'static [&'static str], Arc<Mutex<Seen>>)> {
+    let mut tasks = Vec::new();
+    let mut seens = Vec::new();
+    for (topics, (seen, task)) in clients {
+        tasks.push(task);
+        seens.push((topics, seen));
+    }
+    join(tasks).await;
+    seens
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_clients_over_three_nodes_get_every_event_in_order_exactly_once() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -210,18 +243,11 @@ async fn thirty_clients_over_three_nodes_get_every_event_in_order_exactly_once()
     let since = head(&http, &cluster.urls[0]).await;
     const EVENTS: usize = 300;
     // Each client knows how many events of its topics to wait for once publishing is done.
-    let total = Arc::new(Mutex::new(None::<Vec<(&'static str, EventId)>>));
+    let total = Published::default();
     let mut clients = Vec::new();
     for n in 0..30 {
         let topics = TOPICS[n % 3];
-        let total = total.clone();
-        let want = move |seen: &Seen| {
-            total
-                .lock()
-                .unwrap()
-                .as_ref()
-                .is_some_and(|published| seen.events.len() >= expected(published, topics).len())
-        };
+        let want = has_every(&total, topics);
         clients.push((
             topics,
             client(cluster.urls.clone(), n % 3, topics, Some(since), want),
@@ -239,20 +265,9 @@ async fn thirty_clients_over_three_nodes_get_every_event_in_order_exactly_once()
     }
     *total.lock().unwrap() = Some(published.clone());
     // One tail connection per node, whatever the number of clients.
-    let list = cluster.redis.cli(&["CLIENT", "LIST"]);
-    let tails = list
-        .lines()
-        .filter(|line| line.contains(" name=sse-tail "))
-        .count();
-    assert_eq!(tails, 3, "{list}");
-    let mut tasks = Vec::new();
-    let mut seens = Vec::new();
-    for (topics, (seen, task)) in clients {
-        tasks.push(task);
-        seens.push((topics, seen));
-    }
-    join(tasks).await;
-    for (topics, seen) in seens {
+    let tails = cluster.redis.client_ids(RedisStore::TAIL_CONNECTION_NAME);
+    assert_eq!(tails.len(), 3, "{tails:?}");
+    for (topics, seen) in finish(clients).await {
         let seen = seen.lock().unwrap();
         assert!(seen.resets.is_empty(), "{:?}", seen.resets);
         assert_eq!(
@@ -272,18 +287,11 @@ async fn kill_9_of_a_node_mid_stream_its_clients_resume_on_another_with_no_gap()
     let mut cluster = Cluster::start(redis).await;
     let http = reqwest::Client::new();
     let since = head(&http, &cluster.urls[1]).await;
-    let total = Arc::new(Mutex::new(None::<Vec<(&'static str, EventId)>>));
+    let total = Published::default();
     let mut clients = Vec::new();
     for n in 0..9 {
         let topics = TOPICS[n % 3];
-        let total = total.clone();
-        let want = move |seen: &Seen| {
-            total
-                .lock()
-                .unwrap()
-                .as_ref()
-                .is_some_and(|published| seen.events.len() >= expected(published, topics).len())
-        };
+        let want = has_every(&total, topics);
         // Every client starts on node 0, the one that dies.
         clients.push((
             topics,
@@ -309,14 +317,7 @@ async fn kill_9_of_a_node_mid_stream_its_clients_resume_on_another_with_no_gap()
         }
     }
     *total.lock().unwrap() = Some(published.clone());
-    let mut tasks = Vec::new();
-    let mut seens = Vec::new();
-    for (topics, (seen, task)) in clients {
-        tasks.push(task);
-        seens.push((topics, seen));
-    }
-    join(tasks).await;
-    for (topics, seen) in seens {
+    for (topics, seen) in finish(clients).await {
         let seen = seen.lock().unwrap();
         assert!(seen.reconnects >= 1, "the client's node died under it");
         assert!(seen.resets.is_empty(), "{:?}", seen.resets);
@@ -338,7 +339,7 @@ async fn redis_restarted_with_aof_every_answered_publish_reaches_every_client() 
     let mut cluster = Cluster::start(redis).await;
     let http = reqwest::Client::new();
     let since = head(&http, &cluster.urls[0]).await;
-    let answered = Arc::new(Mutex::new(None::<Vec<(&'static str, EventId)>>));
+    let answered = Published::default();
     let mut clients = Vec::new();
     for n in 0..9 {
         let topics = TOPICS[n % 3];
@@ -391,14 +392,7 @@ async fn redis_restarted_with_aof_every_answered_publish_reaches_every_client() 
         "AOF keeps the history: one epoch"
     );
     *answered.lock().unwrap() = Some(published.clone());
-    let mut tasks = Vec::new();
-    let mut seens = Vec::new();
-    for (topics, (seen, task)) in clients {
-        tasks.push(task);
-        seens.push((topics, seen));
-    }
-    join(tasks).await;
-    for (topics, seen) in seens {
+    for (topics, seen) in finish(clients).await {
         let seen = seen.lock().unwrap();
         assert!(seen.resets.is_empty(), "{:?}", seen.resets);
         let got = ids(&seen);
@@ -421,36 +415,21 @@ async fn client_kill_of_the_tail_connections_loses_nothing_and_flushall_is_one_r
     let cluster = Cluster::start(redis).await;
     let http = reqwest::Client::new();
     let since = head(&http, &cluster.urls[0]).await;
-    let count = Arc::new(Mutex::new(None::<Vec<(&'static str, EventId)>>));
+    let count = Published::default();
     let mut clients = Vec::new();
     for n in 0..6 {
-        let count = count.clone();
-        let want = move |seen: &Seen| {
-            count
-                .lock()
-                .unwrap()
-                .as_ref()
-                .is_some_and(|published| seen.events.len() >= expected(published, &["a"]).len())
-        };
-        clients.push(client(
-            cluster.urls.clone(),
-            n % 3,
-            &["a"],
-            Some(since),
-            want,
+        let want = has_every(&count, &["a"]);
+        clients.push((
+            &["a"][..],
+            client(cluster.urls.clone(), n % 3, &["a"], Some(since), want),
         ));
     }
     let mut published = Vec::new();
     for i in 0..200 {
         if i % 50 == 25 {
-            let list = cluster.redis.cli(&["CLIENT", "LIST"]);
-            let tails: Vec<&str> = list
-                .lines()
-                .filter(|line| line.contains(" name=sse-tail "))
-                .filter_map(|line| line.strip_prefix("id=")?.split(' ').next())
-                .collect();
+            let tails = cluster.redis.client_ids(RedisStore::TAIL_CONNECTION_NAME);
             assert!(!tails.is_empty(), "the nodes' tail connections are named");
-            for id in tails {
+            for id in &tails {
                 cluster.redis.cli(&["CLIENT", "KILL", "ID", id]);
             }
         }
@@ -460,17 +439,10 @@ async fn client_kill_of_the_tail_connections_loses_nothing_and_flushall_is_one_r
         published.push(("a", id));
     }
     *count.lock().unwrap() = Some(published.clone());
-    let mut seens = Vec::new();
-    let mut tasks = Vec::new();
-    for (seen, task) in clients {
-        seens.push(seen);
-        tasks.push(task);
-    }
-    join(tasks).await;
-    for seen in &seens {
+    for (topics, seen) in finish(clients).await {
         let seen = seen.lock().unwrap();
         assert!(seen.resets.is_empty());
-        assert_eq!(ids(&seen), expected(&published, &["a"]));
+        assert_eq!(ids(&seen), expected(&published, topics));
     }
 
     // FLUSHALL: a new history. A client following live events gets exactly one reset when it

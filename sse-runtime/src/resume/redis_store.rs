@@ -335,6 +335,9 @@ fn supported(info: &str) -> Result<(), StoreError> {
 }
 
 impl RedisStore {
+    /// The name (`CLIENT SETNAME`) of every tail loop's connection, as `CLIENT LIST` shows it.
+    pub const TAIL_CONNECTION_NAME: &'static str = "sse-tail";
+
     /// A store for the hub `sse` on the Redis at `url`, with the defaults of
     /// [`builder`](Self::builder).
     ///
@@ -564,7 +567,7 @@ async fn connect_tail(shared: &Shared) -> redis::RedisResult<MultiplexedConnecti
     let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut con).await?;
     redis::cmd("CLIENT")
         .arg("SETNAME")
-        .arg("sse-tail")
+        .arg(RedisStore::TAIL_CONNECTION_NAME)
         .query_async::<()>(&mut con)
         .await?;
     shared.tail_id.store(id, Ordering::Release);

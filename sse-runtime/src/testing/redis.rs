@@ -115,6 +115,18 @@ impl RedisServer {
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }
 
+    /// The ids of its clients named `name` (`CLIENT SETNAME`), from `CLIENT LIST`: for
+    /// `CLIENT KILL ID`. A Redis store's tail connections are named
+    /// [`RedisStore::TAIL_CONNECTION_NAME`](crate::resume::RedisStore::TAIL_CONNECTION_NAME).
+    pub fn client_ids(&self, name: &str) -> Vec<String> {
+        let named = format!(" name={name} ");
+        self.cli(&["CLIENT", "LIST"])
+            .lines()
+            .filter(|line| line.contains(&named))
+            .filter_map(|line| Some(line.strip_prefix("id=")?.split(' ').next()?.to_owned()))
+            .collect()
+    }
+
     /// Stops it (`SIGKILL`), as a crash would; [`restart`](Self::restart) brings it back.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
