@@ -156,8 +156,7 @@ async fn main() -> std::io::Result<()> {
         .with_state(App { hub, node });
     // Streams end at SIGTERM (their clients resume on another node) instead of holding the
     // process.
-    let shutdown = sse_runtime::Shutdown::new();
-    sse_runtime::serve(listener, app, &shutdown).await
+    examples::serve_on(listener, app).await
 }
 
 impl axum::extract::FromRef<App> for Hub {
