@@ -1,12 +1,13 @@
-//! The fn body: every `yield e` sends `IntoEvent::into_event(e)`, and the mistakes the macro can
+//! The fn body: every `yield e` sends `e` (an `IntoEvent`), and the mistakes the macro can
 //! see (a `yield` that cannot reach the stream, `?` without a `Result` return type, `return`
 //! with a value) are reported at their own tokens.
 //!
-//! A body returning nothing goes to async-stream's `stream!`, so its `yield`s stay `yield`s. A
-//! `-> Result<(), E>` body becomes an `async` block whose output is that `Result` (see
-//! `expand`): its `?` and `return` are Rust's own, also inside other macros' tokens, and its
-//! `yield`s become awaits of the runtime's `send`. A bare `return;` there becomes
-//! `return Ok(())`, in parsed code and in macro tokens alike.
+//! Every body becomes an `async` block whose output is the fn's result (`()` for a body returning
+//! nothing, else its `Result<(), E>`; see `expand`): its `?` and `return` are Rust's own, also
+//! inside other macros' tokens, and its `yield`s become awaits of the runtime's `send`, which
+//! writes the value straight into the response's frame (see `sse_runtime::driver::direct`). In
+//! a fallible body a bare `return;` becomes `return Ok(())`, in parsed code and in macro tokens
+//! alike.
 
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{ToTokens, TokenStreamExt, quote_spanned};
@@ -101,20 +102,15 @@ impl<'a> BodyRewriter<'a> {
             );
             return;
         };
+        self.yields += 1;
+        let attrs = std::mem::take(&mut yield_expr.attrs);
+        let label = body_label(yield_expr.yield_token.span);
         // Every token of the call carries the value's span, so that a value that is not
         // `IntoEvent` is reported at the value alone (the alias is imported by the expansion).
         let alias = Ident::new(INTO_EVENT_ALIAS, value.span());
-        let payload: Expr = syn::parse_quote_spanned! {value.span()=>
-            #alias::into_event(#value)
+        let send: Expr = syn::parse_quote_spanned! {value.span()=>
+            #alias::__sse_send(#value)
         };
-        self.yields += 1;
-        if self.result_type.is_none() {
-            yield_expr.expr = Some(Box::new(payload));
-            return;
-        }
-        let attrs = std::mem::take(&mut yield_expr.attrs);
-        let label = body_label(yield_expr.yield_token.span);
-        let krate = self.krate;
         // At the `yield`, so that a misplaced one is reported there, with the macro's hygiene,
         // so that lints treat the guard as generated code.
         let span = Span::mixed_site().located_at(yield_expr.yield_token.span);
@@ -125,7 +121,7 @@ impl<'a> BodyRewriter<'a> {
                 if false {
                     break #label (loop {});
                 }
-                #krate::__private::generator::send(#payload).await
+                #send.await
             }
         };
     }

@@ -3,7 +3,7 @@
 use proc_macro2::{Delimiter, Group, Literal, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{ExprPath, FnArg, Ident, ItemFn, ReturnType, Type};
+use syn::{ExprPath, FnArg, Ident, ItemFn, ReturnType, Stmt, Type};
 
 use crate::body::{INTO_EVENT_ALIAS, body_label};
 use crate::options::{Options, value};
@@ -34,12 +34,6 @@ pub(crate) fn expand(endpoint: Endpoint) -> TokenStream {
     let events = Ident::new("__sse_events", Span::mixed_site());
     let hooks = Ident::new("__sse_hooks", Span::mixed_site());
 
-    // The alias the converted `yield`s call `into_event` through (see `body`).
-    let into_event = yields.then(|| {
-        let alias = Ident::new(INTO_EVENT_ALIAS, Span::call_site());
-        quote!(use #krate::IntoEvent as #alias;)
-    });
-
     let bind_hooks = close_hooks.as_ref().map(|param| {
         let pat = &param.pat;
         let ty = &param.ty;
@@ -49,52 +43,25 @@ pub(crate) fn expand(endpoint: Endpoint) -> TokenStream {
         }
     });
 
+    // The alias the converted `yield`s send through (see `body`).
+    let send = yields.then(|| {
+        let alias = Ident::new(INTO_EVENT_ALIAS, Span::call_site());
+        quote!(use #krate::IntoEvent as #alias;)
+    });
+
     let (events_from_body, response) = match &returns {
         Returns::Stream(stream) => {
             returned_stream(&krate, stream, &options, &events, &stmts, body_span)
         }
         Returns::Nothing => {
-            // A body without `yield` still makes a stream of `Payload`s (an empty one).
-            let no_yield = (!yields).then(|| {
-                quote! {
-                    if false {
-                        yield #krate::Payload::nothing();
-                    }
-                }
-            });
-            let stream = quote! {
-                #krate::__private::async_stream::stream! {
-                    #no_yield
-                    #(#stmts)*
-                }
-            };
-            let response = quote!(#krate::EventSourceResponse::new(#events));
+            let unit = quote_spanned!(body_span=> ());
+            let stream = body_stream(&krate, &unit, yields, body_span, &stmts);
+            // A body that returns nothing has no error: `()` is its result.
+            let response = quote!(#krate::__private::fallible::<(), _>(#events));
             (quote!(let #events = #stream;), response)
         }
         Returns::Result(result_type) => {
-            // The body as an `async` block whose output is the fn's `Result`: `?` and `return`
-            // in it are Rust's own, inside other macros too. Its `yield`s send through the
-            // runtime and break to the label in dead code (see `body::body_label`).
-            let label = yields.then(|| {
-                let label = body_label(body_span);
-                quote!(#label:)
-            });
-            let generator = quote_spanned! {result_type.span()=>
-                #krate::__private::generator::stream::<#result_type, _>
-            };
-            // The body keeps its braces' span, so that a body whose value is not the `Result`
-            // (a missing `Ok(())`) is reported there.
-            let mut body = Group::new(Delimiter::Brace, quote!(#(#stmts)*));
-            body.set_span(body_span);
-            let result = Ident::new("__sse_result", Span::mixed_site());
-            let stream = quote! {
-                #generator(async move {
-                    let #result: #result_type = #label #body;
-                    // Unreachable after a body that never ends (`loop { .. }`).
-                    #[allow(unreachable_code)]
-                    return #result;
-                })
-            };
+            let stream = body_stream(&krate, result_type, yields, body_span, &stmts);
             let response = match value(&options.on_error) {
                 Some(on_error) => {
                     let recover = quote_spanned! {on_error.span()=>
@@ -119,7 +86,7 @@ pub(crate) fn expand(endpoint: Endpoint) -> TokenStream {
         ) -> #krate::EventSourceResponse
         #where_clause
         {
-            #into_event
+            #send
             #bind_hooks
             #events_from_body
             #response
@@ -127,6 +94,39 @@ pub(crate) fn expand(endpoint: Endpoint) -> TokenStream {
                 #attach_hooks
                 .context(#context)
         }
+    }
+}
+
+/// The stream of a body that yields: the body as an `async` block whose output is the fn's
+/// result (`()` when it returns nothing), polled by the runtime's generator. `?` and `return` in
+/// it are Rust's own, inside other macros too. Its `yield`s send through the runtime and break
+/// to the label in dead code (see `body::body_label`).
+fn body_stream(
+    krate: &TokenStream,
+    result_type: &impl ToTokens,
+    yields: bool,
+    body_span: Span,
+    stmts: &[Stmt],
+) -> TokenStream {
+    let label = yields.then(|| {
+        let label = body_label(body_span);
+        quote!(#label:)
+    });
+    let generator = quote_spanned! {result_type.span()=>
+        #krate::__private::generator::stream::<#result_type, _>
+    };
+    // The body keeps its braces' span, so that a body whose value is not the `Result` (a
+    // missing `Ok(())`) is reported there.
+    let mut body = Group::new(Delimiter::Brace, quote!(#(#stmts)*));
+    body.set_span(body_span);
+    let result = Ident::new("__sse_result", Span::mixed_site());
+    quote! {
+        #generator(async move {
+            let #result: #result_type = #label #body;
+            // Unreachable after a body that never ends (`loop { .. }`).
+            #[allow(unreachable_code)]
+            return #result;
+        })
     }
 }
 

@@ -128,6 +128,11 @@ impl Payload {
         }
     }
 
+    /// Whether the payload cannot be encoded (see [`Payload::invalid`]).
+    pub(crate) fn is_invalid(&self) -> bool {
+        matches!(self.0, Repr::Value(Value::Invalid(_)))
+    }
+
     pub(crate) fn into_raw(self) -> Option<Bytes> {
         match self.0 {
             Repr::Raw(bytes) => Some(bytes),
@@ -241,6 +246,29 @@ impl<B: Buffer> fmt::Write for BytesWriter<'_, B> {
 pub trait IntoEvent {
     /// Converts the value into the payload the response sends.
     fn into_event(self) -> Payload;
+
+    /// Appends the value's encoding to `buf`, the frame a response is building, or gives the
+    /// value back as a payload when it must not be copied there (large raw bytes, a payload
+    /// that cannot be encoded). What an `#[sse_endpoint]` body yields goes this way, so that
+    /// no payload is built per event; the default goes through [`into_event`](Self::into_event).
+    #[doc(hidden)]
+    fn write_direct(self, separator: Separator, buf: &mut Vec<u8>) -> Result<(), Payload>
+    where
+        Self: Sized,
+    {
+        crate::driver::direct::write_payload(self.into_event(), separator, buf)
+    }
+
+    /// What a `yield` of an `#[sse_endpoint]` body awaits (see
+    /// `__private::generator::send`). A method of this trait, so that a value that is not
+    /// `IntoEvent` is reported as such, at the value, and nothing else.
+    #[doc(hidden)]
+    fn __sse_send(self) -> crate::__private::generator::Yield
+    where
+        Self: Sized,
+    {
+        crate::__private::generator::send(self)
+    }
 }
 
 impl IntoEvent for Payload {
@@ -253,11 +281,21 @@ impl IntoEvent for ServerSentEvent {
     fn into_event(self) -> Payload {
         value(Value::Event(Box::new(self)))
     }
+
+    fn write_direct(self, separator: Separator, buf: &mut Vec<u8>) -> Result<(), Payload> {
+        self.write_to(separator, buf);
+        Ok(())
+    }
 }
 
 impl IntoEvent for String {
     fn into_event(self) -> Payload {
         value(Value::Text(self))
+    }
+
+    fn write_direct(self, separator: Separator, buf: &mut Vec<u8>) -> Result<(), Payload> {
+        put_data(buf, &self, separator.as_bytes());
+        Ok(())
     }
 }
 
@@ -270,6 +308,11 @@ impl IntoEvent for &String {
 impl IntoEvent for &str {
     fn into_event(self) -> Payload {
         value(Value::Text(self.to_owned()))
+    }
+
+    fn write_direct(self, separator: Separator, buf: &mut Vec<u8>) -> Result<(), Payload> {
+        put_data(buf, self, separator.as_bytes());
+        Ok(())
     }
 }
 

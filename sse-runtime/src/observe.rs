@@ -137,6 +137,11 @@ impl Probe {
         self.events += 1;
     }
 
+    /// `count` events written at once (see `driver::direct`).
+    pub(crate) fn events(&mut self, count: u64) {
+        self.events += count;
+    }
+
     pub(crate) fn ping(&mut self) {
         self.pings += 1;
     }

@@ -75,6 +75,15 @@ pub trait EndpointResult {
     fn into_result(self) -> Result<(), Self::Error>;
 }
 
+/// A body that returns nothing cannot fail.
+impl EndpointResult for () {
+    type Error = std::convert::Infallible;
+
+    fn into_result(self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
 impl<E> EndpointResult for Result<(), E> {
     type Error = E;
 
@@ -152,7 +161,7 @@ pub mod generator {
     use pin_project_lite::pin_project;
 
     use super::EndpointResult;
-    use crate::Payload;
+    use crate::{IntoEvent, Payload};
 
     thread_local! {
         /// The payload that the body being polled on this thread has just yielded.
@@ -192,6 +201,9 @@ pub mod generator {
                 return Poll::Ready(None);
             }
             let (poll, yielded) = {
+                // The frame buffer the driver lent, if this stream is its source: the body's
+                // `yield`s write into it while there is room (see `driver::direct`).
+                let _hold = crate::driver::direct::Hold::enter();
                 let polling = Polling::enter();
                 let poll = this.body.poll(cx);
                 (poll, polling.yielded())
@@ -233,33 +245,51 @@ pub mod generator {
         }
     }
 
-    /// What a `yield` of the body awaits: puts `payload` in the slot for the stream, then
-    /// waits for the stream to be polled again.
-    pub fn send(payload: Payload) -> Yield {
-        Yield {
-            payload: Some(payload),
-        }
+    /// What a `yield` of the body awaits. The value is written into the frame the driver lent
+    /// while it has room, and the body goes on at once (or, when the value filled the frame,
+    /// after one pause, so that the frame goes out); otherwise it is put in the slot for the
+    /// stream, and the body waits for the stream to be polled again.
+    pub fn send<T: IntoEvent>(value: T) -> Yield {
+        use crate::driver::direct::{self, Written};
+
+        Yield(match direct::write(value) {
+            Ok(Written::Room) => Step::Done,
+            Ok(Written::Full) => Step::Pause,
+            Err(payload) => Step::Send(payload),
+        })
     }
 
     /// The future of [`send`].
     #[must_use = "futures do nothing unless awaited"]
-    pub struct Yield {
-        payload: Option<Payload>,
+    pub struct Yield(Step);
+
+    enum Step {
+        /// The payload, for the slot.
+        Send(Payload),
+        /// Written, and the frame is full: the body waits once.
+        Pause,
+        Done,
     }
 
     impl Future for Yield {
         type Output = ();
 
-        fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
-            match self.payload.take() {
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            match std::mem::replace(&mut self.0, Step::Done) {
                 // The stream returns the payload at once, and its consumer polls it again for
                 // the next item: no waker is needed.
-                Some(payload) => {
+                Step::Send(payload) => {
                     let unsent = SLOT.replace(Some(payload));
                     debug_assert!(unsent.is_none(), "a body yields one payload per poll");
                     Poll::Pending
                 }
-                None => Poll::Ready(()),
+                // The driver sends the full frame and polls again; the wake makes sure of it
+                // whoever polls the stream.
+                Step::Pause => {
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+                Step::Done => Poll::Ready(()),
             }
         }
     }

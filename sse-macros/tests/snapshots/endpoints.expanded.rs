@@ -6,14 +6,27 @@ pub async fn numbers(
     use ::sse_runtime::IntoEvent as __SseIntoEvent;
     let __sse_hooks = ::sse_runtime::CloseHooks::new();
     let hooks: CloseHooks = ::core::clone::Clone::clone(&__sse_hooks);
-    let __sse_events = ::sse_runtime::__private::async_stream::stream! {
-        hooks.on_client_close(move || tracing::info!(lo, "client left"));
-        for i in lo..=hi {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            yield __SseIntoEvent::into_event(ServerSentEvent::new().id(i).data(i));
-        }
-    };
-    ::sse_runtime::EventSourceResponse::new(__sse_events)
+    let __sse_events = ::sse_runtime::__private::generator::stream::<
+        (),
+        _,
+    >(async move {
+        let __sse_result: () = '__sse_body: {
+            hooks.on_client_close(move || tracing::info!(lo, "client left"));
+            for i in lo..=hi {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                {
+                    #[allow(unreachable_code)]
+                    if false {
+                        break '__sse_body (loop {});
+                    }
+                    __SseIntoEvent::__sse_send(ServerSentEvent::new().id(i).data(i))
+                        .await
+                };
+            }
+        };
+        #[allow(unreachable_code)] return __sse_result;
+    });
+    ::sse_runtime::__private::fallible::<(), _>(__sse_events)
         .ping(::core::time::Duration::new(15, 0))
         .send_timeout(::core::time::Duration::new(2, 500000000))
         .separator(::sse_runtime::Separator::Lf)
@@ -49,10 +62,7 @@ async fn prices(
                     if false {
                         break '__sse_body (loop {});
                     }
-                    ::sse_runtime::__private::generator::send(
-                            __SseIntoEvent::into_event(Json(price)),
-                        )
-                        .await
+                    __SseIntoEvent::__sse_send(Json(price)).await
                 };
             }
             Ok(())
@@ -86,9 +96,8 @@ async fn quotes(
                 tokio::select! {
                     () = db.closed() => return ::core::result::Result::Ok(()), quote = db
                     .next_quote() => { #[allow(unreachable_code)] if false { break
-                    '__sse_body(loop {}); }
-                    ::sse_runtime::__private::generator::send(__SseIntoEvent::into_event(format!("{}",
-                    quote ?))). await },
+                    '__sse_body(loop {}); } __SseIntoEvent::__sse_send(format!("{}",
+                    quote ?)). await },
                 }
             }
         };

@@ -14,6 +14,7 @@
 //! `State::close`, which reports exactly one [`CloseReason`] through `HookSet::close`.
 
 mod body;
+pub(crate) mod direct;
 mod ping;
 mod producer;
 
@@ -53,7 +54,7 @@ pub(crate) type Producer = Pin<Box<dyn std::future::Future<Output = ()> + Send +
 pub(crate) const FRAME_LIMIT: usize = 32 * 1024;
 
 /// Raw bytes at least this large go out as a frame of their own instead of being copied.
-const RAW_ZERO_COPY: usize = 4 * 1024;
+pub(crate) const RAW_ZERO_COPY: usize = 4 * 1024;
 
 /// How a stream ended: why, and whether the response is aborted (no terminating chunk, so the
 /// client sees an incomplete body) or ends cleanly.
@@ -373,6 +374,13 @@ impl State {
         (self.ping_nanos != 0).then(|| Duration::from_nanos(self.ping_nanos))
     }
 
+    /// The room a frame's buffer gets when its first event comes: about the last frame, and an
+    /// eighth more, so that the event that crosses the frame limit rarely doubles the buffer.
+    fn first_room(&self) -> usize {
+        let size = (self.last_frame as usize).clamp(256, FRAME_LIMIT);
+        size + size / 8
+    }
+
     fn pending_raw(&self) -> Option<&Bytes> {
         self.extras.as_ref()?.pending_raw.as_ref()
     }
@@ -426,8 +434,23 @@ impl State {
         let span = self.probe().map(|probe| probe.span().clone());
         let _entered = span.as_ref().map(tracing::Span::enter);
         while self.buf.len() < FRAME_LIMIT && self.pending_raw().is_none() {
+            // The buffer is lent to the source for the poll: an endpoint's body writes what it
+            // yields straight into it (see `direct`).
+            let lent = direct::Lent::new(
+                std::mem::take(&mut self.buf),
+                self.separator,
+                self.first_room(),
+            );
             // Sound for the same reason: a source that panicked is dropped, never polled again.
             let polled = catch_unwind(AssertUnwindSafe(|| source.poll_item(cx)));
+            if let Some(sink) = lent.take_back() {
+                self.buf = sink.buf;
+                if sink.events > 0
+                    && let Some(probe) = self.probe_mut()
+                {
+                    probe.events(sink.events);
+                }
+            }
             match polled {
                 Ok(None | Some(Poll::Pending)) => break,
                 Ok(Some(Poll::Ready(Some(Ok(payload))))) => {
@@ -439,11 +462,8 @@ impl State {
                         continue;
                     }
                     if self.buf.capacity() == 0 {
-                        // Only now: a stream with nothing to send holds no buffer. About the
-                        // last frame, and an eighth more, so that the event that crosses the
-                        // frame limit rarely doubles the buffer.
-                        let size = (self.last_frame as usize).clamp(256, FRAME_LIMIT);
-                        self.buf.reserve(size + size / 8);
+                        // Only now: a stream with nothing to send holds no buffer.
+                        self.buf.reserve(self.first_room());
                     }
                     if let Err(error) = payload.encode_to(self.separator, &mut self.buf) {
                         tracing::error!(%error, "server-sent event could not be encoded; aborting the response");

@@ -1,0 +1,176 @@
+//! What an `#[sse_endpoint]` body yields is written straight into the response's frame (the
+//! driver lends its buffer for each poll): the bytes, the frames, the errors and the panics are
+//! those of a stream polled item by item (SPEC 71, 120).
+
+mod common;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use bytes::Bytes;
+use common::WITHIN;
+use http::Request;
+use sse_runtime::testing::BodyReader;
+use sse_runtime::{ServerSentEvent, sse};
+use tower::ServiceExt;
+
+/// The address of the large raw bytes that `raw` yields, to check they are not copied.
+static BIG: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+
+fn big() -> Bytes {
+    BIG.get_or_init(|| Bytes::from(vec![b'z'; 64 * 1024]))
+        .clone()
+}
+
+sse! {
+    async fn many() {
+        let event = "x".repeat(1000);
+        for _ in 0..200 {
+            yield &event;
+        }
+    }
+
+    async fn spaced() {
+        for i in 1..=6 {
+            if i == 4 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            yield ServerSentEvent::new().id(i).data(i);
+        }
+    }
+
+    async fn exploding() {
+        yield 1;
+        yield 2;
+        let index = std::hint::black_box(5);
+        yield ["only one"][index];
+    }
+
+    async fn failing() -> Result<(), String> {
+        yield "a";
+        yield "b";
+        Err("failed".to_owned())?;
+        yield "never";
+        Ok(())
+    }
+
+    async fn raw() {
+        yield "small";
+        yield big();
+        yield "after";
+    }
+
+    /// Reads another endpoint's response inside its own body, then yields what it read.
+    async fn reading_another() {
+        yield "before";
+        let inner = get_body("/spaced").await;
+        let events = sse_runtime::testing::parse_events(&inner);
+        yield format!("read {} events", events.len());
+    }
+}
+
+fn app() -> Router {
+    Router::new()
+        .route("/many", get(many))
+        .route("/spaced", get(spaced))
+        .route("/exploding", get(exploding))
+        .route("/failing", get(failing))
+        .route("/raw", get(raw))
+        .route("/reading_another", get(reading_another))
+}
+
+async fn open(path: &str) -> BodyReader {
+    let request = Request::get(path).body(Body::empty()).unwrap();
+    let response = app().oneshot(request).await.unwrap();
+    BodyReader::new(response.into_body())
+}
+
+async fn get_body(path: &str) -> Vec<u8> {
+    open(path).await.read_to_end(WITHIN).await.unwrap().to_vec()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_fills_frames_of_bounded_size_with_every_byte() {
+    let mut body = open("/many").await;
+    let mut frames = Vec::new();
+    while let Some(frame) = body.frame(WITHIN).await.unwrap() {
+        assert!(
+            frame
+                .iter()
+                .all(|&b| b == b'x' || b"data: \r\n".contains(&b))
+        );
+        frames.push(frame.len());
+    }
+    assert_eq!(frames.iter().sum::<usize>(), 200 * 1010);
+    // Coalesced: about 32 KiB a frame, never more than the event that crosses the limit.
+    assert!(frames.len() <= 200 * 1010 / (32 * 1024) + 1, "{frames:?}");
+    assert!(
+        frames.iter().all(|&len| len <= 32 * 1024 + 1010),
+        "{frames:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn spec_71_a_body_sends_what_is_ready_when_it_waits() {
+    let mut body = open("/spaced").await;
+    let first = body.frame(WITHIN).await.unwrap().unwrap();
+    assert_eq!(
+        &first[..],
+        b"id: 1\r\ndata: 1\r\n\r\nid: 2\r\ndata: 2\r\n\r\nid: 3\r\ndata: 3\r\n\r\n"
+    );
+    let started = tokio::time::Instant::now();
+    let second = body.frame(WITHIN).await.unwrap().unwrap();
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    assert_eq!(
+        &second[..],
+        b"id: 4\r\ndata: 4\r\n\r\nid: 5\r\ndata: 5\r\n\r\nid: 6\r\ndata: 6\r\n\r\n"
+    );
+    assert_eq!(body.frame(WITHIN).await.unwrap(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_panics_delivers_what_it_yielded_then_aborts() {
+    let mut body = open("/exploding").await;
+    assert_eq!(
+        body.frame(WITHIN).await.unwrap().unwrap(),
+        &b"data: 1\r\n\r\ndata: 2\r\n\r\n"[..]
+    );
+    assert!(body.frame(WITHIN).await.unwrap_err().is_aborted());
+    assert_eq!(body.frame(WITHIN).await.unwrap(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn spec_120_a_failing_body_delivers_what_it_yielded_then_aborts() {
+    let mut body = open("/failing").await;
+    assert_eq!(
+        body.frame(WITHIN).await.unwrap().unwrap(),
+        &b"data: a\r\n\r\ndata: b\r\n\r\n"[..]
+    );
+    assert!(body.frame(WITHIN).await.unwrap_err().is_aborted());
+}
+
+#[tokio::test(start_paused = true)]
+async fn large_raw_bytes_from_a_body_go_out_without_copying() {
+    let mut body = open("/raw").await;
+    assert_eq!(
+        &body.frame(WITHIN).await.unwrap().unwrap()[..],
+        b"data: small\r\n\r\n"
+    );
+    let frame = body.frame(WITHIN).await.unwrap().unwrap();
+    assert_eq!(frame.as_ptr(), big().as_ptr());
+    assert_eq!(frame.len(), 64 * 1024);
+    assert_eq!(
+        &body.frame(WITHIN).await.unwrap().unwrap()[..],
+        b"data: after\r\n\r\n"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_response_read_inside_a_body_keeps_its_events_apart() {
+    let all = get_body("/reading_another").await;
+    assert_eq!(&all[..], b"data: before\r\n\r\ndata: read 6 events\r\n\r\n");
+    // Nothing was left lent: the next response on this thread is whole too.
+    assert_eq!(get_body("/spaced").await.len(), 6 * 18);
+}
