@@ -45,6 +45,12 @@ impl Kind {
             Kind::Axum => "axum",
         }
     }
+
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        [Kind::Ours, Kind::Axum]
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+    }
 }
 
 /// What one scenario run measures: a server, and in (c), which of ours's hubs.
@@ -181,36 +187,14 @@ fn main() -> ExitCode {
 }
 
 fn server_main(args: &[String]) -> ExitCode {
-    let mut kind = None;
-    let mut setup = Setup::Plain;
-    let mut workers = 2;
-    let mut resume = false;
-    let mut metrics = false;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "ours" => kind = Some(Kind::Ours),
-            "axum" => kind = Some(Kind::Axum),
-            "--setup" => match args.next().and_then(|s| Setup::parse(s)) {
-                Some(s) => setup = s,
-                None => return usage_error("--setup takes plain or connection"),
-            },
-            "--workers" => match args.next().and_then(|s| s.parse().ok()) {
-                Some(n) if n > 0 => workers = n,
-                _ => return usage_error("--workers takes a positive number"),
-            },
-            "--resume" => resume = true,
-            "--metrics" => metrics = true,
-            other => return usage_error(&format!("unknown argument {other:?}")),
-        }
-    }
-    let Some(kind) = kind else {
-        return usage_error("which server: ours or axum?");
+    let config = match server::Config::parse(args) {
+        Ok(config) => config,
+        Err(message) => return usage_error(&message),
     };
-    match server::run(kind, setup, workers, resume, metrics) {
+    match server::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("bench server {}: {error}", kind.as_str());
+            eprintln!("bench server {}: {error}", config.kind.as_str());
             ExitCode::FAILURE
         }
     }
@@ -707,23 +691,15 @@ async fn run_one(
     sizes: &Sizes,
     options: &Options,
 ) -> std::io::Result<scenarios::Figures> {
-    let setup = if id == 'e' && side == Side::Ours {
-        Setup::Connection
-    } else {
-        Setup::Plain
-    };
+    let mut config = server::Config::new(side.kind(), options.workers);
+    if id == 'e' && side == Side::Ours {
+        config.setup = Setup::Connection;
+    }
     // Only the scenarios of the resumable hub have its routes (see `server`).
-    let resume = side == Side::Resumable || matches!(id, 'g' | 'h');
-    let metrics = side == Side::Metered;
-    let server = ServerProcess::start(
-        side.kind(),
-        setup,
-        resume,
-        metrics,
-        options.workers,
-        &options.wrap,
-    )
-    .await?;
+    config.resume = side == Side::Resumable || matches!(id, 'g' | 'h');
+    config.metrics = side == Side::Metered;
+    let metrics = config.metrics;
+    let server = ServerProcess::start(&config, &options.wrap).await?;
     let hub = if side == Side::Resumable {
         Hub::Resumable
     } else {

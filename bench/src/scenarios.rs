@@ -11,10 +11,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::Kind;
 use crate::client::{self, Client};
 use crate::measure::{Cpu, rss_kib};
-use crate::server::Setup;
+use crate::server::Config;
 
 /// Sizes of the scenarios (the issue's, or a tenth of them for `--quick`).
 #[derive(Clone, Debug)]
@@ -86,16 +85,9 @@ pub(crate) struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `bench server KIND` (with the resumable hub's routes if `resume`, with a metrics
-    /// recorder if `metrics`; under `wrap`, if given) and waits until it answers.
-    pub(crate) async fn start(
-        kind: Kind,
-        setup: Setup,
-        resume: bool,
-        metrics: bool,
-        workers: usize,
-        wrap: &[String],
-    ) -> io::Result<Self> {
+    /// Starts `bench server ..` as `config` says (under `wrap`, if given) and waits until it
+    /// answers.
+    pub(crate) async fn start(config: &Config, wrap: &[String]) -> io::Result<Self> {
         let exe = std::env::current_exe()?;
         let mut command = match wrap.split_first() {
             Some((program, args)) => {
@@ -106,10 +98,7 @@ impl ServerProcess {
             None => Command::new(exe),
         };
         let mut child = command
-            .args(["server", kind.as_str(), "--setup", setup.as_str()])
-            .args(["--workers", &workers.to_string()])
-            .args(resume.then_some("--resume"))
-            .args(metrics.then_some("--metrics"))
+            .args(config.args())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -126,20 +126,88 @@ fn live_streams() -> u64 {
         .saturating_sub(CLOSED.load(Ordering::Relaxed))
 }
 
+/// What `bench server` runs: which server, and its options. The driver turns it into the
+/// arguments of `bench server` ([`args`](Self::args)), which the server parses back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Config {
+    pub(crate) kind: Kind,
+    pub(crate) setup: Setup,
+    pub(crate) workers: usize,
+    /// Ours with the resumable hub and its routes (`--resume`).
+    pub(crate) resume: bool,
+    /// Ours with a Prometheus recorder (`--metrics`).
+    pub(crate) metrics: bool,
+}
+
+impl Config {
+    /// `kind` as the scenarios against axum run it: plain setup, nothing added.
+    pub(crate) fn new(kind: Kind, workers: usize) -> Self {
+        Self {
+            kind,
+            setup: Setup::Plain,
+            workers,
+            resume: false,
+            metrics: false,
+        }
+    }
+
+    /// The arguments of `bench server` for this configuration.
+    pub(crate) fn args(&self) -> Vec<String> {
+        let mut args = vec![
+            "server".to_owned(),
+            self.kind.as_str().to_owned(),
+            "--setup".to_owned(),
+            self.setup.as_str().to_owned(),
+            "--workers".to_owned(),
+            self.workers.to_string(),
+        ];
+        for (on, flag) in [(self.resume, "--resume"), (self.metrics, "--metrics")] {
+            if on {
+                args.push(flag.to_owned());
+            }
+        }
+        args
+    }
+
+    /// Parses the arguments after `bench server`.
+    pub(crate) fn parse(args: &[String]) -> Result<Self, String> {
+        let mut kind = None;
+        let mut config = Self::new(Kind::Ours, 2);
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--setup" => match args.next().and_then(|s| Setup::parse(s)) {
+                    Some(s) => config.setup = s,
+                    None => return Err("--setup takes plain or connection".into()),
+                },
+                "--workers" => match args.next().and_then(|s| s.parse().ok()) {
+                    Some(n) if n > 0 => config.workers = n,
+                    _ => return Err("--workers takes a positive number".into()),
+                },
+                "--resume" => config.resume = true,
+                "--metrics" => config.metrics = true,
+                other => match Kind::parse(other) {
+                    Some(k) => kind = Some(k),
+                    None => return Err(format!("unknown argument {other:?}")),
+                },
+            }
+        }
+        config.kind = kind.ok_or("which server: ours or axum?")?;
+        let only = |on: bool, flag: &str, kind: Kind| {
+            if on && config.kind != kind {
+                Err(format!("{flag} is for {} only", kind.as_str()))
+            } else {
+                Ok(())
+            }
+        };
+        only(config.resume, "--resume", Kind::Ours)?;
+        only(config.metrics, "--metrics", Kind::Ours)?;
+        Ok(config)
+    }
+}
+
 /// Runs a server until stdin closes.
-pub(crate) fn run(
-    kind: Kind,
-    setup: Setup,
-    workers: usize,
-    resume: bool,
-    metrics: bool,
-) -> std::io::Result<()> {
-    if resume && kind != Kind::Ours {
-        return Err(std::io::Error::other("only ours has a resumable hub"));
-    }
-    if metrics && kind != Kind::Ours {
-        return Err(std::io::Error::other("only ours reports metrics"));
-    }
+pub(crate) fn run(config: Config) -> std::io::Result<()> {
     crate::measure::raise_nofile_limit(false);
     // The driver holds our stdin; when it goes away, so do we.
     std::thread::spawn(|| {
@@ -147,18 +215,18 @@ pub(crate) fn run(
         std::process::exit(0);
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
+        .worker_threads(config.workers)
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        if metrics {
+        if config.metrics {
             install_recorder()?;
         }
-        let app = match kind {
-            Kind::Ours => ours::router(resume),
+        let app = match config.kind {
+            Kind::Ours => ours::router(config.resume),
             Kind::Axum => theirs::router(),
         };
-        match setup {
+        match config.setup {
             Setup::Plain => {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 announce(listener.local_addr()?.port());
