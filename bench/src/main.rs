@@ -36,6 +36,8 @@ pub(crate) enum Kind {
     Ours,
     /// axum's `axum::response::sse::Sse`.
     Axum,
+    /// The floor: a hand-written HTTP/1.1 server on tokio alone that sends ours's bytes.
+    Floor,
 }
 
 impl Kind {
@@ -43,11 +45,12 @@ impl Kind {
         match self {
             Kind::Ours => "ours",
             Kind::Axum => "axum",
+            Kind::Floor => "floor",
         }
     }
 
     pub(crate) fn parse(name: &str) -> Option<Self> {
-        [Kind::Ours, Kind::Axum]
+        [Kind::Ours, Kind::Axum, Kind::Floor]
             .into_iter()
             .find(|kind| kind.as_str() == name)
     }
@@ -85,9 +88,10 @@ impl Side {
 }
 
 const USAGE: &str = "\
-usage: bench [--runs N] [--only a,b,c,d,e,f,g,h] [--quick] [--workers N] [--side ours|axum]
-             [--wrap 'COMMAND ARGS..']
-       bench server ours|axum [--setup plain|connection] [--workers N] [--resume] [--metrics]
+usage: bench [--runs N] [--only a,b,c,d,e,f,g,h] [--quick] [--workers N]
+             [--side ours|axum|floor] [--wrap 'COMMAND ARGS..']
+       bench server ours|axum|floor [--setup plain|connection] [--workers N] [--resume]
+                    [--metrics]
        bench soak [--quick]        (soak and chaos, see RELIABILITY.md)
        bench soak-server
        bench cluster [--quick] [--runs N] [--node-threads N]
@@ -242,10 +246,9 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                 Some(n) if n > 0 => options.workers = n,
                 _ => return Err("--workers takes a positive number".into()),
             },
-            "--side" => match args.next().map(String::as_str) {
-                Some("ours") => options.side = Some(Kind::Ours),
-                Some("axum") => options.side = Some(Kind::Axum),
-                _ => return Err("--side takes ours or axum".into()),
+            "--side" => match args.next().and_then(|s| Kind::parse(s)) {
+                Some(kind) => options.side = Some(kind),
+                None => return Err("--side takes ours, axum or floor".into()),
             },
             "--wrap" => {
                 let command = args.next().ok_or("--wrap takes a command")?;

@@ -1,7 +1,7 @@
-//! The two servers under test, one per process: `bench server ours|axum [--setup ..]`.
+//! The servers under test, one per process: `bench server ours|axum|floor [--setup ..]`.
 //!
-//! Both serve the same routes over plain HTTP/1.1 on 127.0.0.1:0, print their port on stdout and
-//! exit when stdin closes (the driver went away):
+//! Ours and axum serve the same routes over plain HTTP/1.1 on 127.0.0.1:0, print their port on
+//! stdout and exit when stdin closes (the driver went away):
 //!
 //! | route | what |
 //! | --- | --- |
@@ -32,6 +32,9 @@
 //! before it builds its routes, so before any stream starts; `/stats` then also answers the
 //! recorder's rendered text. sse-runtime's `metrics` feature is compiled in either way: without
 //! a recorder, its `metrics::counter!`/`gauge!` calls get no-op handles.
+//!
+//! `bench server floor` is the [`floor`]: ours's bytes, from a server written by hand on tokio
+//! alone, for `/events/{n}`, `/events_timeout/{n}`, `/fanout`, `/publish/{n}` and `/stats`.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +44,8 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 
 use crate::Kind;
+
+mod floor;
 
 /// The data of every event: 64 bytes, one line.
 pub(crate) const PAYLOAD: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/";
@@ -192,7 +197,7 @@ impl Config {
                 },
             }
         }
-        config.kind = kind.ok_or("which server: ours or axum?")?;
+        config.kind = kind.ok_or("which server: ours, axum or floor?")?;
         let only = |on: bool, flag: &str, kind: Kind| {
             if on && config.kind != kind {
                 Err(format!("{flag} is for {} only", kind.as_str()))
@@ -202,6 +207,9 @@ impl Config {
         };
         only(config.resume, "--resume", Kind::Ours)?;
         only(config.metrics, "--metrics", Kind::Ours)?;
+        if config.kind == Kind::Floor && config.setup != Setup::Plain {
+            return Err("the floor has one setup: plain".into());
+        }
         Ok(config)
     }
 }
@@ -225,6 +233,11 @@ pub(crate) fn run(config: Config) -> std::io::Result<()> {
         let app = match config.kind {
             Kind::Ours => ours::router(config.resume),
             Kind::Axum => theirs::router(),
+            Kind::Floor => {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                announce(listener.local_addr()?.port());
+                return floor::serve(listener).await;
+            }
         };
         match config.setup {
             Setup::Plain => {
