@@ -67,6 +67,8 @@ pub(crate) enum Side {
     Resumable,
     /// Ours with a Prometheus recorder installed (`bench server ours --metrics`).
     Metered,
+    /// The floor (`bench server floor`).
+    Floor,
 }
 
 impl Side {
@@ -74,6 +76,7 @@ impl Side {
         match self {
             Side::Ours | Side::Resumable | Side::Metered => Kind::Ours,
             Side::Axum => Kind::Axum,
+            Side::Floor => Kind::Floor,
         }
     }
 
@@ -83,6 +86,7 @@ impl Side {
             Side::Axum => "axum",
             Side::Resumable => "ours-resumable",
             Side::Metered => "ours+metrics",
+            Side::Floor => "floor",
         }
     }
 }
@@ -264,37 +268,40 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
 
 /// The scenarios against axum.
 const BOTH: &[Side] = &[Side::Ours, Side::Axum];
+/// The scenarios against axum and the floor.
+const WITH_FLOOR: &[Side] = &[Side::Ours, Side::Axum, Side::Floor];
 
 fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
     let n = report::number;
-    let cpu = |goal| Metric {
-        key: "cpu_per_event",
-        label: "server CPU us/event",
+    let metric = |key, label, goal, digits| Metric {
+        key,
+        label,
         goal,
-        digits: 3,
+        floor: Goal::Info,
+        digits,
     };
-    let rate = Metric {
-        key: "events_per_s",
-        label: "events/s",
-        goal: Goal::Info,
-        digits: 0,
+    // (a) and (b): the floor's bytes at most twice as costly (the events of (e) are (a)'s).
+    let cpu = |goal, floor| Metric {
+        floor,
+        ..metric("cpu_per_event", "server CPU us/event", goal, 3)
     };
+    let rate = metric("events_per_s", "events/s", Goal::Info, 0);
     vec![
         Scenario {
             id: 'a',
-            sides: &[Side::Ours, Side::Axum, Side::Metered],
+            sides: &[Side::Ours, Side::Axum, Side::Metered, Side::Floor],
             title: format!("one client, {} events", n(sizes.events as f64, 0)),
-            metrics: vec![cpu(Goal::RatioAtMost(0.5)), rate],
+            metrics: vec![cpu(Goal::RatioAtMost(0.5), Goal::RatioAtMost(2.0)), rate],
         },
         Scenario {
             id: 'b',
-            sides: BOTH,
+            sides: WITH_FLOOR,
             title: format!(
                 "{} clients in parallel, {} events each",
                 sizes.parallel_clients,
                 n(sizes.events as f64, 0)
             ),
-            metrics: vec![cpu(Goal::RatioAtMost(0.5)), rate],
+            metrics: vec![cpu(Goal::RatioAtMost(0.5), Goal::RatioAtMost(2.0)), rate],
         },
         Scenario {
             id: 'c',
@@ -305,18 +312,18 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
                 sizes.fanout_events
             ),
             metrics: vec![
-                Metric {
-                    key: "cpu_per_delivery",
-                    label: "server CPU us/delivered event",
-                    goal: Goal::RatioAtMost(0.4),
-                    digits: 3,
-                },
-                Metric {
-                    key: "delivery_ms",
-                    label: "ms until all delivered",
-                    goal: Goal::RatioAtMost(0.4),
-                    digits: 0,
-                },
+                metric(
+                    "cpu_per_delivery",
+                    "server CPU us/delivered event",
+                    Goal::RatioAtMost(0.4),
+                    3,
+                ),
+                metric(
+                    "delivery_ms",
+                    "ms until all delivered",
+                    Goal::RatioAtMost(0.4),
+                    0,
+                ),
             ],
         },
         Scenario {
@@ -327,25 +334,25 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
                 n(sizes.idle_clients as f64, 0)
             ),
             metrics: vec![
-                Metric {
-                    key: "kib_per_connection",
-                    label: "server RSS KiB/connection",
-                    goal: Goal::RatioAtMost(1.0),
-                    digits: 2,
-                },
-                Metric {
-                    key: "idle_cpu_ms",
-                    label: format_idle_label(sizes.idle_window),
-                    goal: Goal::OursAtMost(1.0),
-                    digits: 2,
-                },
+                metric(
+                    "kib_per_connection",
+                    "server RSS KiB/connection",
+                    Goal::RatioAtMost(1.0),
+                    2,
+                ),
+                metric(
+                    "idle_cpu_ms",
+                    format_idle_label(sizes.idle_window),
+                    Goal::OursAtMost(1.0),
+                    2,
+                ),
             ],
         },
         Scenario {
             id: 'e',
-            sides: BOTH,
-            title: "as (a), send_timeout = 5 (axum: none)".to_owned(),
-            metrics: vec![cpu(Goal::RatioAtMost(0.7)), rate],
+            sides: WITH_FLOOR,
+            title: "as (a), send_timeout = 5 (axum and the floor: none)".to_owned(),
+            metrics: vec![cpu(Goal::RatioAtMost(0.7), Goal::Info), rate],
         },
         Scenario {
             id: 'f',
@@ -355,24 +362,14 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
                 n(sizes.churn_cycles as f64, 0)
             ),
             metrics: vec![
-                Metric {
-                    key: "live_after",
-                    label: "live streams after",
-                    goal: Goal::OursAtMost(0.0),
-                    digits: 0,
-                },
-                Metric {
-                    key: "rss_growth_pct",
-                    label: "server RSS growth %",
-                    goal: Goal::OursAtMost(10.0),
-                    digits: 1,
-                },
-                Metric {
-                    key: "cpu_per_cycle",
-                    label: "server CPU us/cycle",
-                    goal: Goal::Info,
-                    digits: 1,
-                },
+                metric("live_after", "live streams after", Goal::OursAtMost(0.0), 0),
+                metric(
+                    "rss_growth_pct",
+                    "server RSS growth %",
+                    Goal::OursAtMost(10.0),
+                    1,
+                ),
+                metric("cpu_per_cycle", "server CPU us/cycle", Goal::Info, 1),
             ],
         },
         // Ours only: their peers are other figures of ours (see `comparisons`).
@@ -609,7 +606,7 @@ async fn drive(options: Options) -> ExitCode {
         .filter(|row| cfg!(feature = "metrics") || row.value.side != Side::Metered)
         .collect();
 
-    println!("# sse-runtime vs axum::response::sse\n");
+    println!("# sse-runtime vs axum::response::sse, and the floor\n");
     for (name, value) in measure::machine() {
         println!("- {name}: {value}");
     }
@@ -674,7 +671,8 @@ async fn drive(options: Options) -> ExitCode {
         println!("{}", results.table(&selected));
         println!(
             "Setups: axum = `axum::serve(tokio::net::TcpListener, app)`; ours = the same, except (e), which uses sse-runtime's \
-             documented send-timeout setup (`connection::Listener` + `ConnectInfo<Connection>`).\n"
+             documented send-timeout setup (`connection::Listener` + `ConnectInfo<Connection>`); floor = a hand-written \
+             HTTP/1.1 server on tokio alone that sends ours's bytes (`bench server floor`).\n"
         );
     }
     if !compared.is_empty() {

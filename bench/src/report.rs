@@ -11,9 +11,10 @@ use crate::scenarios::Figures;
 pub(crate) enum Goal {
     /// No target: shown for context.
     Info,
-    /// The median ratio ours/axum must be at most this.
+    /// The ratio of the medians (ours/axum, ours/floor, a row over its peer) must be at most
+    /// this.
     RatioAtMost(f64),
-    /// The median ratio ours/axum must be at least this (a rate).
+    /// The ratio of the medians must be at least this (a rate).
     RatioAtLeast(f64),
     /// Our median must be at most this (an absolute bound).
     OursAtMost(f64),
@@ -24,7 +25,10 @@ pub(crate) enum Goal {
 pub(crate) struct Metric {
     pub(crate) key: &'static str,
     pub(crate) label: &'static str,
+    /// The target of ours against axum.
     pub(crate) goal: Goal,
+    /// The target of ours against the floor (where the scenario has it as a side).
+    pub(crate) floor: Goal,
     pub(crate) digits: usize,
 }
 
@@ -108,26 +112,15 @@ impl<S: Copy + Ord> Results<S> {
                 Summary::of(self.values(figure.scenario, figure.side, figure.key))
             };
             let (value, peer) = (of(row.value), of(row.peer));
-            let ratio = match (&value, &peer) {
-                (Some(v), Some(p)) if p.median > 0.0 => Some(v.median / p.median),
-                _ => None,
-            };
-            let (target, verdict) = match row.goal {
-                Goal::OursAtMost(bound) => (
-                    format!("value <= {bound}"),
-                    verdict(value.as_ref().map(|v| v.median <= bound)),
-                ),
-                goal => ratio_goal(goal, ratio),
-            };
+            let (ratio, target, verdict) = judge(value.as_ref(), peer.as_ref(), row.goal, "value");
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {target} | {verdict} |",
+                "| {} | {} | {} | {} | {} | {ratio} | {target} | {verdict} |",
                 row.title,
                 row.label,
                 Summary::show(value.as_ref(), row.digits),
                 row.peer_label,
                 Summary::show(peer.as_ref(), row.digits),
-                ratio.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
             );
         }
         out
@@ -135,45 +128,82 @@ impl<S: Copy + Ord> Results<S> {
 }
 
 impl Results<Side> {
-    /// The table: medians, spreads (min-max), ratios, targets and verdicts, in Markdown.
+    /// The table: medians, spreads (min-max), ratios, targets and verdicts, in Markdown; with
+    /// the floor's columns when a scenario has the floor as a side.
     pub(crate) fn table(&self, scenarios: &[Scenario]) -> String {
+        let floor = scenarios.iter().any(|s| s.sides.contains(&Side::Floor));
         let mut out = String::new();
         out.push_str(
-            "| scenario | metric | ours: median [min-max] | axum: median [min-max] | ours/axum | target | |\n",
+            "| scenario | metric | ours: median [min-max] | axum: median [min-max] | ours/axum | target | |",
         );
-        out.push_str("| --- | --- | ---: | ---: | ---: | --- | --- |\n");
+        out.push_str(if floor {
+            " floor: median [min-max] | ours/floor | target | |\n"
+        } else {
+            "\n"
+        });
+        out.push_str("| --- | --- | ---: | ---: | ---: | --- | --- |");
+        out.push_str(if floor {
+            " ---: | ---: | --- | --- |\n"
+        } else {
+            "\n"
+        });
         for scenario in scenarios {
             for (i, metric) in scenario.metrics.iter().enumerate() {
-                let ours = Summary::of(self.values(scenario.id, Side::Ours, metric.key));
-                let axum = Summary::of(self.values(scenario.id, Side::Axum, metric.key));
-                let ratio = match (&ours, &axum) {
-                    (Some(o), Some(a)) if a.median > 0.0 => Some(o.median / a.median),
-                    _ => None,
-                };
-                let (target, verdict) = match metric.goal {
-                    Goal::OursAtMost(bound) => (
-                        format!("ours <= {bound}"),
-                        verdict(ours.as_ref().map(|o| o.median <= bound)),
-                    ),
-                    goal => ratio_goal(goal, ratio),
-                };
+                let of = |side| Summary::of(self.values(scenario.id, side, metric.key));
+                let ours = of(Side::Ours);
                 let title = if i == 0 {
                     format!("({}) {}", scenario.id, scenario.title)
                 } else {
                     String::new()
                 };
-                let _ = writeln!(
+                let _ = write!(
                     out,
-                    "| {title} | {} | {} | {} | {} | {target} | {verdict} |",
+                    "| {title} | {} | {} |",
                     metric.label,
-                    Summary::show(ours.as_ref(), metric.digits),
-                    Summary::show(axum.as_ref(), metric.digits),
-                    ratio.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
+                    Summary::show(ours.as_ref(), metric.digits)
                 );
+                let mut peers = vec![(Side::Axum, metric.goal)];
+                if floor {
+                    peers.push((Side::Floor, metric.floor));
+                }
+                for (side, goal) in peers {
+                    let peer = of(side);
+                    let (ratio, target, verdict) =
+                        judge(ours.as_ref(), peer.as_ref(), goal, "ours");
+                    let _ = write!(
+                        out,
+                        " {} | {ratio} | {target} | {verdict} |",
+                        Summary::show(peer.as_ref(), metric.digits),
+                    );
+                }
+                out.push('\n');
             }
         }
         out
     }
+}
+
+/// The ratio of two medians as shown, and the target and verdict of `goal` on it; an
+/// `OursAtMost` goal bounds `value` instead, named `who` in the target.
+fn judge(
+    value: Option<&Summary>,
+    peer: Option<&Summary>,
+    goal: Goal,
+    who: &str,
+) -> (String, String, &'static str) {
+    let ratio = match (value, peer) {
+        (Some(v), Some(p)) if p.median > 0.0 => Some(v.median / p.median),
+        _ => None,
+    };
+    let (target, verdict) = match goal {
+        Goal::OursAtMost(bound) => (
+            format!("{who} <= {bound}"),
+            verdict(value.map(|v| v.median <= bound)),
+        ),
+        goal => ratio_goal(goal, ratio),
+    };
+    let ratio = ratio.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}"));
+    (ratio, target, verdict)
 }
 
 /// The target and verdict of a goal on a ratio (`Info`: none).
