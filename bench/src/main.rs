@@ -69,13 +69,15 @@ pub(crate) enum Side {
     Metered,
     /// The floor (`bench server floor`).
     Floor,
+    /// axum with its leanest idle stream, in (d) (`bench server axum --lean`).
+    AxumLean,
 }
 
 impl Side {
     pub(crate) fn kind(self) -> Kind {
         match self {
             Side::Ours | Side::Resumable | Side::Metered => Kind::Ours,
-            Side::Axum => Kind::Axum,
+            Side::Axum | Side::AxumLean => Kind::Axum,
             Side::Floor => Kind::Floor,
         }
     }
@@ -87,6 +89,7 @@ impl Side {
             Side::Resumable => "ours-resumable",
             Side::Metered => "ours+metrics",
             Side::Floor => "floor",
+            Side::AxumLean => "axum-lean",
         }
     }
 }
@@ -95,7 +98,7 @@ const USAGE: &str = "\
 usage: bench [--runs N] [--only a,b,c,d,e,f,g,h] [--quick] [--workers N]
              [--side ours|axum|floor] [--wrap 'COMMAND ARGS..']
        bench server ours|axum|floor [--setup plain|connection] [--workers N] [--resume]
-                    [--metrics]
+                    [--metrics] [--lean]
        bench soak [--quick]        (soak and chaos, see RELIABILITY.md)
        bench soak-server
        bench cluster [--quick] [--runs N] [--node-threads N]
@@ -270,6 +273,8 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
 const BOTH: &[Side] = &[Side::Ours, Side::Axum];
 /// The scenarios against axum and the floor.
 const WITH_FLOOR: &[Side] = &[Side::Ours, Side::Axum, Side::Floor];
+/// The idle scenario: against axum as its users write it, and against its leanest stream.
+const IDLE: &[Side] = &[Side::Ours, Side::Axum, Side::AxumLean];
 
 fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
     let n = report::number;
@@ -328,7 +333,7 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
         },
         Scenario {
             id: 'd',
-            sides: BOTH,
+            sides: IDLE,
             title: format!(
                 "{} idle streams (15 s ping)",
                 n(sizes.idle_clients as f64, 0)
@@ -392,7 +397,8 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
     ]
 }
 
-/// The second table: ours's resumable hub against its peers of the same run.
+/// The second table: ours against further peers of the same run (its resumable hub, its
+/// recorder, axum's leanest idle stream).
 fn comparisons(sizes: &Sizes) -> Vec<Comparison> {
     let n = report::number;
     let figure = |scenario, side, key| Figure {
@@ -562,6 +568,19 @@ fn comparisons(sizes: &Sizes) -> Vec<Comparison> {
             digits: 3,
         });
     }
+    rows.push(Comparison {
+        scenario: 'd',
+        title: format!(
+            "(d) against axum's leanest idle stream: {} idle streams",
+            n(sizes.idle_clients as f64, 0)
+        ),
+        label: "server RSS KiB/connection".to_owned(),
+        value: figure('d', Side::Ours, "kib_per_connection"),
+        peer_label: "axum, `Sse::new(stream::pending())`",
+        peer: figure('d', Side::AxumLean, "kib_per_connection"),
+        goal: Goal::RatioAtMost(1.0),
+        digits: 2,
+    });
     rows
 }
 
@@ -676,7 +695,7 @@ async fn drive(options: Options) -> ExitCode {
         );
     }
     if !compared.is_empty() {
-        println!("## Ours against peers of its own in the same run\n");
+        println!("## Ours against further peers of the same run\n");
         println!("{}", results.comparison_table(&compared));
     }
     if failures > 0 {
@@ -699,6 +718,7 @@ async fn run_one(
     // Only the scenarios of the resumable hub have its routes (see `server`).
     config.resume = side == Side::Resumable || matches!(id, 'g' | 'h');
     config.metrics = side == Side::Metered;
+    config.lean = side == Side::AxumLean;
     let metrics = config.metrics;
     let server = ServerProcess::start(&config, &options.wrap).await?;
     let hub = if side == Side::Resumable {
@@ -710,7 +730,11 @@ async fn run_one(
         'a' => scenarios::single(&server, "/events", sizes.events).await,
         'b' => scenarios::parallel(&server, sizes.parallel_clients, sizes.events).await,
         'c' => scenarios::fanout(&server, hub, sizes.fanout_clients, sizes.fanout_events).await,
-        'd' => scenarios::idle(&server, sizes.idle_clients, sizes.idle_window).await,
+        'd' => {
+            // axum's leanest stream counts nothing: the response heads are the count.
+            let counted = side != Side::AxumLean;
+            scenarios::idle(&server, sizes.idle_clients, sizes.idle_window, counted).await
+        }
         'e' => scenarios::single(&server, "/events_timeout", sizes.events).await,
         'f' => {
             scenarios::churn(

@@ -33,6 +33,10 @@
 //! recorder's rendered text. sse-runtime's `metrics` feature is compiled in either way: without
 //! a recorder, its `metrics::counter!`/`gauge!` calls get no-op handles.
 //!
+//! `bench server axum --lean` serves `/idle` as the leanest stream axum has,
+//! `Sse::new(stream::pending())`: no keep-alive and no live count (its other routes are the
+//! same, for the reason above).
+//!
 //! `bench server floor` is the [`floor`]: ours's bytes, from a server written by hand on tokio
 //! alone, for `/events/{n}`, `/events_timeout/{n}`, `/fanout`, `/publish/{n}` and `/stats`.
 
@@ -142,6 +146,8 @@ pub(crate) struct Config {
     pub(crate) resume: bool,
     /// Ours with a Prometheus recorder (`--metrics`).
     pub(crate) metrics: bool,
+    /// axum with the leanest `/idle` it has (`--lean`): `Sse::new(stream::pending())`.
+    pub(crate) lean: bool,
 }
 
 impl Config {
@@ -153,6 +159,7 @@ impl Config {
             workers,
             resume: false,
             metrics: false,
+            lean: false,
         }
     }
 
@@ -166,7 +173,11 @@ impl Config {
             "--workers".to_owned(),
             self.workers.to_string(),
         ];
-        for (on, flag) in [(self.resume, "--resume"), (self.metrics, "--metrics")] {
+        for (on, flag) in [
+            (self.resume, "--resume"),
+            (self.metrics, "--metrics"),
+            (self.lean, "--lean"),
+        ] {
             if on {
                 args.push(flag.to_owned());
             }
@@ -191,6 +202,7 @@ impl Config {
                 },
                 "--resume" => config.resume = true,
                 "--metrics" => config.metrics = true,
+                "--lean" => config.lean = true,
                 other => match Kind::parse(other) {
                     Some(k) => kind = Some(k),
                     None => return Err(format!("unknown argument {other:?}")),
@@ -207,6 +219,7 @@ impl Config {
         };
         only(config.resume, "--resume", Kind::Ours)?;
         only(config.metrics, "--metrics", Kind::Ours)?;
+        only(config.lean, "--lean", Kind::Axum)?;
         if config.kind == Kind::Floor && config.setup != Setup::Plain {
             return Err("the floor has one setup: plain".into());
         }
@@ -232,7 +245,7 @@ pub(crate) fn run(config: Config) -> std::io::Result<()> {
         }
         let app = match config.kind {
             Kind::Ours => ours::router(config.resume),
-            Kind::Axum => theirs::router(),
+            Kind::Axum => theirs::router(config.lean),
             Kind::Floor => {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 announce(listener.local_addr()?.port());
@@ -506,6 +519,12 @@ mod theirs {
         })
     }
 
+    /// The leanest idle stream axum has (`--lean`): no keep-alive, no live count (the driver
+    /// counts the response heads instead).
+    async fn idle_lean() -> impl IntoResponse {
+        Sse::new(futures_util::stream::pending::<Result<Event, Infallible>>())
+    }
+
     async fn churn() -> impl IntoResponse {
         respond(async_stream::stream! {
             let _live = LiveGuard::open();
@@ -529,7 +548,9 @@ mod theirs {
         stats_text(hub.tx.receiver_count(), 0).await
     }
 
-    pub(super) fn router() -> Router {
+    /// With `lean`, `/idle` is [`idle_lean`]; the routes are the same either way (see the
+    /// module docs: every route costs each connection memory).
+    pub(super) fn router(lean: bool) -> Router {
         let (tx, _) = broadcast::channel(FANOUT_CAPACITY);
         Router::new()
             .route("/events/{n}", get(events))
@@ -537,7 +558,7 @@ mod theirs {
             .route("/events_timeout/{n}", get(events))
             .route("/fanout", get(fanout))
             .route("/publish/{n}", get(publish))
-            .route("/idle", get(idle))
+            .route("/idle", if lean { get(idle_lean) } else { get(idle) })
             .route("/churn", get(churn))
             .route("/stats", get(stats))
             .with_state(Arc::new(Hub {
