@@ -6,7 +6,7 @@
 //! A [stamped](Client::stamped) client is a checked one that also reads a send time at the
 //! start of each event's data, for publish-to-delivery latencies.
 //!
-//! A [`Poster`] publishes: one `POST` per event on a keep-alive connection.
+//! A [`Poster`] publishes: one request per event on a keep-alive connection.
 
 use std::io;
 use std::net::SocketAddr;
@@ -211,7 +211,7 @@ pub(crate) async fn fetch(addr: SocketAddr, path: &str) -> io::Result<String> {
         .map_err(|_| timed_out(path))?
 }
 
-/// A publisher's keep-alive connection: one `POST` per event, each answered before the next.
+/// A publisher's keep-alive connection: one request per event, each answered before the next.
 pub(crate) struct Poster {
     addr: SocketAddr,
     /// `None` once the server said it closes the connection after its answer.
@@ -238,9 +238,7 @@ impl Poster {
         })
     }
 
-    /// `POST path` with `body` (`text/plain`); fails unless the answer is a 2xx. Returns the
-    /// answer's body. When the server closed the connection after its previous answer (a
-    /// server's cap on requests per connection), opens another first.
+    /// `POST path` with `body` (`text/plain`); see [`send`](Self::send).
     pub(crate) async fn post(&mut self, path: &str, body: &[u8]) -> io::Result<&[u8]> {
         use std::io::Write as _;
         self.request.clear();
@@ -250,6 +248,14 @@ impl Poster {
             body.len()
         )?;
         self.request.extend_from_slice(body);
+        self.send("POST", path).await
+    }
+
+    /// Sends the request in `self.request`; fails unless the answer is a 2xx. Returns the
+    /// answer's body. When the server closed the connection after its previous answer (a
+    /// server's cap on requests per connection), opens another first.
+    async fn send(&mut self, method: &str, path: &str) -> io::Result<&[u8]> {
+        let what = || format!("{method} {path}");
         let mut stream = match self.stream.take() {
             Some(stream) => stream,
             None => {
@@ -272,7 +278,7 @@ impl Poster {
             .strip_prefix("http/1.1 ")
             .and_then(|rest| rest.get(..3))
             .and_then(|code| code.parse().ok())
-            .ok_or_else(|| io::Error::other(format!("POST {path}: not a response: {head:?}")))?;
+            .ok_or_else(|| io::Error::other(format!("{}: not a response: {head:?}", what())))?;
         let header = |name: &str| {
             head.split("\r\n")
                 .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
@@ -280,12 +286,13 @@ impl Poster {
         };
         if header("transfer-encoding").is_some() {
             return Err(io::Error::other(format!(
-                "POST {path}: a chunked answer (this client reads content-length only)"
+                "{}: a chunked answer (this client reads content-length only)",
+                what()
             )));
         }
         let body_len: usize = header("content-length")
             .map_or(Some(0), |value| value.parse().ok())
-            .ok_or_else(|| io::Error::other(format!("POST {path}: bad content-length")))?;
+            .ok_or_else(|| io::Error::other(format!("{}: bad content-length", what())))?;
         let close = header("connection") == Some("close");
         let total = head_len + body_len;
         while self.have < total {
@@ -293,7 +300,8 @@ impl Poster {
         }
         if self.have > total {
             return Err(io::Error::other(format!(
-                "POST {path}: bytes after the answer"
+                "{}: bytes after the answer",
+                what()
             )));
         }
         if !close {
@@ -302,7 +310,8 @@ impl Poster {
         let answer = &self.buf[head_len..total];
         if !(200..300).contains(&status) {
             return Err(io::Error::other(format!(
-                "POST {path}: {status} {}",
+                "{}: {status} {}",
+                what(),
                 String::from_utf8_lossy(answer).trim()
             )));
         }
@@ -475,6 +484,16 @@ pub(crate) const STAMP: &str = "t=";
 /// Nanoseconds from `base` to now: the clock of stamps.
 pub(crate) fn nanos_since(base: Instant) -> u64 {
     u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The `q` quantile (0 to 1) of `sorted` nanoseconds, in milliseconds: the smallest value that
+/// at least that share of them does not exceed.
+pub(crate) fn quantile_ms(sorted: &[u64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1e6
 }
 
 /// What a stamped client saw: for each event whose data starts with [`STAMP`], its send time

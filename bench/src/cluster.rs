@@ -1639,10 +1639,7 @@ fn paced_figures(system: System, clients: &[Client], segments: &[Segment]) -> io
         return Err(io::Error::other("no event was sent in the windows"));
     }
     latencies.sort_unstable();
-    let quantile = |sorted: &[u64], q: f64| {
-        let rank = (q * sorted.len() as f64).ceil() as usize;
-        sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1e6
-    };
+    let quantile = client::quantile_ms;
     let mut first: Vec<u64> = first.into_values().collect();
     first.sort_unstable();
     let elapsed: f64 = segments
