@@ -211,7 +211,8 @@ pub(crate) async fn fetch(addr: SocketAddr, path: &str) -> io::Result<String> {
         .map_err(|_| timed_out(path))?
 }
 
-/// A publisher's keep-alive connection: one request per event, each answered before the next.
+/// A publisher's keep-alive connection: one request per event (a `POST` of its data, or a
+/// `GET`), each answered before the next.
 pub(crate) struct Poster {
     addr: SocketAddr,
     /// `None` once the server said it closes the connection after its answer.
@@ -249,6 +250,14 @@ impl Poster {
         )?;
         self.request.extend_from_slice(body);
         self.send("POST", path).await
+    }
+
+    /// `GET path`; see [`send`](Self::send).
+    pub(crate) async fn get(&mut self, path: &str) -> io::Result<&[u8]> {
+        use std::io::Write as _;
+        self.request.clear();
+        write!(self.request, "GET {path} HTTP/1.1\r\nhost: bench\r\n\r\n")?;
+        self.send("GET", path).await
     }
 
     /// Sends the request in `self.request`; fails unless the answer is a 2xx. Returns the

@@ -95,7 +95,7 @@ impl Side {
 }
 
 const USAGE: &str = "\
-usage: bench [--runs N] [--only a,b,c,d,e,f,g,h] [--quick] [--workers N]
+usage: bench [--runs N] [--only a,b,c,d,e,f,g,h,i] [--quick] [--workers N]
              [--side ours|axum|floor] [--wrap 'COMMAND ARGS..']
        bench server ours|axum|floor [--setup plain|connection] [--workers N] [--resume]
                     [--metrics] [--lean]
@@ -219,7 +219,7 @@ fn usage_error(message: &str) -> ExitCode {
 fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
         runs: 5,
-        only: "abcdefgh".chars().collect(),
+        only: SCENARIOS.chars().collect(),
         quick: false,
         workers: 2,
         side: None,
@@ -239,11 +239,9 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                     .split(',')
                     .map(str::trim)
                     .filter(|s| !s.is_empty())
-                    .map(|s| match s {
-                        "a" | "b" | "c" | "d" | "e" | "f" | "g" | "h" => {
-                            Ok(s.chars().next().unwrap_or('a'))
-                        }
-                        other => Err(format!("no scenario {other:?}")),
+                    .map(|s| match s.chars().next() {
+                        Some(id) if s.len() == 1 && SCENARIOS.contains(id) => Ok(id),
+                        _ => Err(format!("no scenario {s:?}")),
                     })
                     .collect::<Result<_, _>>()?;
                 options.only = only;
@@ -269,6 +267,9 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     Ok(options)
 }
 
+/// The ids of every scenario, in the order they run.
+const SCENARIOS: &str = "abcdefghi";
+
 /// The scenarios against axum.
 const BOTH: &[Side] = &[Side::Ours, Side::Axum];
 /// The scenarios against axum and the floor.
@@ -291,6 +292,7 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
         ..metric("cpu_per_event", "server CPU us/event", goal, 3)
     };
     let rate = metric("events_per_s", "events/s", Goal::Info, 0);
+    let trickle = &sizes.trickle;
     vec![
         Scenario {
             id: 'a',
@@ -393,6 +395,57 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
             sides: &[Side::Ours],
             title: "resume latency: one client, 1,000 and 10,000 events behind".to_owned(),
             metrics: Vec::new(),
+        },
+        // Against the floor; axum for information.
+        Scenario {
+            id: 'i',
+            sides: WITH_FLOOR,
+            title: format!(
+                "trickle fan-out: {} clients, one event per publish request; (i1) {} publishes \
+                 as fast as they go, (i2) {} a second for {} s",
+                n(trickle.clients as f64, 0),
+                n(trickle.saturated as f64, 0),
+                trickle.rate,
+                trickle.window.as_secs_f64()
+            ),
+            metrics: vec![
+                Metric {
+                    floor: Goal::RatioAtMost(1.3),
+                    ..metric(
+                        "sat_cpu_per_delivery",
+                        "(i1) saturated: server CPU us/delivered event",
+                        Goal::Info,
+                        3,
+                    )
+                },
+                metric(
+                    "sat_deliveries_per_s",
+                    "(i1) saturated: deliveries/s",
+                    Goal::Info,
+                    0,
+                ),
+                Metric {
+                    floor: Goal::RatioAtMost(1.3),
+                    ..metric(
+                        "paced_cpu_per_delivery",
+                        "(i2) paced: server CPU us/delivered event",
+                        Goal::Info,
+                        3,
+                    )
+                },
+                metric(
+                    "paced_p50_ms",
+                    "(i2) paced: p50 ms, publish to delivery",
+                    Goal::Info,
+                    2,
+                ),
+                metric(
+                    "paced_p99_ms",
+                    "(i2) paced: p99 ms, publish to delivery",
+                    Goal::Info,
+                    2,
+                ),
+            ],
         },
     ]
 }
@@ -605,6 +658,7 @@ async fn drive(options: Options) -> ExitCode {
         ("fan-out", &mut sizes.fanout_clients),
         ("idle", &mut sizes.idle_clients),
         ("reconnect storm", &mut sizes.storm_clients),
+        ("trickle fan-out", &mut sizes.trickle.clients),
     ] {
         if *clients > fit {
             eprintln!(
@@ -755,6 +809,7 @@ async fn run_one(
             .await
         }
         'h' => scenarios::resume_latency(&server, sizes.resume_reps).await,
+        'i' => scenarios::trickle(&server, &sizes.trickle).await,
         _ => Err(std::io::Error::other("no such scenario")),
     };
     // The recorder must have seen every event the clients counted (after the CPU window).

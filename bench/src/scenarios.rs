@@ -31,6 +31,18 @@ pub(crate) struct Sizes {
     pub(crate) storm_warmup: u64,
     pub(crate) storm_missed: u64,
     pub(crate) resume_reps: usize,
+    pub(crate) trickle: Trickle,
+}
+
+/// The sizes of (i), the trickle fan-out.
+#[derive(Clone, Debug)]
+pub(crate) struct Trickle {
+    pub(crate) clients: usize,
+    /// Publishes of (i1), at saturation.
+    pub(crate) saturated: u64,
+    /// Publishes a second of (i2), and for how long.
+    pub(crate) rate: u32,
+    pub(crate) window: Duration,
 }
 
 /// How far behind the one client of (h) resumes (the same with `--quick`).
@@ -52,6 +64,12 @@ impl Sizes {
             storm_warmup: 10,
             storm_missed: 100,
             resume_reps: 11,
+            trickle: Trickle {
+                clients: 1_000,
+                saturated: 2_000,
+                rate: 40,
+                window: Duration::from_secs(5),
+            },
         }
     }
 
@@ -70,6 +88,12 @@ impl Sizes {
             storm_warmup: 10,
             storm_missed: 100,
             resume_reps: 5,
+            trickle: Trickle {
+                clients: 100,
+                saturated: 200,
+                rate: 40,
+                window: Duration::from_millis(500),
+            },
         }
     }
 }
@@ -351,6 +375,142 @@ pub(crate) async fn recorded_events(server: &ServerProcess, expected: u64) -> io
         )));
     }
     Ok(recorded)
+}
+
+/// (i): trickle fan-out. `sizes.clients` subscribers of `/fanout`; one publisher sends
+/// `GET /publish/1` on a keep-alive connection, one request at a time, the next once the last is
+/// answered: (i1) `sizes.saturated` of them as fast as that goes, then (i2) `sizes.rate` a
+/// second for `sizes.window`, each part with subscribers of its own (so that no stream lives
+/// the 15 s until ours's and axum's first ping). Every subscriber must receive every event,
+/// exactly. The latency of a delivery in (i2) runs from the publish request's send time to the
+/// end of the read that brought the event: the publishes are one at a time, so a subscriber's
+/// k-th event is the k-th publish's, and every side sends its usual event, nothing added to it.
+pub(crate) async fn trickle(server: &ServerProcess, sizes: &Trickle) -> io::Result<Figures> {
+    let clients = sizes.clients;
+    let saturated = trickle_part(server, clients, sizes.saturated, None).await?;
+    let paced_count = (sizes.window.as_secs_f64() * f64::from(sizes.rate)).round() as u64;
+    let period = Duration::from_secs(1) / sizes.rate;
+    let mut paced = trickle_part(server, clients, paced_count, Some(period)).await?;
+    paced.latencies.sort_unstable();
+    let deliveries = |publishes: u64| (clients as u64 * publishes) as f64;
+    Ok(vec![
+        (
+            "sat_cpu_per_delivery",
+            saturated.cpu * 1e6 / deliveries(sizes.saturated),
+        ),
+        (
+            "sat_deliveries_per_s",
+            deliveries(sizes.saturated) / saturated.elapsed,
+        ),
+        (
+            "sat_client_busy_pct",
+            saturated.client_cpu * 100.0 / saturated.elapsed,
+        ),
+        (
+            "paced_cpu_per_delivery",
+            paced.cpu * 1e6 / deliveries(paced_count),
+        ),
+        ("paced_p50_ms", client::quantile_ms(&paced.latencies, 0.5)),
+        ("paced_p99_ms", client::quantile_ms(&paced.latencies, 0.99)),
+    ])
+}
+
+/// What one part of (i) took.
+struct Trickled {
+    /// Server and client CPU seconds, from the first publish until every event arrived.
+    cpu: f64,
+    client_cpu: f64,
+    /// Seconds from the first publish until the last subscriber had the last event.
+    elapsed: f64,
+    /// With a period: nanoseconds from each publish's request to each subscriber's receipt of
+    /// its event.
+    latencies: Vec<u64>,
+}
+
+/// Connects `clients` subscribers of `/fanout`, publishes `count` events one `GET /publish/1`
+/// at a time (each `period`, if given; else each once the previous is answered), reads them on
+/// every subscriber, then lets the subscribers go and waits until the server has too.
+async fn trickle_part(
+    server: &ServerProcess,
+    clients: usize,
+    count: u64,
+    period: Option<Duration>,
+) -> io::Result<Trickled> {
+    let addr = server.addr;
+    let connected = client::bounded(
+        "trickle connect",
+        connect_many(addr, Some("/fanout"), clients, false),
+    )
+    .await?;
+    client::wait_for(addr, "trickle subscribers", |stats| {
+        stats.subscribers == clients as u64 && stats.live == clients as u64
+    })
+    .await?;
+    let mut poster = client::Poster::connect(addr).await?;
+    let base = Instant::now();
+    let mut readers = JoinSet::new();
+    for mut client in connected {
+        readers.spawn(async move {
+            let mut arrivals = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+            while client.events < count {
+                if client.read_some().await? {
+                    return Err(io::Error::other("a subscriber's stream ended"));
+                }
+                let now = client::nanos_since(base);
+                let got = usize::try_from(client.events.min(count)).unwrap_or(usize::MAX);
+                arrivals.resize(got, now);
+            }
+            check_count(client.events, count)?;
+            Ok::<_, io::Error>((arrivals, client))
+        });
+    }
+    // Every reader is parked on its socket before the clock starts.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = server.cpu()?;
+    let client_before = own_cpu()?;
+    let start = client::nanos_since(base);
+    let mut sent = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    let mut tick = period.map(tokio::time::interval);
+    client::bounded("trickle publishes", async {
+        for _ in 0..count {
+            if let Some(tick) = &mut tick {
+                tick.tick().await;
+            }
+            sent.push(client::nanos_since(base));
+            poster.get("/publish/1").await?;
+        }
+        Ok(())
+    })
+    .await?;
+    let (last, held, latencies) = client::bounded("trickle delivery", async {
+        let mut last = start;
+        let mut held = Vec::with_capacity(clients);
+        let mut latencies = Vec::new();
+        while let Some(done) = readers.join_next().await {
+            let (arrivals, client) = done.map_err(io::Error::other)??;
+            last = last.max(arrivals.last().copied().unwrap_or(start));
+            if period.is_some() {
+                let each = arrivals.iter().zip(&sent);
+                latencies.extend(each.map(|(at, sent)| at.saturating_sub(*sent)));
+            }
+            held.push(client);
+        }
+        Ok((last, held, latencies))
+    })
+    .await?;
+    let cpu = server.cpu()?.seconds_since(&before);
+    let client_cpu = own_cpu()?.seconds_since(&client_before);
+    drop(held);
+    client::wait_for(addr, "trickle disconnects", |stats| {
+        stats.subscribers == 0 && stats.live == 0
+    })
+    .await?;
+    Ok(Trickled {
+        cpu,
+        client_cpu,
+        elapsed: (last - start) as f64 / 1e9,
+        latencies,
+    })
 }
 
 /// (d): `clients` idle streams: memory per connection, CPU over `window`. With `counted`, the
