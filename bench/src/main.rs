@@ -69,7 +69,7 @@ pub(crate) enum Side {
     Metered,
     /// The floor (`bench server floor`).
     Floor,
-    /// axum with its leanest idle stream, in (d) (`bench server axum --lean`).
+    /// axum with its leanest idle stream, in (d) and (k) (`bench server axum --lean`).
     AxumLean,
 }
 
@@ -95,7 +95,7 @@ impl Side {
 }
 
 const USAGE: &str = "\
-usage: bench [--runs N] [--only a,b,c,d,e,f,g,h,i] [--quick] [--workers N]
+usage: bench [--runs N] [--only a,b,c,d,e,f,g,h,i,j,k] [--quick] [--workers N]
              [--side ours|axum|floor] [--wrap 'COMMAND ARGS..']
        bench server ours|axum|floor [--setup plain|connection] [--workers N] [--resume]
                     [--metrics] [--lean]
@@ -268,13 +268,13 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
 }
 
 /// The ids of every scenario, in the order they run.
-const SCENARIOS: &str = "abcdefghi";
+const SCENARIOS: &str = "abcdefghijk";
 
 /// The scenarios against axum.
 const BOTH: &[Side] = &[Side::Ours, Side::Axum];
 /// The scenarios against axum and the floor.
 const WITH_FLOOR: &[Side] = &[Side::Ours, Side::Axum, Side::Floor];
-/// The idle scenario: against axum as its users write it, and against its leanest stream.
+/// The idle scenarios: against axum as its users write it, and against its leanest stream.
 const IDLE: &[Side] = &[Side::Ours, Side::Axum, Side::AxumLean];
 
 fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
@@ -292,6 +292,38 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
         ..metric("cpu_per_event", "server CPU us/event", goal, 3)
     };
     let rate = metric("events_per_s", "events/s", Goal::Info, 0);
+    let fanout = || {
+        vec![
+            metric(
+                "cpu_per_delivery",
+                "server CPU us/delivered event",
+                Goal::RatioAtMost(0.4),
+                3,
+            ),
+            metric(
+                "delivery_ms",
+                "ms until all delivered",
+                Goal::RatioAtMost(0.4),
+                0,
+            ),
+        ]
+    };
+    let idle = || {
+        vec![
+            metric(
+                "kib_per_connection",
+                "server RSS KiB/connection",
+                Goal::RatioAtMost(1.0),
+                2,
+            ),
+            metric(
+                "idle_cpu_ms",
+                format_idle_label(sizes.idle_window),
+                Goal::OursAtMost(1.0),
+                2,
+            ),
+        ]
+    };
     let trickle = &sizes.trickle;
     vec![
         Scenario {
@@ -318,20 +350,7 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
                 n(sizes.fanout_clients as f64, 0),
                 sizes.fanout_events
             ),
-            metrics: vec![
-                metric(
-                    "cpu_per_delivery",
-                    "server CPU us/delivered event",
-                    Goal::RatioAtMost(0.4),
-                    3,
-                ),
-                metric(
-                    "delivery_ms",
-                    "ms until all delivered",
-                    Goal::RatioAtMost(0.4),
-                    0,
-                ),
-            ],
+            metrics: fanout(),
         },
         Scenario {
             id: 'd',
@@ -340,20 +359,7 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
                 "{} idle streams (15 s ping)",
                 n(sizes.idle_clients as f64, 0)
             ),
-            metrics: vec![
-                metric(
-                    "kib_per_connection",
-                    "server RSS KiB/connection",
-                    Goal::RatioAtMost(1.0),
-                    2,
-                ),
-                metric(
-                    "idle_cpu_ms",
-                    format_idle_label(sizes.idle_window),
-                    Goal::OursAtMost(1.0),
-                    2,
-                ),
-            ],
+            metrics: idle(),
         },
         Scenario {
             id: 'e',
@@ -447,11 +453,26 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
                 ),
             ],
         },
+        Scenario {
+            id: 'j',
+            sides: BOTH,
+            title: format!("as (c) with {} clients", n(sizes.large_clients as f64, 0)),
+            metrics: fanout(),
+        },
+        Scenario {
+            id: 'k',
+            sides: IDLE,
+            title: format!(
+                "as (d) with {} idle streams",
+                n(sizes.large_clients as f64, 0)
+            ),
+            metrics: idle(),
+        },
     ]
 }
 
 /// The second table: ours against further peers of the same run (its resumable hub, its
-/// recorder, axum's leanest idle stream).
+/// recorder, axum's leanest idle stream, the same scenarios at another size).
 fn comparisons(sizes: &Sizes) -> Vec<Comparison> {
     let n = report::number;
     let figure = |scenario, side, key| Figure {
@@ -621,19 +642,69 @@ fn comparisons(sizes: &Sizes) -> Vec<Comparison> {
             digits: 3,
         });
     }
-    rows.push(Comparison {
-        scenario: 'd',
-        title: format!(
-            "(d) against axum's leanest idle stream: {} idle streams",
-            n(sizes.idle_clients as f64, 0)
+    for (id, clients) in [('d', sizes.idle_clients), ('k', sizes.large_clients)] {
+        rows.push(Comparison {
+            scenario: id,
+            title: format!(
+                "({id}) against axum's leanest idle stream: {} idle streams",
+                n(clients as f64, 0)
+            ),
+            label: "server RSS KiB/connection".to_owned(),
+            value: figure(id, Side::Ours, "kib_per_connection"),
+            peer_label: "axum, `Sse::new(stream::pending())`",
+            peer: figure(id, Side::AxumLean, "kib_per_connection"),
+            goal: Goal::RatioAtMost(1.0),
+            digits: 2,
+        });
+    }
+    // The cost per stream at both sizes, side by side: how it grows.
+    let growth = [
+        (
+            'j',
+            'c',
+            sizes.fanout_clients,
+            "cpu_per_delivery",
+            "server CPU us/delivered event",
+            3,
         ),
-        label: "server RSS KiB/connection".to_owned(),
-        value: figure('d', Side::Ours, "kib_per_connection"),
-        peer_label: "axum, `Sse::new(stream::pending())`",
-        peer: figure('d', Side::AxumLean, "kib_per_connection"),
-        goal: Goal::RatioAtMost(1.0),
-        digits: 2,
-    });
+        (
+            'k',
+            'd',
+            sizes.idle_clients,
+            "kib_per_connection",
+            "server RSS KiB/connection",
+            2,
+        ),
+    ];
+    for (large, small, small_clients, key, label, digits) in growth {
+        for (i, (side, peer_label)) in [
+            (Side::Ours, "ours, at the smaller size"),
+            (Side::Axum, "axum, at the smaller size"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let title = if i == 0 {
+                format!(
+                    "({large}) growth: {} clients against ({small})'s {}",
+                    n(sizes.large_clients as f64, 0),
+                    n(small_clients as f64, 0)
+                )
+            } else {
+                String::new()
+            };
+            rows.push(Comparison {
+                scenario: large,
+                title,
+                label: format!("{}: {label}", side.as_str()),
+                value: figure(large, side, key),
+                peer_label,
+                peer: figure(small, side, key),
+                goal: Goal::Info,
+                digits,
+            });
+        }
+    }
     rows
 }
 
@@ -659,6 +730,7 @@ async fn drive(options: Options) -> ExitCode {
         ("idle", &mut sizes.idle_clients),
         ("reconnect storm", &mut sizes.storm_clients),
         ("trickle fan-out", &mut sizes.trickle.clients),
+        ("larger fan-out and idle", &mut sizes.large_clients),
     ] {
         if *clients > fit {
             eprintln!(
@@ -784,10 +856,15 @@ async fn run_one(
         'a' => scenarios::single(&server, "/events", sizes.events).await,
         'b' => scenarios::parallel(&server, sizes.parallel_clients, sizes.events).await,
         'c' => scenarios::fanout(&server, hub, sizes.fanout_clients, sizes.fanout_events).await,
-        'd' => {
+        'd' | 'k' => {
+            let clients = if id == 'd' {
+                sizes.idle_clients
+            } else {
+                sizes.large_clients
+            };
             // axum's leanest stream counts nothing: the response heads are the count.
             let counted = side != Side::AxumLean;
-            scenarios::idle(&server, sizes.idle_clients, sizes.idle_window, counted).await
+            scenarios::idle(&server, clients, sizes.idle_window, counted).await
         }
         'e' => scenarios::single(&server, "/events_timeout", sizes.events).await,
         'f' => {
@@ -810,6 +887,7 @@ async fn run_one(
         }
         'h' => scenarios::resume_latency(&server, sizes.resume_reps).await,
         'i' => scenarios::trickle(&server, &sizes.trickle).await,
+        'j' => scenarios::fanout(&server, hub, sizes.large_clients, sizes.fanout_events).await,
         _ => Err(std::io::Error::other("no such scenario")),
     };
     // The recorder must have seen every event the clients counted (after the CPU window).

@@ -31,6 +31,8 @@ pub(crate) struct Sizes {
     pub(crate) storm_warmup: u64,
     pub(crate) storm_missed: u64,
     pub(crate) resume_reps: usize,
+    /// The clients of (j) and (k): (c) and (d) at a larger size.
+    pub(crate) large_clients: usize,
     pub(crate) trickle: Trickle,
 }
 
@@ -64,6 +66,7 @@ impl Sizes {
             storm_warmup: 10,
             storm_missed: 100,
             resume_reps: 11,
+            large_clients: 10_000,
             trickle: Trickle {
                 clients: 1_000,
                 saturated: 2_000,
@@ -88,6 +91,7 @@ impl Sizes {
             storm_warmup: 10,
             storm_missed: 100,
             resume_reps: 5,
+            large_clients: 1_000,
             trickle: Trickle {
                 clients: 100,
                 saturated: 200,
@@ -513,9 +517,9 @@ async fn trickle_part(
     })
 }
 
-/// (d): `clients` idle streams: memory per connection, CPU over `window`. With `counted`, the
-/// server's live count must reach `clients` too; every response head has come either way
-/// (axum's leanest stream counts nothing).
+/// (d) and (k): `clients` idle streams: memory per connection, CPU over `window`. With
+/// `counted`, the server's live count must reach `clients` too; every response head has come
+/// either way (axum's leanest stream counts nothing).
 pub(crate) async fn idle(
     server: &ServerProcess,
     clients: usize,
