@@ -4,15 +4,19 @@
 //! cargo run -p bench --release                  # every scenario, 5 runs, medians
 //! cargo run -p bench --release -- --only a,c --runs 3
 //! cargo run -p bench --release -- --quick       # a short smoke run (a tenth of the sizes)
+//! cargo run -p bench --release -- --only a,b,i  # against the floor
 //! cargo run -p bench --release -- soak --quick  # soak and chaos (see RELIABILITY.md)
 //! cargo run -p bench --release -- cluster       # 3 nodes on Redis against nchan
 //! ```
 //!
-//! The driver re-executes itself as `bench server ours|axum` child processes (one fresh process
-//! per scenario run, on 127.0.0.1:0), runs the load clients itself, reads each server's CPU time
-//! and memory from `/proc`, and prints a table of medians with the ratio ours/axum. A second
-//! table compares ours's resumable hub (scenarios (c) on it, (g) and (h)) with its peers of the
-//! same run.
+//! The driver re-executes itself as `bench server ours|axum|floor` child processes (one fresh
+//! process per scenario run, on 127.0.0.1:0), runs the load clients itself, reads each server's
+//! CPU time and memory from `/proc`, and prints a table of medians with the ratio ours/axum and,
+//! where the floor is a side ((a), (b), (e) and the trickle fan-out (i)), ours/floor. The floor
+//! is a hand-written HTTP/1.1 server on tokio alone that sends ours's bytes (`server::floor`).
+//! A second table compares ours with further peers of the same run: its resumable hub ((c) on
+//! it, (g) and (h)), its metrics recorder, axum's leanest idle stream ((d) and (k)), and (c) and
+//! (d) at 5,000 clients against the same at 10,000 ((j) and (k)).
 
 mod client;
 mod cluster;
