@@ -242,6 +242,10 @@ fn settings(krate: &TokenStream, options: &Options) -> TokenStream {
         let timeout = duration(timeout);
         calls.extend(quote!(.send_timeout(#timeout)));
     }
+    if let Some(window) = value(&options.coalesce) {
+        let window = duration(window);
+        calls.extend(quote!(.coalesce(#window)));
+    }
     if let Some((sep, span)) = value(&options.sep) {
         let variant = match sep {
             Sep::CrLf => quote_spanned!(*span=> CrLf),

@@ -67,6 +67,13 @@ const OPTIONS: &[Spec] = &[
         }),
     },
     Spec {
+        name: "coalesce",
+        example: "coalesce = 0.005",
+        form: Form::Value(|cx, options, input| {
+            options.coalesce = input.read(cx, values::seconds);
+        }),
+    },
+    Spec {
         name: "sep",
         example: r#"sep = "\n""#,
         form: Form::Value(|cx, options, input| options.sep = input.read(cx, values::separator)),
@@ -172,6 +179,7 @@ pub(crate) struct Options {
     pub(crate) ping: Option<Opt<Seconds>>,
     pub(crate) ping_message: Option<Opt<ExprPath>>,
     pub(crate) send_timeout: Option<Opt<Seconds>>,
+    pub(crate) coalesce: Option<Opt<Seconds>>,
     pub(crate) sep: Option<Opt<(Sep, Span)>>,
     pub(crate) status: Option<Opt<(u16, Span)>>,
     pub(crate) headers: Option<Opt<Vec<(LitStr, LitStr)>>>,

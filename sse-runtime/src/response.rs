@@ -85,6 +85,7 @@ pub struct EventSourceResponse {
     ping_interval: Duration,
     ping_message: Option<PingFactory>,
     send_timeout: Option<Duration>,
+    coalesce: Option<Duration>,
     hooks: HookSet,
     shutdown: ShutdownConfig,
     version: Option<Version>,
@@ -114,6 +115,7 @@ impl EventSourceResponse {
             ping_interval: DEFAULT_PING_INTERVAL,
             ping_message: None,
             send_timeout: None,
+            coalesce: None,
             hooks: HookSet::default(),
             shutdown: ShutdownConfig::default(),
             version: None,
@@ -362,6 +364,37 @@ impl EventSourceResponse {
         self
     }
 
+    /// Sends at most one frame per `window`, so that events that arrive one at a time, faster
+    /// than that, go out together in fewer, larger writes (default: none, every event goes out
+    /// as soon as the stream waits for the next).
+    ///
+    /// Each write to a socket costs the kernel about the same whatever its size, so a stream
+    /// that receives events one by one (a fan-out where each publish is a request of its own)
+    /// spends most of its CPU in writes. With a window, a frame goes out at once when the last
+    /// one went out a window ago or more; otherwise it waits until then, gathering what comes
+    /// meanwhile. So an event waits at most `window`, and only when events come faster than
+    /// one per window: a stream of rarer events is sent as without it. A full frame (32 KiB)
+    /// and the end of the stream go out at once. BENCHMARKS.md (scenario (i)) measures the CPU
+    /// it saves against the latency it adds: use it where throughput under bursts matters more
+    /// than a few milliseconds of latency.
+    ///
+    /// `Duration::ZERO` holds nothing back.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use futures_util::stream;
+    /// use sse_runtime::EventSourceResponse;
+    ///
+    /// let response = EventSourceResponse::new(stream::iter(["a", "b"]))
+    ///     .coalesce(Duration::from_millis(5));
+    /// # drop(response);
+    /// ```
+    pub fn coalesce(mut self, window: Duration) -> Self {
+        self.coalesce = Some(window).filter(|window| !window.is_zero());
+        self
+    }
+
     /// Sends `retry: <milliseconds>` as the very first event, telling clients how long to wait
     /// before reconnecting.
     pub fn retry(mut self, milliseconds: u64) -> Self {
@@ -542,6 +575,7 @@ impl EventSourceResponse {
             ping_message: self.ping_message,
             shutdown: ShutdownWatch::new(&self.shutdown),
             send_timeout,
+            coalesce: self.coalesce,
             connection: self.connection,
             hooks: self.hooks,
             prelude,
@@ -633,6 +667,7 @@ impl fmt::Debug for EventSourceResponse {
             .field("separator", &self.separator)
             .field("ping_interval", &self.ping_interval)
             .field("send_timeout", &self.send_timeout)
+            .field("coalesce", &self.coalesce)
             .field("hooks", &self.hooks)
             .field("shutdown", &self.shutdown)
             .field("limit", &self.limit)

@@ -106,6 +106,8 @@ pub(crate) struct Settings {
     pub(crate) shutdown: Option<ShutdownWatch>,
     pub(crate) connection: Option<ConnectionHandle>,
     pub(crate) send_timeout: SendTimeout,
+    /// How long events may be held back to go out together.
+    pub(crate) coalesce: Option<Duration>,
     pub(crate) hooks: HookSet,
     pub(crate) prelude: Option<Bytes>,
     /// The stream's place in a [`StreamLimit`](crate::limit::StreamLimit).
@@ -235,6 +237,49 @@ struct Extras {
     /// The stream's place in a limit: given back when the stream closes (or, at the latest,
     /// when the body is dropped).
     permit: Option<Permit>,
+    /// The coalescing window, with its timer once a frame was held back.
+    coalesce: Option<Coalesce>,
+}
+
+/// A coalescing window (`EventSourceResponse::coalesce`): at most one frame per window. A frame
+/// goes out at once if the last one went out a window ago or more; otherwise it waits for the
+/// window to end, gathering what comes meanwhile.
+struct Coalesce {
+    window: Duration,
+    /// When the last frame went out.
+    last: Option<Instant>,
+    /// Armed while a frame is held back; made the first time one is.
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl Coalesce {
+    /// Whether the frame being built (`buffered` bytes) waits. A full frame never does.
+    fn holds(&mut self, buffered: usize, cx: &mut Context<'_>) -> bool {
+        if buffered == 0 {
+            return false;
+        }
+        let now = Instant::now();
+        let due = self.last.map(|last| deadline(last, self.window));
+        match due {
+            Some(due) if due > now && buffered < FRAME_LIMIT => {
+                let timer = self
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+                if timer.deadline() != due {
+                    timer.as_mut().reset(due);
+                }
+                if timer.as_mut().poll(cx).is_pending() {
+                    return true;
+                }
+                self.last = Some(now);
+                false
+            }
+            _ => {
+                self.last = Some(now);
+                false
+            }
+        }
+    }
 }
 
 impl Extras {
@@ -249,6 +294,7 @@ impl Extras {
             && self.send_timeout.is_none()
             && self.probe.is_none()
             && self.permit.is_none()
+            && self.coalesce.is_none()
     }
 }
 
@@ -277,6 +323,11 @@ impl<S: Stream<Item = Item>> Driver<S> {
             pending_raw: None,
             probe: Probe::start(&settings.origin),
             permit: settings.permit,
+            coalesce: settings.coalesce.map(|window| Coalesce {
+                window,
+                last: None,
+                timer: None,
+            }),
         };
         Self {
             ping_timer: None,
@@ -340,6 +391,9 @@ impl State {
                 ping_timer.set(None);
             }
         }
+        if self.ended.is_none() && self.holds_back(cx) {
+            return Poll::Pending;
+        }
         if let Some(frame) = self.take_frame() {
             return Poll::Ready(Step::Data(frame));
         }
@@ -357,6 +411,17 @@ impl State {
         self.flags |= DONE;
         self.finish_probe();
         Poll::Ready(Step::End(ending))
+    }
+
+    /// Whether the frame being built is held back by a coalescing window.
+    fn holds_back(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(extras) = self.extras.as_deref_mut() else {
+            return false;
+        };
+        match &mut extras.coalesce {
+            Some(coalesce) if extras.pending_raw.is_none() => coalesce.holds(self.buf.len(), cx),
+            _ => false,
+        }
     }
 
     fn is(&self, flag: u8) -> bool {

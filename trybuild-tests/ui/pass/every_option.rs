@@ -22,6 +22,7 @@ sse! {
         ping = 15,
         ping_message = my_ping,
         send_timeout = 5,
+        coalesce = 0.005,
         sep = "\n",
         status = 200,
         headers("x-custom" = "value", "X-Other" = "other value"),
