@@ -75,12 +75,14 @@ pub(crate) enum Side {
     Floor,
     /// axum with its leanest idle stream, in (d) and (k) (`bench server axum --lean`).
     AxumLean,
+    /// Ours with a coalescing window on `/fanout`, in (i) (`bench server ours --coalesce`).
+    Coalesced,
 }
 
 impl Side {
     pub(crate) fn kind(self) -> Kind {
         match self {
-            Side::Ours | Side::Resumable | Side::Metered => Kind::Ours,
+            Side::Ours | Side::Resumable | Side::Metered | Side::Coalesced => Kind::Ours,
             Side::Axum | Side::AxumLean => Kind::Axum,
             Side::Floor => Kind::Floor,
         }
@@ -94,6 +96,7 @@ impl Side {
             Side::Metered => "ours+metrics",
             Side::Floor => "floor",
             Side::AxumLean => "axum-lean",
+            Side::Coalesced => "ours+coalesce",
         }
     }
 }
@@ -102,7 +105,7 @@ const USAGE: &str = "\
 usage: bench [--runs N] [--only a,b,c,d,e,f,g,h,i,j,k] [--quick] [--workers N]
              [--side ours|axum|floor] [--wrap 'COMMAND ARGS..']
        bench server ours|axum|floor [--setup plain|connection] [--workers N] [--resume]
-                    [--metrics] [--lean]
+                    [--metrics] [--lean] [--coalesce]
        bench soak [--quick]        (soak and chaos, see RELIABILITY.md)
        bench soak-server
        bench cluster [--quick] [--runs N] [--node-threads N]
@@ -409,7 +412,7 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
         // Against the floor; axum for information.
         Scenario {
             id: 'i',
-            sides: WITH_FLOOR,
+            sides: &[Side::Ours, Side::Axum, Side::Floor, Side::Coalesced],
             title: format!(
                 "trickle fan-out: {} clients, one event per publish request; (i1) {} publishes \
                  as fast as they go, (i2) {} a second for {} s",
@@ -613,6 +616,75 @@ fn comparisons(sizes: &Sizes) -> Vec<Comparison> {
             digits: 0,
         },
     ];
+    let coalesce_ms = server::COALESCE_WINDOW.as_millis();
+    for (i, (key, label, peer_label, peer_side, goal, digits)) in [
+        (
+            "sat_cpu_per_delivery",
+            "(i1) saturated: server CPU us/delivered event",
+            "(i1) floor",
+            Side::Floor,
+            Goal::RatioAtMost(1.3),
+            3,
+        ),
+        (
+            "sat_cpu_per_delivery",
+            "(i1) saturated: server CPU us/delivered event",
+            "(i1) ours, no window",
+            Side::Ours,
+            Goal::Info,
+            3,
+        ),
+        (
+            "paced_cpu_per_delivery",
+            "(i2) paced: server CPU us/delivered event",
+            "(i2) floor",
+            Side::Floor,
+            Goal::RatioAtMost(1.3),
+            3,
+        ),
+        (
+            "paced_cpu_per_delivery",
+            "(i2) paced: server CPU us/delivered event",
+            "(i2) ours, no window",
+            Side::Ours,
+            Goal::Info,
+            3,
+        ),
+        (
+            "paced_p50_ms",
+            "(i2) paced: p50 ms, publish to delivery",
+            "(i2) ours, no window",
+            Side::Ours,
+            Goal::Info,
+            2,
+        ),
+        (
+            "paced_p99_ms",
+            "(i2) paced: p99 ms, publish to delivery",
+            "(i2) ours, no window",
+            Side::Ours,
+            Goal::Info,
+            2,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        rows.push(Comparison {
+            scenario: 'i',
+            title: if i == 0 {
+                format!("(i) with a {coalesce_ms} ms coalescing window (`coalesce`)")
+            } else {
+                String::new()
+            },
+            label: label.to_owned(),
+            value: figure('i', Side::Coalesced, key),
+            peer_label,
+            peer: figure('i', peer_side, key),
+            goal,
+            digits,
+        });
+    }
     for (i, (&missed, keys)) in RESUME_MISSED.iter().zip(RESUME_KEYS).enumerate() {
         let title = if i == 0 {
             "(h) resume latency: one client".to_owned()
@@ -849,6 +921,7 @@ async fn run_one(
     config.resume = side == Side::Resumable || matches!(id, 'g' | 'h');
     config.metrics = side == Side::Metered;
     config.lean = side == Side::AxumLean;
+    config.coalesce = side == Side::Coalesced;
     let metrics = config.metrics;
     let server = ServerProcess::start(&config, &options.wrap).await?;
     let hub = if side == Side::Resumable {

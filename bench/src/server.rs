@@ -148,7 +148,12 @@ pub(crate) struct Config {
     pub(crate) metrics: bool,
     /// axum with the leanest `/idle` it has (`--lean`): `Sse::new(stream::pending())`.
     pub(crate) lean: bool,
+    /// Ours with `/fanout` coalescing events for [`COALESCE_WINDOW`] (`--coalesce`).
+    pub(crate) coalesce: bool,
 }
+
+/// The coalescing window of `--coalesce` (`EventSourceResponse::coalesce`).
+pub(crate) const COALESCE_WINDOW: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl Config {
     /// `kind` as the scenarios against axum run it: plain setup, nothing added.
@@ -160,6 +165,7 @@ impl Config {
             resume: false,
             metrics: false,
             lean: false,
+            coalesce: false,
         }
     }
 
@@ -177,6 +183,7 @@ impl Config {
             (self.resume, "--resume"),
             (self.metrics, "--metrics"),
             (self.lean, "--lean"),
+            (self.coalesce, "--coalesce"),
         ] {
             if on {
                 args.push(flag.to_owned());
@@ -203,6 +210,7 @@ impl Config {
                 "--resume" => config.resume = true,
                 "--metrics" => config.metrics = true,
                 "--lean" => config.lean = true,
+                "--coalesce" => config.coalesce = true,
                 other => match Kind::parse(other) {
                     Some(k) => kind = Some(k),
                     None => return Err(format!("unknown argument {other:?}")),
@@ -220,6 +228,7 @@ impl Config {
         only(config.resume, "--resume", Kind::Ours)?;
         only(config.metrics, "--metrics", Kind::Ours)?;
         only(config.lean, "--lean", Kind::Axum)?;
+        only(config.coalesce, "--coalesce", Kind::Ours)?;
         if config.kind == Kind::Floor && config.setup != Setup::Plain {
             return Err("the floor has one setup: plain".into());
         }
@@ -244,7 +253,7 @@ pub(crate) fn run(config: Config) -> std::io::Result<()> {
             install_recorder()?;
         }
         let app = match config.kind {
-            Kind::Ours => ours::router(config.resume),
+            Kind::Ours => ours::router(config.resume, config.coalesce),
             Kind::Axum => theirs::router(config.lean),
             Kind::Floor => {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -346,6 +355,15 @@ mod ours {
             }
         }
 
+        /// `fanout` with a coalescing window ([`COALESCE_WINDOW`], `--coalesce`).
+        #[sse_endpoint(ping = 15, coalesce = 0.005)]
+        async fn fanout_coalesced(State(hub): State<Broadcast>) {
+            let _live = LiveGuard::open();
+            for await event in hub.subscribe() {
+                yield event;
+            }
+        }
+
         #[sse_endpoint(ping = 15)]
         async fn idle() {
             let _live = LiveGuard::open();
@@ -422,8 +440,9 @@ mod ours {
         .await
     }
 
-    /// The routes both servers have, on a state that holds a `Broadcast`.
-    fn common<S>() -> Router<S>
+    /// The routes both servers have, on a state that holds a `Broadcast`; with `coalesce`,
+    /// `/fanout` is [`fanout_coalesced`].
+    fn common<S>(coalesce: bool) -> Router<S>
     where
         S: Clone + Send + Sync + 'static,
         Broadcast: axum::extract::FromRef<S>,
@@ -431,23 +450,32 @@ mod ours {
         Router::new()
             .route("/events/{n}", get(events))
             .route("/events_timeout/{n}", get(events_timeout))
-            .route("/fanout", get(fanout))
+            .route(
+                "/fanout",
+                if coalesce {
+                    get(fanout_coalesced)
+                } else {
+                    get(fanout)
+                },
+            )
             .route("/publish/{n}", get(publish))
             .route("/idle", get(idle))
             .route("/churn", get(churn))
     }
 
-    pub(super) fn router(resume: bool) -> Router {
+    pub(super) fn router(resume: bool, coalesce: bool) -> Router {
         let broadcast = Broadcast::new(FANOUT_CAPACITY);
         if !resume {
-            return common().route("/stats", get(stats)).with_state(broadcast);
+            return common(coalesce)
+                .route("/stats", get(stats))
+                .with_state(broadcast);
         }
         let resumable = Hub::builder()
             .store(MemoryStore::new(RESUME_HISTORY))
             .capacity(FANOUT_CAPACITY)
             .max_replay(RESUME_MAX_REPLAY)
             .build();
-        common()
+        common(coalesce)
             .route("/resume/events", get(resume_events))
             .route("/resume/publish/{n}", get(resume_publish))
             .route("/stats", get(stats_with_resume))

@@ -328,7 +328,7 @@ mod tests {
     async fn serve_ours() -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = super::super::ours::router(false);
+        let app = super::super::ours::router(false, false);
         tokio::spawn(async move { axum::serve(listener, app).await });
         addr
     }
