@@ -133,11 +133,7 @@ impl Probe {
         &self.span
     }
 
-    pub(crate) fn event(&mut self) {
-        self.events += 1;
-    }
-
-    /// `count` events written at once (see `driver::direct`).
+    /// `count` events sent (more than one when a body wrote them at once, see `driver::direct`).
     pub(crate) fn events(&mut self, count: u64) {
         self.events += count;
     }

@@ -13,7 +13,7 @@
 
 use std::cell::{Cell, RefCell};
 
-use super::{FRAME_LIMIT, RAW_ZERO_COPY};
+use super::{FRAME_LIMIT, goes_alone};
 use crate::event::Separator;
 use crate::into_event::{IntoEvent, Payload};
 
@@ -133,7 +133,7 @@ pub(crate) fn write_payload(
     separator: Separator,
     buf: &mut Vec<u8>,
 ) -> Result<(), Payload> {
-    if payload.raw().is_some_and(|raw| raw.len() >= RAW_ZERO_COPY) || payload.is_invalid() {
+    if goes_alone(&payload) || payload.is_invalid() {
         return Err(payload);
     }
     // Not invalid, so encoding cannot fail.

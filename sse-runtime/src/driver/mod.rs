@@ -54,7 +54,13 @@ pub(crate) type Producer = Pin<Box<dyn std::future::Future<Output = ()> + Send +
 pub(crate) const FRAME_LIMIT: usize = 32 * 1024;
 
 /// Raw bytes at least this large go out as a frame of their own instead of being copied.
-pub(crate) const RAW_ZERO_COPY: usize = 4 * 1024;
+const RAW_ZERO_COPY: usize = 4 * 1024;
+
+/// Whether `payload` goes out as a frame of its own (large raw bytes) instead of being copied
+/// into the frame being built.
+pub(crate) fn goes_alone(payload: &Payload) -> bool {
+    payload.raw().is_some_and(|raw| raw.len() >= RAW_ZERO_COPY)
+}
 
 /// How a stream ended: why, and whether the response is aborted (no terminating chunk, so the
 /// client sees an incomplete body) or ends cleanly.
@@ -259,9 +265,11 @@ impl Coalesce {
             return false;
         }
         let now = Instant::now();
-        let due = self.last.map(|last| deadline(last, self.window));
-        match due {
-            Some(due) if due > now && buffered < FRAME_LIMIT => {
+        if let Some(last) = self.last
+            && buffered < FRAME_LIMIT
+        {
+            let due = deadline(last, self.window);
+            if due > now {
                 let timer = self
                     .timer
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
@@ -271,14 +279,11 @@ impl Coalesce {
                 if timer.as_mut().poll(cx).is_pending() {
                     return true;
                 }
-                self.last = Some(now);
-                false
-            }
-            _ => {
-                self.last = Some(now);
-                false
             }
         }
+        // The frame goes out now.
+        self.last = Some(now);
+        false
     }
 }
 
@@ -520,9 +525,9 @@ impl State {
                 Ok(None | Some(Poll::Pending)) => break,
                 Ok(Some(Poll::Ready(Some(Ok(payload))))) => {
                     if let Some(probe) = self.probe_mut() {
-                        probe.event();
+                        probe.events(1);
                     }
-                    if payload.raw().is_some_and(|raw| raw.len() >= RAW_ZERO_COPY) {
+                    if goes_alone(&payload) {
                         self.extras.get_or_insert_default().pending_raw = payload.into_raw();
                         continue;
                     }
