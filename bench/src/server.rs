@@ -355,15 +355,6 @@ mod ours {
             }
         }
 
-        /// `fanout` with a coalescing window ([`COALESCE_WINDOW`], `--coalesce`).
-        #[sse_endpoint(ping = 15, coalesce = 0.005)]
-        async fn fanout_coalesced(State(hub): State<Broadcast>) {
-            let _live = LiveGuard::open();
-            for await event in hub.subscribe() {
-                yield event;
-            }
-        }
-
         #[sse_endpoint(ping = 15)]
         async fn idle() {
             let _live = LiveGuard::open();
@@ -387,6 +378,14 @@ mod ours {
                 yield event;
             }
         }
+    }
+
+    /// `fanout` with a coalescing window ([`COALESCE_WINDOW`], `--coalesce`).
+    async fn fanout_coalesced(
+        context: sse_runtime::SseContext,
+        hub: State<Broadcast>,
+    ) -> sse_runtime::EventSourceResponse {
+        fanout(context, hub).await.coalesce(COALESCE_WINDOW)
     }
 
     /// Publishes `n` events to the topic; answers the id of the last (the hub's head).
