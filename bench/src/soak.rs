@@ -10,7 +10,9 @@
 //!    long history from far back, close after a few KiB). Then a graceful shutdown while cycles
 //!    continue, with streams open. Checks: every stream's close hook ran exactly once (hooks
 //!    counted against streams started), no stream left live, server RSS after the cycles within
-//!    10% of its RSS after a warm-up, every open stream ended by the shutdown, the server exits.
+//!    10% of its RSS after a warm-up (each read once `malloc_trim` has returned malloc's free
+//!    pages) and glibc's count of the heap in use within 5%, every open stream ended by the
+//!    shutdown, the server exits.
 //! 2. **Stalled subscribers**: 1,000 subscribers of a busy `Broadcast` (1 KiB events, 1,000 per
 //!    second) that stop reading, beside 20 normal readers. Checks: server RSS under a computed
 //!    bound, and the normal readers' delivery rate within 10% of the same server's rate without
@@ -255,6 +257,55 @@ async fn stats_route(State(hub): State<Broadcast>) -> String {
     stats_line(hub.subscriber_count())
 }
 
+/// glibc's own account of the heap (`malloc_info(3)`), in bytes: `in_use` is what the
+/// program holds (the arenas' size less their free chunks, plus mmapped blocks), `free` what
+/// malloc keeps free in its arenas, which RSS counts too where those pages were touched.
+async fn heap_route() -> String {
+    match malloc_info::malloc_info() {
+        Ok(info) => {
+            let total = |kind: malloc_info::info::TotalType| {
+                info.total
+                    .iter()
+                    .filter(|t| t.r#type == kind)
+                    .map(|t| t.size)
+                    .sum::<usize>()
+            };
+            let arenas: usize = info
+                .system
+                .iter()
+                .filter(|s| s.r#type == malloc_info::info::SystemType::Current)
+                .map(|s| s.size)
+                .sum();
+            let free = total(malloc_info::info::TotalType::Fast)
+                + total(malloc_info::info::TotalType::Rest);
+            let mmapped = total(malloc_info::info::TotalType::Mmap);
+            format!(
+                "in_use={} free={free} mmapped={mmapped}\n",
+                arenas.saturating_sub(free) + mmapped
+            )
+        }
+        Err(error) => format!("error={error}\n"),
+    }
+}
+
+/// Returns the pages of malloc's free chunks to the system (`malloc_trim(3)`), then answers
+/// [`heap_route`]'s figures. glibc gives back only the top of its heap on `free`; the pages of a
+/// free chunk in the middle stay resident until something like this returns them, so RSS
+/// after it is what the server holds, without the high-water mark of its fragments.
+async fn trim_route() -> String {
+    trim();
+    heap_route().await
+}
+
+#[expect(unsafe_code, reason = "one FFI call, malloc_trim(3)")]
+fn trim() {
+    // SAFETY: malloc_trim takes a byte count, touches only malloc's own state (under its
+    // locks) and has no requirement on the caller.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// The id of the topic's first event: a cursor this far back replays the whole history.
 async fn cursor(State(hub): State<Hub>) -> String {
     match hub.head().await {
@@ -330,6 +381,8 @@ async fn serve_soak() -> io::Result<()> {
         .route("/busy", get(busy))
         .route_layer(axum::middleware::from_fn(count_started))
         .route("/stats", get(stats_route))
+        .route("/heap", get(heap_route))
+        .route("/trim", get(trim_route))
         .route("/cursor", get(cursor))
         .route("/busy/start", get(start_publisher))
         .with_state(Soak {
@@ -411,6 +464,21 @@ impl SoakServer {
         rss_kib(self.pid)
     }
 
+    /// The server's memory at a quiet point: RSS, then glibc's heap in use, and RSS once
+    /// malloc has returned its free pages (the server's `/trim`).
+    async fn memory(&self) -> io::Result<Memory> {
+        let rss_kib = self.rss()?;
+        let heap = parse_stats(&client::fetch(self.addr, "/trim").await?);
+        if !heap.contains_key("in_use") {
+            return Err(io::Error::other("the server's /trim gave no heap figures"));
+        }
+        Ok(Memory {
+            rss_kib,
+            heap_in_use: count(&heap, "in_use"),
+            trimmed_rss_kib: self.rss()?,
+        })
+    }
+
     /// Closes stdin (the server shuts down gracefully); returns its final counts, its exit
     /// status and how long it took to exit.
     async fn shutdown(mut self) -> io::Result<(Stats, ExitStatus, Duration)> {
@@ -428,6 +496,24 @@ impl SoakServer {
             .strip_prefix("final ")
             .ok_or_else(|| io::Error::other(format!("not the final counts: {line:?}")))?;
         Ok((parse_stats(counts), status, took))
+    }
+}
+
+/// [`SoakServer::memory`].
+struct Memory {
+    rss_kib: u64,
+    /// Bytes (glibc's `malloc_info`: arenas less their free chunks, plus mmapped blocks).
+    heap_in_use: u64,
+    trimmed_rss_kib: u64,
+}
+
+impl std::fmt::Display for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RSS {} KiB, heap in use {} bytes, RSS after malloc_trim {} KiB",
+            self.rss_kib, self.heap_in_use, self.trimmed_rss_kib
+        )
     }
 }
 
@@ -683,9 +769,10 @@ async fn churn(cycles: u64, checks: &mut Checks) -> io::Result<()> {
     let warm = run_cycles(addr, warmup, CONCURRENCY, &mut rng, &cursor, None).await;
     wait_stats(addr, "live after the warm-up", |s| live(s) == 0).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_start = server.rss()?;
+    let start = server.memory().await?;
 
-    // In tenths, with the RSS after each (streams all closed), to tell a plateau from a leak.
+    // In tenths, with RSS and the heap in use after each (streams all closed), to tell a
+    // plateau from a leak.
     let timed = Instant::now();
     let mut rest = Tally::default();
     let mut trajectory = Vec::new();
@@ -705,12 +792,13 @@ async fn churn(cycles: u64, checks: &mut Checks) -> io::Result<()> {
             rest.first_error = tally.first_error;
         }
         wait_stats(addr, "live between tenths", |s| live(s) <= 0).await?;
-        trajectory.push(server.rss()?);
+        let heap = parse_stats(&client::fetch(addr, "/heap").await?);
+        trajectory.push((server.rss()?, count(&heap, "in_use") / 1024));
     }
     let elapsed = timed.elapsed();
     let after = wait_stats(addr, "live after the cycles", |s| live(s) <= 0).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_end = server.rss()?;
+    let end = server.memory().await?;
     let after = {
         let settled = stats(addr).await?;
         if settled == after { after } else { settled }
@@ -731,10 +819,10 @@ async fn churn(cycles: u64, checks: &mut Checks) -> io::Result<()> {
         rest.total() as f64 / elapsed.as_secs_f64()
     );
     println!("server counts after the cycles: {after:?}");
-    println!("server RSS after each tenth of the cycles (KiB): {trajectory:?}");
-    println!(
-        "server RSS: {rss_boot} KiB at start, {rss_start} KiB after {warmup} warm-up cycles, {rss_end} KiB after all cycles"
-    );
+    println!("server (RSS, heap in use) after each tenth of the cycles (KiB): {trajectory:?}");
+    println!("server RSS: {rss_boot} KiB at start");
+    println!("after {warmup} warm-up cycles: {start}");
+    println!("after all cycles: {end}");
     checks.check(
         "every cycle completed as planned",
         failed == 0,
@@ -759,11 +847,32 @@ async fn churn(cycles: u64, checks: &mut Checks) -> io::Result<()> {
         per_stream_once(&after),
         per_stream_detail(&after),
     );
-    let growth = (rss_end as f64 - rss_start as f64) * 100.0 / rss_start as f64;
+    let growth = |end: u64, start: u64| (end as f64 - start as f64) * 100.0 / start as f64;
+    let trimmed = growth(end.trimmed_rss_kib, start.trimmed_rss_kib);
     checks.check(
-        "server RSS within 10% of its start",
-        growth <= 10.0,
-        format!("{growth:+.1}%"),
+        "server RSS within 10% of its start (each after malloc_trim)",
+        trimmed <= 10.0,
+        format!(
+            "{trimmed:+.1}% ({} -> {} KiB; as it was before the trims, {:+.1}%: {} -> {} KiB)",
+            start.trimmed_rss_kib,
+            end.trimmed_rss_kib,
+            growth(end.rss_kib, start.rss_kib),
+            start.rss_kib,
+            end.rss_kib
+        ),
+    );
+    let heap = growth(end.heap_in_use, start.heap_in_use);
+    let cycled = (cycles - warmup).max(1);
+    checks.check(
+        "server heap in use within 5% of its start",
+        heap <= 5.0,
+        format!(
+            "{heap:+.1}% ({} -> {} bytes, {:+.1} bytes per cycle; 5% is {:.1} bytes per cycle)",
+            start.heap_in_use,
+            end.heap_in_use,
+            (end.heap_in_use as f64 - start.heap_in_use as f64) / cycled as f64,
+            start.heap_in_use as f64 * 0.05 / cycled as f64
+        ),
     );
 
     // Graceful shutdown: streams open, cycles continuing.
