@@ -389,11 +389,18 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// The connection of `io`, accepted from `remote_addr`.
+    pub(crate) fn of(io: &Io, remote_addr: SocketAddr) -> Self {
+        Self {
+            remote_addr,
+            handle: ConnectionHandle(io.shared.clone()),
+        }
+    }
+}
+
 impl Connected<IncomingStream<'_, Listener>> for Connection {
     fn connect_info(stream: IncomingStream<'_, Listener>) -> Self {
-        Self {
-            remote_addr: *stream.remote_addr(),
-            handle: ConnectionHandle(stream.io().shared.clone()),
-        }
+        Self::of(stream.io(), *stream.remote_addr())
     }
 }

@@ -125,7 +125,7 @@ pub use json::{Json, JsonError, JsonServerSentEvent};
 pub use limit::StreamLimit;
 pub use response::{DEFAULT_PING_INTERVAL, EventSourceResponse};
 pub use resume::{Hub, LastEventId};
-pub use serve::serve;
+pub use serve::{Serve, serve};
 pub use shutdown::{Shutdown, ShutdownSignal};
 
 #[cfg(feature = "macros")]

@@ -2,11 +2,43 @@
 
 use std::future::{Future, IntoFuture};
 use std::io;
+use std::pin::{Pin, pin};
 
 use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::serve::Listener as _;
+use http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tower_service::Service as _;
 
 use crate::connection::{Connection, Listener};
 use crate::shutdown::Shutdown;
+
+/// Runs a hyper connection to its end; once the shutdown begins, tells it to close when its
+/// requests end. (A macro: hyper's two connection types share no trait.)
+macro_rules! drive {
+    ($conn:expr, $shutdown:expr) => {{
+        let mut conn = pin!($conn);
+        let mut triggered = pin!($shutdown.triggered());
+        let mut shutting_down = false;
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::trace!(%error, "connection ended with an error");
+                    }
+                    break;
+                }
+                () = &mut triggered, if !shutting_down => {
+                    shutting_down = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }};
+}
 
 /// Serves `app` on `listener` until `shutdown` is triggered or the process gets SIGINT (Ctrl-C)
 /// or SIGTERM, with everything SSE streams need: the [`Shutdown`] reaches every response
@@ -22,7 +54,12 @@ use crate::shutdown::Shutdown;
 /// otherwise first), and every socket that carried a stream is closed. Connections that never
 /// carried an SSE stream are left to axum's own graceful shutdown (they finish their request).
 ///
-/// It is exactly this, which you can write out to configure `axum::serve` further:
+/// It is what you would get from `axum::serve` wired as below, with one difference: `serve`
+/// counts a connection as finished only once it has been dropped, with everything it held (the
+/// request in flight, the response body, and with it a stream's hooks). `axum::serve` counts it
+/// just before, so a body that hyper still held, say after a failed write, could still be
+/// dropped, and its hooks still be running, when `axum::serve` had returned. With `serve`, once
+/// it returns every hook of every stream it served has run.
 ///
 /// ```no_run
 /// # use axum::Router;
@@ -36,6 +73,9 @@ use crate::shutdown::Shutdown;
 ///     .await
 /// # }
 /// ```
+///
+/// The [`Serve`] it returns runs when awaited, and takes hyper settings first
+/// ([`http1_only`](Serve::http1_only), [`http1_max_buf_size`](Serve::http1_max_buf_size)).
 ///
 /// **With plain `axum::serve(TcpListener, app)`** (no [`Listener`]) a shutdown still ends every
 /// stream that hyper polls, but hyper stops polling a body while its client is not reading, and
@@ -67,16 +107,158 @@ use crate::shutdown::Shutdown;
 ///     sse_runtime::serve(listener, app, &shutdown).await
 /// }
 /// ```
-pub fn serve(
+pub fn serve(listener: Listener, app: Router, shutdown: &Shutdown) -> Serve {
+    Serve {
+        listener,
+        app: app.layer(shutdown.layer()),
+        shutdown: shutdown.clone(),
+        http1_only: false,
+        http1_max_buf_size: None,
+    }
+}
+
+/// The server [`serve`] returns: await it to run it. Its methods set how hyper serves each
+/// connection.
+///
+/// ```no_run
+/// # use axum::Router;
+/// # use sse_runtime::Shutdown;
+/// # use sse_runtime::connection::Listener;
+/// # async fn run(app: Router) -> std::io::Result<()> {
+/// let listener = Listener::bind("127.0.0.1:8000").await?;
+/// sse_runtime::serve(listener, app, &Shutdown::new())
+///     .http1_only()
+///     .http1_max_buf_size(16 * 1024)
+///     .await
+/// # }
+/// ```
+#[must_use = "a server does nothing until it is awaited"]
+pub struct Serve {
     listener: Listener,
     app: Router,
-    shutdown: &Shutdown,
-) -> impl Future<Output = io::Result<()>> + Send + use<> {
-    let app = app.layer(shutdown.layer());
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<Connection>(),
-    )
-    .with_graceful_shutdown(shutdown.on_signal())
-    .into_future()
+    shutdown: Shutdown,
+    http1_only: bool,
+    http1_max_buf_size: Option<usize>,
+}
+
+/// The smallest read buffer hyper accepts for HTTP/1 (`max_buf_size` panics below it).
+const MIN_HTTP1_BUF: usize = 8192;
+
+impl Serve {
+    /// Serves HTTP/1 only; by default a connection may speak HTTP/1.1 or h2 (prior knowledge),
+    /// which hyper tells apart from its first bytes. Without that sniff an idle connection
+    /// holds about 8 KiB less (BENCHMARKS.md, "Memory per idle connection"); an h2 client that
+    /// connects without TLS then gets an error. Behind TLS or a proxy that speaks HTTP/1.1 to
+    /// the app, nothing is lost.
+    pub fn http1_only(mut self) -> Self {
+        self.http1_only = true;
+        self
+    }
+
+    /// The most an HTTP/1 connection buffers of what it reads: a request head longer than this
+    /// is refused (`431`). hyper's default is about 400 KiB; values under 8 KiB count as 8 KiB.
+    /// An SSE connection reads one request head and then nothing, so a small cap keeps an
+    /// idle stream's read buffer small too (BENCHMARKS.md, "Memory per idle connection").
+    pub fn http1_max_buf_size(mut self, bytes: usize) -> Self {
+        self.http1_max_buf_size = Some(bytes.max(MIN_HTTP1_BUF));
+        self
+    }
+
+    fn protocols(&self) -> Protocols {
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        if let Some(bytes) = self.http1_max_buf_size {
+            http1.max_buf_size(bytes);
+        }
+        if self.http1_only {
+            // hyper's own HTTP/1 connection: hyper-util's `auto` builder ignores `http1_only`
+            // for connections with upgrades, and would still sniff the version.
+            return Protocols::Http1(http1);
+        }
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // As axum::serve: the CONNECT protocol, for WebSockets over h2.
+        builder.http2().enable_connect_protocol();
+        if let Some(bytes) = self.http1_max_buf_size {
+            builder.http1().max_buf_size(bytes);
+        }
+        Protocols::Auto(builder)
+    }
+
+    async fn run(self) -> io::Result<()> {
+        let protocols = self.protocols();
+        let Self {
+            mut listener,
+            app,
+            shutdown,
+            ..
+        } = self;
+        let mut signal = pin!(shutdown.on_signal());
+        // Every connection's task holds a receiver, dropped last, after the connection.
+        let (close_tx, close_rx) = tokio::sync::watch::channel(());
+        loop {
+            let (io, remote_addr) = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = &mut signal => break,
+            };
+            let connection = Connection::of(&io, remote_addr);
+            let app = app.clone();
+            let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(ConnectInfo(connection.clone()));
+                app.clone().call(request)
+            });
+            let (protocols, shutdown, close_rx) =
+                (protocols.clone(), shutdown.clone(), close_rx.clone());
+            tokio::spawn(async move {
+                // Declared first, so dropped last: the connection, and all it holds, is gone
+                // before `serve` can count it finished.
+                let _close_rx = close_rx;
+                let io = TokioIo::new(io);
+                match &protocols {
+                    Protocols::Auto(builder) => {
+                        drive!(
+                            builder.serve_connection_with_upgrades(io, service),
+                            shutdown
+                        );
+                    }
+                    Protocols::Http1(builder) => {
+                        drive!(
+                            builder.serve_connection(io, service).with_upgrades(),
+                            shutdown
+                        );
+                    }
+                }
+            });
+        }
+        drop(close_rx);
+        drop(listener);
+        close_tx.closed().await;
+        Ok(())
+    }
+}
+
+/// How connections are served: HTTP/1.1 or h2 as the client's first bytes say, or HTTP/1 only.
+#[derive(Clone)]
+enum Protocols {
+    Auto(auto::Builder<TokioExecutor>),
+    Http1(hyper::server::conn::http1::Builder),
+}
+
+impl IntoFuture for Serve {
+    type Output = io::Result<()>;
+    type IntoFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+impl std::fmt::Debug for Serve {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Serve")
+            .field("listener", &self.listener)
+            .field("http1_only", &self.http1_only)
+            .field("http1_max_buf_size", &self.http1_max_buf_size)
+            .finish_non_exhaustive()
+    }
 }

@@ -395,3 +395,67 @@ async fn five_thousand_open_streams_shut_down_within_the_grace_plus_one_second()
     let entries = log.wait_for(|e| e.len() == 5000).await;
     assert!(entries.iter().all(|e| e == "Shutdown"));
 }
+
+/// `serve` returns only once every connection is gone, and with it every response body: what
+/// a body holds (a stream's hooks, its subscriptions) is released when it returns. hyper keeps
+/// the body of a connection that failed on a write until the connection itself is dropped, and
+/// axum's own `serve` counts a connection as finished just before it drops it, so a `Drop` still
+/// running then (here a slow one, 100 ms) was still running when `serve` had returned.
+///
+/// The body is not an SSE stream (nothing of ours watches it): it runs on through the shutdown
+/// until its client resets the connection and hyper's next write fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_returns_after_the_body_of_a_connection_whose_write_failed_is_dropped() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Its drop first wakes another task: the task woken last runs next on the same thread,
+    // so this moves whatever the connection's end woke (the task running `serve`) to where the
+    // other worker thread can take it meanwhile, as under load.
+    struct SlowDrop(Arc<AtomicUsize>, Arc<tokio::sync::Notify>);
+    impl Drop for SlowDrop {
+        fn drop(&mut self) {
+            self.1.notify_one();
+            std::thread::sleep(Duration::from_millis(100));
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let wake = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn({
+        let wake = wake.clone();
+        async move { wake.notified().await }
+    });
+    let app = {
+        let (dropped, wake) = (dropped.clone(), wake.clone());
+        Router::new().route(
+            "/flood",
+            get(move || {
+                let guard = SlowDrop(dropped.clone(), wake.clone());
+                async move {
+                    let chunks = futures_util::stream::repeat_with(move || {
+                        let _held = &guard;
+                        Ok::<_, std::convert::Infallible>(vec![b'x'; 16 * 1024])
+                    });
+                    axum::body::Body::from_stream(chunks)
+                }
+            }),
+        )
+    };
+    let shutdown = Shutdown::new();
+    let server = serve_graceful(app, &shutdown).await;
+    let mut client = raw_get(server.addr, "/flood").await;
+    read_until(&mut client, b"xxxx").await;
+    shutdown.trigger();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    socket2::SockRef::from(&client)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(client);
+    let triggered = Instant::now();
+    wait_done(server, triggered).await;
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        1,
+        "the body was not yet dropped when serve returned"
+    );
+}
