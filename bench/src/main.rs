@@ -15,7 +15,8 @@
 //! where the floor is a side ((a), (b), (e) and the trickle fan-out (i)), ours/floor. The floor
 //! is a hand-written HTTP/1.1 server on tokio alone that sends ours's bytes (`server::floor`).
 //! A second table compares ours with further peers of the same run: its resumable hub ((c) on
-//! it, (g) and (h)), its metrics recorder, axum's leanest idle stream ((d) and (k)), and (c) and
+//! it, (g) and (h)), its metrics recorder, axum's leanest idle stream ((d) and (k), also against
+//! ours served by `sse_runtime::serve` with hyper's settings for SSE connections), and (c) and
 //! (d) at 5,000 clients against the same at 10,000 ((j) and (k)).
 
 mod client;
@@ -77,12 +78,17 @@ pub(crate) enum Side {
     AxumLean,
     /// Ours with a coalescing window on `/fanout`, in (i) (`bench server ours --coalesce`).
     Coalesced,
+    /// Ours served by `sse_runtime::serve` with hyper's settings for SSE connections, in (d)
+    /// and (k) (`bench server ours --setup serve-lean`).
+    ServeLean,
 }
 
 impl Side {
     pub(crate) fn kind(self) -> Kind {
         match self {
-            Side::Ours | Side::Resumable | Side::Metered | Side::Coalesced => Kind::Ours,
+            Side::Ours | Side::Resumable | Side::Metered | Side::Coalesced | Side::ServeLean => {
+                Kind::Ours
+            }
             Side::Axum | Side::AxumLean => Kind::Axum,
             Side::Floor => Kind::Floor,
         }
@@ -97,6 +103,7 @@ impl Side {
             Side::Floor => "floor",
             Side::AxumLean => "axum-lean",
             Side::Coalesced => "ours+coalesce",
+            Side::ServeLean => "ours+serve-lean",
         }
     }
 }
@@ -104,7 +111,7 @@ impl Side {
 const USAGE: &str = "\
 usage: bench [--runs N] [--only a,b,c,d,e,f,g,h,i,j,k] [--quick] [--workers N]
              [--side ours|axum|floor] [--wrap 'COMMAND ARGS..']
-       bench server ours|axum|floor [--setup plain|connection] [--workers N] [--resume]
+       bench server ours|axum|floor [--setup plain|connection|serve|serve-lean] [--workers N] [--resume]
                     [--metrics] [--lean] [--coalesce]
        bench soak [--quick]        (soak and chaos, see RELIABILITY.md)
        bench soak-server
@@ -282,7 +289,7 @@ const BOTH: &[Side] = &[Side::Ours, Side::Axum];
 /// The scenarios against axum and the floor.
 const WITH_FLOOR: &[Side] = &[Side::Ours, Side::Axum, Side::Floor];
 /// The idle scenarios: against axum as its users write it, and against its leanest stream.
-const IDLE: &[Side] = &[Side::Ours, Side::Axum, Side::AxumLean];
+const IDLE: &[Side] = &[Side::Ours, Side::Axum, Side::AxumLean, Side::ServeLean];
 
 fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
     let n = report::number;
@@ -732,6 +739,19 @@ fn comparisons(sizes: &Sizes) -> Vec<Comparison> {
             goal: Goal::RatioAtMost(1.0),
             digits: 2,
         });
+        rows.push(Comparison {
+            scenario: id,
+            title: format!(
+                "({id}) ours on `sse_runtime::serve(..).http1_only().http1_max_buf_size(8192)`: {} idle streams",
+                n(clients as f64, 0)
+            ),
+            label: "server RSS KiB/connection".to_owned(),
+            value: figure(id, Side::ServeLean, "kib_per_connection"),
+            peer_label: "axum, `Sse::new(stream::pending())`",
+            peer: figure(id, Side::AxumLean, "kib_per_connection"),
+            goal: Goal::Info,
+            digits: 2,
+        });
     }
     // The cost per stream at both sizes, side by side: how it grows.
     let growth = [
@@ -916,6 +936,9 @@ async fn run_one(
     let mut config = server::Config::new(side.kind(), options.workers);
     if id == 'e' && side == Side::Ours {
         config.setup = Setup::Connection;
+    }
+    if side == Side::ServeLean {
+        config.setup = Setup::ServeLean;
     }
     // Only the scenarios of the resumable hub have its routes (see `server`).
     config.resume = side == Side::Resumable || matches!(id, 'g' | 'h');

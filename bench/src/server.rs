@@ -75,6 +75,11 @@ pub(crate) enum Setup {
     /// sse-runtime's documented setup for send timeouts: `connection::Listener` and
     /// `into_make_service_with_connect_info::<Connection>()`.
     Connection,
+    /// `sse_runtime::serve(Listener, app, &Shutdown)` as it comes.
+    Serve,
+    /// The same with hyper's settings for SSE connections: `http1_only()` and
+    /// `http1_max_buf_size(8192)`.
+    ServeLean,
 }
 
 impl Setup {
@@ -82,6 +87,8 @@ impl Setup {
         match self {
             Setup::Plain => "plain",
             Setup::Connection => "connection",
+            Setup::Serve => "serve",
+            Setup::ServeLean => "serve-lean",
         }
     }
 
@@ -89,6 +96,8 @@ impl Setup {
         match text {
             "plain" => Some(Setup::Plain),
             "connection" => Some(Setup::Connection),
+            "serve" => Some(Setup::Serve),
+            "serve-lean" => Some(Setup::ServeLean),
             _ => None,
         }
     }
@@ -201,7 +210,9 @@ impl Config {
             match arg.as_str() {
                 "--setup" => match args.next().and_then(|s| Setup::parse(s)) {
                     Some(s) => config.setup = s,
-                    None => return Err("--setup takes plain or connection".into()),
+                    None => {
+                        return Err("--setup takes plain, connection, serve or serve-lean".into());
+                    }
                 },
                 "--workers" => match args.next().and_then(|s| s.parse().ok()) {
                     Some(n) if n > 0 => config.workers = n,
@@ -276,6 +287,16 @@ pub(crate) fn run(config: Config) -> std::io::Result<()> {
                     app.into_make_service_with_connect_info::<Connection>(),
                 )
                 .await
+            }
+            Setup::Serve | Setup::ServeLean => {
+                let listener = sse_runtime::connection::Listener::bind("127.0.0.1:0").await?;
+                announce(listener.local_addr()?.port());
+                let serve = sse_runtime::serve(listener, app, &sse_runtime::Shutdown::new());
+                if config.setup == Setup::ServeLean {
+                    serve.http1_only().http1_max_buf_size(8192).await
+                } else {
+                    serve.await
+                }
             }
         }
     })
