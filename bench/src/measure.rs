@@ -98,18 +98,13 @@ fn schedstat_nanos(pid: u32) -> Option<u64> {
 
 /// Resident memory of a process (`VmRSS` of `/proc/PID/status`), in KiB.
 pub(crate) fn rss_kib(pid: u32) -> std::io::Result<u64> {
-    status_kib(pid, "VmRSS")
-}
-
-/// A KiB figure of `/proc/PID/status`, such as `VmRSS` or `RssAnon`.
-pub(crate) fn status_kib(pid: u32, field: &str) -> std::io::Result<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kib| kib.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no {field} in /proc/PID/status")))
+        .ok_or_else(|| std::io::Error::other("no VmRSS in /proc/PID/status"))
 }
 
 /// The write system calls a process made so far (`syscw` of `/proc/PID/io`: `write`,

@@ -3,6 +3,7 @@
 use std::future::{Future, IntoFuture};
 use std::io;
 use std::pin::{Pin, pin};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -52,7 +53,7 @@ macro_rules! drive {
 /// slow, or frozen, over HTTP/1.1 or h2); every stream reports
 /// [`CloseReason::Shutdown`](crate::CloseReason::Shutdown) to its hooks (unless it ended
 /// otherwise first), and every socket that carried a stream is closed. Connections that never
-/// carried an SSE stream are left to axum's own graceful shutdown (they finish their request).
+/// carried an SSE stream are left to hyper's graceful shutdown (they finish their request).
 ///
 /// It is what you would get from `axum::serve` wired as below, with one difference: `serve`
 /// counts a connection as finished only once it has been dropped, with everything it held (the
@@ -165,13 +166,13 @@ impl Serve {
     }
 
     fn protocols(&self) -> Protocols {
-        let mut http1 = hyper::server::conn::http1::Builder::new();
-        if let Some(bytes) = self.http1_max_buf_size {
-            http1.max_buf_size(bytes);
-        }
         if self.http1_only {
             // hyper's own HTTP/1 connection: hyper-util's `auto` builder ignores `http1_only`
             // for connections with upgrades, and would still sniff the version.
+            let mut http1 = hyper::server::conn::http1::Builder::new();
+            if let Some(bytes) = self.http1_max_buf_size {
+                http1.max_buf_size(bytes);
+            }
             return Protocols::Http1(http1);
         }
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -184,7 +185,8 @@ impl Serve {
     }
 
     async fn run(self) -> io::Result<()> {
-        let protocols = self.protocols();
+        // Built once, shared by every connection.
+        let protocols = Arc::new(self.protocols());
         let Self {
             mut listener,
             app,
@@ -214,7 +216,7 @@ impl Serve {
                 // before `serve` can count it finished.
                 let _close_rx = close_rx;
                 let io = TokioIo::new(io);
-                match &protocols {
+                match &*protocols {
                     Protocols::Auto(builder) => {
                         drive!(
                             builder.serve_connection_with_upgrades(io, service),
@@ -238,7 +240,6 @@ impl Serve {
 }
 
 /// How connections are served: HTTP/1.1 or h2 as the client's first bytes say, or HTTP/1 only.
-#[derive(Clone)]
 enum Protocols {
     Auto(auto::Builder<TokioExecutor>),
     Http1(hyper::server::conn::http1::Builder),
