@@ -303,6 +303,11 @@ impl IntoEvent for &String {
     fn into_event(self) -> Payload {
         value(Value::Text(self.clone()))
     }
+
+    fn write_direct(self, separator: Separator, buf: &mut Vec<u8>) -> Result<(), Payload> {
+        put_data(buf, self, separator.as_bytes());
+        Ok(())
+    }
 }
 
 impl IntoEvent for &str {
@@ -323,17 +328,32 @@ impl IntoEvent for Cow<'_, str> {
             Cow::Owned(text) => text.into_event(),
         }
     }
+
+    fn write_direct(self, separator: Separator, buf: &mut Vec<u8>) -> Result<(), Payload> {
+        put_data(buf, &self, separator.as_bytes());
+        Ok(())
+    }
 }
 
 impl IntoEvent for Box<str> {
     fn into_event(self) -> Payload {
         value(Value::Text(self.into_string()))
     }
+
+    fn write_direct(self, separator: Separator, buf: &mut Vec<u8>) -> Result<(), Payload> {
+        put_data(buf, &self, separator.as_bytes());
+        Ok(())
+    }
 }
 
 impl IntoEvent for Arc<str> {
     fn into_event(self) -> Payload {
         value(Value::Text(self.as_ref().to_owned()))
+    }
+
+    fn write_direct(self, separator: Separator, buf: &mut Vec<u8>) -> Result<(), Payload> {
+        put_data(buf, &self, separator.as_bytes());
+        Ok(())
     }
 }
 
@@ -419,6 +439,13 @@ impl<T: IntoEvent> IntoEvent for Option<T> {
         match self {
             Some(value) => value.into_event(),
             None => Payload::nothing(),
+        }
+    }
+
+    fn write_direct(self, separator: Separator, buf: &mut Vec<u8>) -> Result<(), Payload> {
+        match self {
+            Some(value) => value.write_direct(separator, buf),
+            None => Ok(()),
         }
     }
 }

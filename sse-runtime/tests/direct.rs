@@ -13,7 +13,7 @@ use bytes::Bytes;
 use common::WITHIN;
 use http::Request;
 use sse_runtime::testing::BodyReader;
-use sse_runtime::{ServerSentEvent, sse};
+use sse_runtime::{IntoEvent, Separator, ServerSentEvent, sse};
 use tower::ServiceExt;
 
 /// The address of the large raw bytes that `raw` yields, to check they are not copied.
@@ -62,6 +62,21 @@ sse! {
         yield "after";
     }
 
+    /// Every borrowed or shared text type, and options, as a body yields them.
+    async fn texts() {
+        let owned = String::from("string ref");
+        yield &owned;
+        yield std::borrow::Cow::Borrowed("cow borrowed");
+        yield std::borrow::Cow::<str>::Owned("cow\nowned".to_owned());
+        yield Box::<str>::from("boxed");
+        yield std::sync::Arc::<str>::from("arc");
+        yield Some("some");
+        yield None::<&str>;
+        yield Some(7);
+        yield Some(big());
+        yield "after";
+    }
+
     /// Reads another endpoint's response inside its own body, then yields what it read.
     async fn reading_another() {
         yield "before";
@@ -78,6 +93,7 @@ fn app() -> Router {
         .route("/exploding", get(exploding))
         .route("/failing", get(failing))
         .route("/raw", get(raw))
+        .route("/texts", get(texts))
         .route("/reading_another", get(reading_another))
 }
 
@@ -173,4 +189,30 @@ async fn a_response_read_inside_a_body_keeps_its_events_apart() {
     assert_eq!(&all[..], b"data: before\r\n\r\ndata: read 6 events\r\n\r\n");
     // Nothing was left lent: the next response on this thread is whole too.
     assert_eq!(get_body("/spaced").await.len(), 6 * 18);
+}
+
+#[tokio::test(start_paused = true)]
+async fn text_types_and_options_from_a_body_are_written_as_their_payloads_are() {
+    let mut body = open("/texts").await;
+    let frame = body.frame(WITHIN).await.unwrap().unwrap();
+    let expected: Vec<u8> = [
+        "string ref".into_event(),
+        "cow borrowed".into_event(),
+        "cow\nowned".into_event(),
+        "boxed".into_event(),
+        "arc".into_event(),
+        "some".into_event(),
+        7.into_event(),
+    ]
+    .iter()
+    .flat_map(|payload| payload.encode(Separator::CrLf))
+    .collect();
+    assert_eq!(&frame[..], &expected[..]);
+    // Large raw bytes inside an option still go out alone, uncopied.
+    let frame = body.frame(WITHIN).await.unwrap().unwrap();
+    assert_eq!(frame.as_ptr(), big().as_ptr());
+    assert_eq!(
+        &body.frame(WITHIN).await.unwrap().unwrap()[..],
+        b"data: after\r\n\r\n"
+    );
 }
