@@ -108,9 +108,11 @@ impl<'a> BodyRewriter<'a> {
         // Every token of the call carries the value's span, so that a value that is not
         // `IntoEvent` is reported at the value alone (the alias is imported by the expansion).
         let alias = Ident::new(INTO_EVENT_ALIAS, value.span());
-        let send: Expr = syn::parse_quote_spanned! {value.span()=>
-            #alias::__sse_send(#value)
-        };
+        let send: Expr = crate::fuse::fused_yield(self.krate, &value).unwrap_or_else(|| {
+            syn::parse_quote_spanned! {value.span()=>
+                #alias::__sse_send(#value)
+            }
+        });
         // At the `yield`, so that a misplaced one is reported there, with the macro's hygiene,
         // so that lints treat the guard as generated code.
         let span = Span::mixed_site().located_at(yield_expr.yield_token.span);

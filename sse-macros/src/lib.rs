@@ -4,6 +4,7 @@
 mod body;
 mod ctxt;
 mod expand;
+mod fuse;
 mod headers;
 mod options;
 mod parse;

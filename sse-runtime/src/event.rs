@@ -394,6 +394,75 @@ fn put_stripped(buf: &mut impl Buffer, prefix: &[u8], text: &str, sep: &[u8]) {
     buf.put_slice(sep);
 }
 
+/// [`put_lines`] for text that comes in pieces (a `Display` writing itself), after its
+/// caller wrote the first line's prefix and before it writes the last line's separator: each
+/// CR, LF or CRLF (also one split across two pieces) ends a line and starts the next, so that
+/// the bytes are exactly those of `put_lines` on the whole text.
+pub(crate) struct Lines<'a> {
+    buf: &'a mut Vec<u8>,
+    prefix: &'static [u8],
+    sep: &'static [u8],
+    /// The last piece ended with a CR: an LF that starts the next belongs to it.
+    after_cr: bool,
+}
+
+impl<'a> Lines<'a> {
+    pub(crate) fn new(buf: &'a mut Vec<u8>, prefix: &'static [u8], sep: &'static [u8]) -> Self {
+        Lines {
+            buf,
+            prefix,
+            sep,
+            after_cr: false,
+        }
+    }
+}
+
+impl fmt::Write for Lines<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut rest = text.as_bytes();
+        if self.after_cr && !rest.is_empty() {
+            self.after_cr = false;
+            if rest[0] == b'\n' {
+                rest = &rest[1..];
+            }
+        }
+        while let Some(at) = memchr::memchr2(b'\r', b'\n', rest) {
+            self.buf.put_slice(&rest[..at]);
+            self.buf.put_slice(self.sep);
+            self.buf.put_slice(self.prefix);
+            if rest[at] == b'\r' {
+                match rest.get(at + 1) {
+                    Some(b'\n') => rest = &rest[at + 2..],
+                    Some(_) => rest = &rest[at + 1..],
+                    None => {
+                        self.after_cr = true;
+                        return Ok(());
+                    }
+                }
+            } else {
+                rest = &rest[at + 1..];
+            }
+        }
+        self.buf.put_slice(rest);
+        Ok(())
+    }
+}
+
+/// [`put_stripped`] for text that comes in pieces: every CR and LF deleted.
+pub(crate) struct Stripped<'a>(pub(crate) &'a mut Vec<u8>);
+
+impl fmt::Write for Stripped<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut rest = text.as_bytes();
+        while let Some(at) = memchr::memchr2(b'\r', b'\n', rest) {
+            self.0.put_slice(&rest[..at]);
+            rest = &rest[at + 1..];
+        }
+        self.0.put_slice(rest);
+        Ok(())
+    }
+}
+
 /// Where events are encoded: a `BytesMut`, or the `Vec` a response's frames are built in.
 pub(crate) trait Buffer: BufMut {
     /// Makes room for at least `additional` more bytes.

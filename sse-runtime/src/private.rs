@@ -160,8 +160,11 @@ pub mod generator {
     use futures_core::Stream;
     use pin_project_lite::pin_project;
 
+    use std::fmt;
+
     use super::EndpointResult;
-    use crate::{IntoEvent, Payload};
+    use crate::event::{Lines, Stripped};
+    use crate::{IntoEvent, Payload, ServerSentEvent};
 
     thread_local! {
         /// The payload that the body being polled on this thread has just yielded.
@@ -290,6 +293,266 @@ pub mod generator {
                     Poll::Pending
                 }
                 Step::Done => Poll::Ready(()),
+            }
+        }
+    }
+
+    /// A `yield ServerSentEvent::new().id(..).data(..)` of a body, as the macro rewrites it when
+    /// the builder calls come in the order the fields are written (comment, `id`, `event`,
+    /// `data`, `retry`) and their arguments cannot suspend or leave the body: each call writes
+    /// its field straight into the frame the driver lent, and [`Fused::finish`] ends the event.
+    /// The bytes are those of the built event's encoding. A value whose text [`Probe`] finds
+    /// (strings, integers) is copied as it is; any other is formatted once, straight into the
+    /// frame. Without a frame to write into (a body read by another stream), the event is
+    /// built, and sent as [`send`] sends it. A call that panics takes its event's bytes back
+    /// out of the frame, so none of a half-written event is ever sent.
+    pub struct Fused {
+        mode: Mode,
+    }
+
+    enum Mode {
+        /// Writing into the lent frame, where the event began at `start`.
+        Direct {
+            sink: crate::driver::direct::Sink,
+            start: usize,
+        },
+        Built(ServerSentEvent),
+        Finished,
+    }
+
+    /// A builder argument, looked at by the expansion through method resolution (a concrete
+    /// type at the call site): [`PlainText`] gives the text of strings and integers without
+    /// `fmt`'s machinery, [`NotPlain`] gives nothing for every other type.
+    pub struct Probe<'a, T: ?Sized>(pub &'a T);
+
+    /// Room for an integer's digits.
+    #[derive(Default)]
+    pub struct Digits(itoa::Buffer);
+
+    impl Digits {
+        pub fn new() -> Self {
+            Self::default()
+        }
+    }
+
+    /// Whether a plain text may hold CR or LF.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    pub enum Breaks {
+        No,
+        Maybe,
+    }
+
+    /// The text of a [`Probe`]d value, for the types that have one at hand.
+    pub trait PlainText {
+        fn __sse_plain<'a>(&'a self, digits: &'a mut Digits) -> Option<(&'a str, Breaks)>;
+    }
+
+    /// The fallback of [`PlainText`]: formatted with `Display`.
+    pub trait NotPlain {
+        fn __sse_plain<'a>(&'a self, _digits: &'a mut Digits) -> Option<(&'a str, Breaks)> {
+            None
+        }
+    }
+
+    impl<T: ?Sized> NotPlain for Probe<'_, T> {}
+
+    macro_rules! plain_texts {
+        ($($text:ty),*) => {$(
+            impl PlainText for &Probe<'_, $text> {
+                fn __sse_plain<'a>(&'a self, _: &'a mut Digits) -> Option<(&'a str, Breaks)> {
+                    Some((&**self.0, Breaks::Maybe))
+                }
+            }
+        )*};
+    }
+
+    plain_texts!(
+        &str,
+        String,
+        &String,
+        std::borrow::Cow<'_, str>,
+        Box<str>,
+        std::sync::Arc<str>
+    );
+
+    macro_rules! plain_integers {
+        ($($int:ty),*) => {$(
+            impl PlainText for &Probe<'_, $int> {
+                fn __sse_plain<'a>(&'a self, digits: &'a mut Digits) -> Option<(&'a str, Breaks)> {
+                    Some((digits.0.format(*self.0), Breaks::No))
+                }
+            }
+        )*};
+    }
+
+    plain_integers!(
+        u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
+    );
+
+    /// Appends a field's constant prefix (a fixed-size copy, no `memcpy` call).
+    fn put_prefix<const N: usize>(buf: &mut Vec<u8>, prefix: &'static [u8; N]) {
+        buf.extend_from_slice(prefix);
+    }
+
+    /// Appends a separator, one or two bytes.
+    fn put_sep(buf: &mut Vec<u8>, sep: &[u8]) {
+        match *sep {
+            [cr, lf] => buf.extend_from_slice(&[cr, lf]),
+            [byte] => buf.push(byte),
+            _ => buf.extend_from_slice(sep),
+        }
+    }
+
+    impl Fused {
+        /// Starts the event; the builder's constructor is passed so that the expansion only
+        /// compiles for this crate's `ServerSentEvent`.
+        pub fn new(_constructor: fn() -> ServerSentEvent) -> Self {
+            let mode = match crate::driver::direct::take_for_event() {
+                Some(sink) => Mode::Direct {
+                    start: sink.buf.len(),
+                    sink,
+                },
+                None => Mode::Built(ServerSentEvent::new()),
+            };
+            Fused { mode }
+        }
+
+        /// Writes a field split into lines (`data`, a comment), as `put_lines` does.
+        fn lines<T: fmt::Display + ?Sized, const N: usize>(
+            &mut self,
+            prefix: &'static [u8; N],
+            plain: Option<(&str, Breaks)>,
+            value: &T,
+        ) -> bool {
+            let Mode::Direct { sink, .. } = &mut self.mode else {
+                return false;
+            };
+            let sep = sink.separator().as_bytes();
+            put_prefix(&mut sink.buf, prefix);
+            match plain {
+                Some((text, Breaks::No)) => sink.buf.extend_from_slice(text.as_bytes()),
+                Some((text, Breaks::Maybe)) => {
+                    let _ =
+                        fmt::Write::write_str(&mut Lines::new(&mut sink.buf, prefix, sep), text);
+                }
+                None => {
+                    // A `Display` that fails keeps what it wrote (the builder's `to_string`
+                    // would panic).
+                    let mut lines = Lines::new(&mut sink.buf, prefix, sep);
+                    let _ = fmt::write(&mut lines, format_args!("{value}"));
+                }
+            }
+            put_sep(&mut sink.buf, sep);
+            true
+        }
+
+        /// Writes a one-line field (`id`, `event`) with its CR and LF deleted, as
+        /// `put_stripped` does.
+        fn stripped<T: fmt::Display + ?Sized, const N: usize>(
+            &mut self,
+            prefix: &'static [u8; N],
+            plain: Option<(&str, Breaks)>,
+            value: &T,
+        ) -> bool {
+            let Mode::Direct { sink, .. } = &mut self.mode else {
+                return false;
+            };
+            let sep = sink.separator().as_bytes();
+            put_prefix(&mut sink.buf, prefix);
+            let _ = match plain {
+                Some((text, Breaks::No)) => {
+                    sink.buf.extend_from_slice(text.as_bytes());
+                    Ok(())
+                }
+                Some((text, Breaks::Maybe)) => {
+                    fmt::Write::write_str(&mut Stripped(&mut sink.buf), text)
+                }
+                None => fmt::write(&mut Stripped(&mut sink.buf), format_args!("{value}")),
+            };
+            put_sep(&mut sink.buf, sep);
+            true
+        }
+
+        fn build(&mut self, set: impl FnOnce(ServerSentEvent) -> ServerSentEvent) {
+            if let Mode::Built(event) = &mut self.mode {
+                *event = set(std::mem::take(event));
+            }
+        }
+
+        /// [`ServerSentEvent::comment`]; `plain` is what [`Probe`] found of `comment`.
+        pub fn comment<T: fmt::Display + ?Sized>(
+            &mut self,
+            plain: Option<(&str, Breaks)>,
+            comment: &T,
+        ) {
+            if !self.lines(b": ", plain, comment) {
+                self.build(|event| event.comment(comment));
+            }
+        }
+
+        /// [`ServerSentEvent::id`]; `plain` is what [`Probe`] found of `id`.
+        pub fn id<T: fmt::Display + ?Sized>(&mut self, plain: Option<(&str, Breaks)>, id: &T) {
+            if !self.stripped(b"id: ", plain, id) {
+                self.build(|event| event.id(id));
+            }
+        }
+
+        /// [`ServerSentEvent::event`]; `plain` is what [`Probe`] found of `event`.
+        pub fn event<T: fmt::Display + ?Sized>(
+            &mut self,
+            plain: Option<(&str, Breaks)>,
+            event: &T,
+        ) {
+            if !self.stripped(b"event: ", plain, event) {
+                self.build(|built| built.event(event));
+            }
+        }
+
+        /// [`ServerSentEvent::data`]; `plain` is what [`Probe`] found of `data`.
+        pub fn data<T: fmt::Display + ?Sized>(&mut self, plain: Option<(&str, Breaks)>, data: &T) {
+            if !self.lines(b"data: ", plain, data) {
+                self.build(|event| event.data(data));
+            }
+        }
+
+        /// [`ServerSentEvent::retry`].
+        pub fn retry(&mut self, milliseconds: u64) {
+            if let Mode::Direct { sink, .. } = &mut self.mode {
+                let sep = sink.separator().as_bytes();
+                put_prefix(&mut sink.buf, b"retry: ");
+                sink.buf
+                    .extend_from_slice(itoa::Buffer::new().format(milliseconds).as_bytes());
+                put_sep(&mut sink.buf, sep);
+            } else {
+                self.build(|event| event.retry(milliseconds));
+            }
+        }
+
+        /// Ends the event: what the `yield` awaits, as with [`send`].
+        pub fn finish(mut self) -> Yield {
+            match std::mem::replace(&mut self.mode, Mode::Finished) {
+                Mode::Direct { mut sink, .. } => {
+                    let sep = sink.separator().as_bytes();
+                    put_sep(&mut sink.buf, sep);
+                    sink.events += 1;
+                    let full = sink.buf.len() >= crate::driver::FRAME_LIMIT;
+                    crate::driver::direct::give_back(sink);
+                    Yield(if full { Step::Pause } else { Step::Done })
+                }
+                Mode::Built(event) => send(event),
+                Mode::Finished => Yield(Step::Done),
+            }
+        }
+    }
+
+    impl Drop for Fused {
+        fn drop(&mut self) {
+            // Unfinished: a call panicked. Its event is taken back out of the frame.
+            if let Mode::Direct { mut sink, start } =
+                std::mem::replace(&mut self.mode, Mode::Finished)
+            {
+                sink.buf.truncate(start);
+                crate::driver::direct::give_back(sink);
             }
         }
     }

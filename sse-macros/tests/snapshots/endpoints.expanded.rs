@@ -19,7 +19,42 @@ pub async fn numbers(
                     if false {
                         break '__sse_body (loop {});
                     }
-                    __SseIntoEvent::__sse_send(ServerSentEvent::new().id(i).data(i))
+                    ({
+                        let mut __sse_event = ::sse_runtime::__private::generator::Fused::new(
+                            ServerSentEvent::new,
+                        );
+                        match i {
+                            __sse_value => {
+                                #[allow(unused_imports)]
+                                use ::sse_runtime::__private::generator::{
+                                    NotPlain as _, PlainText as _,
+                                };
+                                let mut __sse_digits = ::sse_runtime::__private::generator::Digits::new();
+                                __sse_event
+                                    .id(
+                                        (&&::sse_runtime::__private::generator::Probe(&__sse_value))
+                                            .__sse_plain(&mut __sse_digits),
+                                        &__sse_value,
+                                    );
+                            }
+                        }
+                        match i {
+                            __sse_value => {
+                                #[allow(unused_imports)]
+                                use ::sse_runtime::__private::generator::{
+                                    NotPlain as _, PlainText as _,
+                                };
+                                let mut __sse_digits = ::sse_runtime::__private::generator::Digits::new();
+                                __sse_event
+                                    .data(
+                                        (&&::sse_runtime::__private::generator::Probe(&__sse_value))
+                                            .__sse_plain(&mut __sse_digits),
+                                        &__sse_value,
+                                    );
+                            }
+                        }
+                        __sse_event.finish()
+                    })
                         .await
                 };
             }

@@ -126,6 +126,38 @@ pub(crate) fn write<T: IntoEvent>(value: T) -> Result<Written, Payload> {
     })
 }
 
+/// The buffer of the body being polled, taken out while a fused `yield` writes an event field by
+/// field (`__private::generator::Fused`), if it has one with room; [`give_back`] returns it.
+pub(crate) fn take_for_event() -> Option<Sink> {
+    CURRENT.with(|current| {
+        let mut current = current.borrow_mut();
+        match current.as_mut() {
+            Some(sink) if sink.buf.len() < FRAME_LIMIT => {
+                if sink.buf.capacity() == 0 {
+                    sink.buf.reserve(sink.reserve);
+                }
+                current.take()
+            }
+            _ => None,
+        }
+    })
+}
+
+/// Puts back a buffer taken with [`take_for_event`].
+pub(crate) fn give_back(sink: Sink) {
+    CURRENT.with(|current| {
+        let previous = current.borrow_mut().replace(sink);
+        debug_assert!(previous.is_none(), "a buffer was lent twice");
+    });
+}
+
+impl Sink {
+    /// The separator of the response the buffer is the frame of.
+    pub(crate) fn separator(&self) -> Separator {
+        self.separator
+    }
+}
+
 /// [`IntoEvent::write_direct`] for a payload: copied into `buf` unless it is large raw bytes
 /// (they go out as a frame of their own) or cannot be encoded (the driver reports it).
 pub(crate) fn write_payload(

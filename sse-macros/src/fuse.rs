@@ -1,0 +1,181 @@
+//! `yield ServerSentEvent::new().id(..).data(..)`, fused: when a body yields an event built in
+//! place, with builder calls in the order the fields are written (comment, `id`, `event`,
+//! `data`, `retry`, each at most once) and arguments that cannot suspend the body or leave it,
+//! the `yield` writes each field straight into the response's frame as its call comes
+//! (`sse_runtime::__private::generator::Fused`), instead of building the event, formatting its
+//! fields into strings of their own, and encoding it after. Arguments are evaluated, and their
+//! values formatted, in the same order as the builder's. Any other `yield` is left as it is.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Expr, Ident};
+
+/// The builder calls a fused `yield` takes, in the order their fields are written.
+const FIELDS: [&str; 5] = ["comment", "id", "event", "data", "retry"];
+
+/// The fused form of the `yield`ed `value` (an expression whose value is what the `yield`
+/// awaits), if it is an event built in place that can be fused.
+pub(crate) fn fused_yield(krate: &TokenStream, value: &Expr) -> Option<Expr> {
+    let mut calls = Vec::new();
+    let mut receiver = value;
+    let constructor = loop {
+        match receiver {
+            Expr::MethodCall(call)
+                if call.attrs.is_empty() && call.turbofish.is_none() && call.args.len() == 1 =>
+            {
+                calls.push((&call.method, &call.args[0]));
+                receiver = &call.receiver;
+            }
+            Expr::Call(call) if call.attrs.is_empty() && call.args.is_empty() => {
+                let Expr::Path(path) = &*call.func else {
+                    return None;
+                };
+                let names: Vec<_> = path.path.segments.iter().rev().take(2).collect();
+                let is_new = path.attrs.is_empty()
+                    && path.qself.is_none()
+                    && names.len() == 2
+                    && names[0].ident == "new"
+                    && names[1].ident == "ServerSentEvent"
+                    && path.path.segments.iter().all(|s| s.arguments.is_none());
+                if !is_new {
+                    return None;
+                }
+                break &call.func;
+            }
+            _ => return None,
+        }
+    };
+    calls.reverse();
+    let mut last = None;
+    for (method, arg) in &calls {
+        let rank = FIELDS.iter().position(|field| method == field)?;
+        if last.is_some_and(|last| rank <= last) || may_leave(arg.to_token_stream()) {
+            return None;
+        }
+        last = Some(rank);
+    }
+    let span = value.span();
+    let event = Ident::new("__sse_event", Span::mixed_site().located_at(span));
+    let digits = Ident::new("__sse_digits", Span::mixed_site().located_at(span));
+    let steps = calls.iter().map(|(method, arg)| {
+        if *method == "retry" {
+            return quote_spanned! {method.span()=> #event.#method(#arg); };
+        }
+        // `match` keeps the argument's temporaries alive to the end of the call, as the
+        // builder chain did; the probe finds the text of strings and integers by their type.
+        // The value is named at the argument, so that an error about it (no `Display`) is
+        // reported there.
+        let arg_span = arg.span();
+        let value_ident = Ident::new("__sse_value", arg_span);
+        let value_ref = quote_spanned!(arg_span=> &#value_ident);
+        quote_spanned! {method.span()=>
+            match #arg {
+                #value_ident => {
+                    #[allow(unused_imports)]
+                    use #krate::__private::generator::{NotPlain as _, PlainText as _};
+                    let mut #digits = #krate::__private::generator::Digits::new();
+                    #event.#method(
+                        (&&#krate::__private::generator::Probe(&#value_ident))
+                            .__sse_plain(&mut #digits),
+                        #value_ref,
+                    );
+                }
+            }
+        }
+    });
+    Some(syn::parse_quote_spanned! {span=>
+        ({
+            let mut #event = #krate::__private::generator::Fused::new(#constructor);
+            #(#steps)*
+            #event.finish()
+        })
+    })
+}
+
+/// Whether `tokens` may suspend the body or leave the call early (`.await`, `?`, `return`,
+/// `break`, `continue`, `yield`), anywhere, macro arguments included: such an argument could
+/// leave an event half-written in the frame, so its `yield` is not fused.
+fn may_leave(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|token| match token {
+        TokenTree::Ident(ident) => ["await", "return", "break", "continue", "yield"]
+            .iter()
+            .any(|word| ident == word),
+        TokenTree::Punct(punct) => punct.as_char() == '?',
+        TokenTree::Group(group) => may_leave(group.stream()),
+        TokenTree::Literal(_) => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+    use syn::Expr;
+
+    use super::fused_yield;
+
+    fn fuses(value: Expr) -> bool {
+        fused_yield(&quote!(::sse_runtime), &value).is_some()
+    }
+
+    #[test]
+    fn events_built_in_place_in_field_order_are_fused() {
+        assert!(fuses(syn::parse_quote!(ServerSentEvent::new())));
+        assert!(fuses(syn::parse_quote!(ServerSentEvent::new().data(x))));
+        assert!(fuses(syn::parse_quote!(
+            sse_runtime::ServerSentEvent::new()
+                .comment(c)
+                .id(i)
+                .event(e)
+                .data(format!("{d}"))
+                .retry(5)
+        )));
+        assert!(fuses(syn::parse_quote!(
+            ::sse_runtime::ServerSentEvent::new()
+                .id(i)
+                .data(cell.borrow().as_str())
+        )));
+    }
+
+    #[test]
+    fn other_yields_are_left_to_the_builder() {
+        // Out of field order, or a field twice.
+        assert!(!fuses(syn::parse_quote!(
+            ServerSentEvent::new().data(d).id(i)
+        )));
+        assert!(!fuses(syn::parse_quote!(
+            ServerSentEvent::new().data(a).data(b)
+        )));
+        // A call the fused event does not have.
+        assert!(!fuses(syn::parse_quote!(
+            ServerSentEvent::new().data(d).separator(s)
+        )));
+        assert!(!fuses(syn::parse_quote!(
+            ServerSentEvent::new().data::<T>(d)
+        )));
+        // Arguments that could suspend the body or leave the call with an event half-written.
+        assert!(!fuses(syn::parse_quote!(
+            ServerSentEvent::new().data(next().await)
+        )));
+        assert!(!fuses(syn::parse_quote!(
+            ServerSentEvent::new().data(parse(x)?)
+        )));
+        assert!(!fuses(syn::parse_quote!(
+            ServerSentEvent::new().data(m!(a, return))
+        )));
+        assert!(!fuses(syn::parse_quote!(ServerSentEvent::new().id({
+            break;
+        }))));
+        // Not an event built in place.
+        assert!(!fuses(syn::parse_quote!(event.data(d))));
+        assert!(!fuses(syn::parse_quote!(make().data(d))));
+        assert!(!fuses(syn::parse_quote!(Other::new().data(d))));
+        assert!(!fuses(syn::parse_quote!(
+            ServerSentEvent::default().data(d)
+        )));
+        assert!(!fuses(syn::parse_quote!(
+            ServerSentEvent::<T>::new().data(d)
+        )));
+        assert!(!fuses(syn::parse_quote!("text")));
+    }
+}

@@ -1,0 +1,247 @@
+//! A body's `yield ServerSentEvent::new().id(..).data(..)` with its builder calls in field
+//! order is written field by field straight into the frame (the macro fuses it, see
+//! `sse_macros::fuse`). The bytes are exactly those of the built event's encoding (SPEC 3,
+//! 13-21), with every separator, for every kind of value; a value that panics while it is
+//! written leaves nothing of its event in the frame.
+
+mod common;
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use common::WITHIN;
+use http::Request;
+use sse_runtime::testing::BodyReader;
+use sse_runtime::{Separator, ServerSentEvent, SseContext, sse};
+use tower::ServiceExt;
+
+/// A `Display` that writes itself in pieces, with a CRLF split across two of them and a CR at
+/// the very end.
+struct Pieces;
+
+impl fmt::Display for Pieces {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a\r")?;
+        f.write_str("\nb\r")?;
+        f.write_str("c\n")?;
+        f.write_str("")?;
+        f.write_str("\r")
+    }
+}
+
+/// A `Display` that writes a little, then panics.
+struct Boom;
+
+impl fmt::Display for Boom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("half of ")?;
+        panic!("boom while formatting");
+    }
+}
+
+/// The events of [`fused`], built as values (a `yield` of a call is never fused).
+fn built() -> Vec<ServerSentEvent> {
+    let owned = String::from("owned\r\ntext");
+    vec![
+        ServerSentEvent::new().data("one line"),
+        ServerSentEvent::new().data("a\nb\r\nc\rd"),
+        ServerSentEvent::new().data(""),
+        ServerSentEvent::new().data(String::from("trailing\r")),
+        ServerSentEvent::new()
+            .comment("c1\nc2")
+            .id("i\r\nd")
+            .event("e\nv\r")
+            .data(Pieces)
+            .retry(5),
+        ServerSentEvent::new().id(-5i64).data(42u8),
+        ServerSentEvent::new().id(7).data(1.5),
+        ServerSentEvent::new().event('x').data(true),
+        ServerSentEvent::new().id(&owned).data(&owned),
+        ServerSentEvent::new()
+            .data(Cow::Borrowed("cow"))
+            .id(Cow::<str>::Owned("o\nwned".to_owned())),
+        ServerSentEvent::new()
+            .event(Box::<str>::from("boxed"))
+            .data(Arc::<str>::from("arc\n")),
+        ServerSentEvent::new().comment(Pieces),
+        ServerSentEvent::new().retry(0),
+        ServerSentEvent::new(),
+        ServerSentEvent::new().data(u128::MAX).id(i128::MIN),
+    ]
+}
+
+fn built_event(index: usize) -> ServerSentEvent {
+    built().swap_remove(index)
+}
+
+sse! {
+    /// The events of [`built`], each `yield`ed as a chain: fused where the calls are in field
+    /// order, the builder where they are not (`.data(..).id(..)`), bytes alike either way.
+    async fn fused() {
+        let owned = String::from("owned\r\ntext");
+        let cell = RefCell::new(String::from("one line"));
+        // A temporary that lives to the end of the call, as in the builder chain.
+        yield ServerSentEvent::new().data(cell.borrow().as_str());
+        yield ServerSentEvent::new().data("a\nb\r\nc\rd");
+        yield ServerSentEvent::new().data("");
+        yield ServerSentEvent::new().data(String::from("trailing\r"));
+        yield ServerSentEvent::new()
+            .comment("c1\nc2")
+            .id("i\r\nd")
+            .event("e\nv\r")
+            .data(Pieces)
+            .retry(5);
+        yield ServerSentEvent::new().id(-5i64).data(42u8);
+        yield ServerSentEvent::new().id(7).data(1.5);
+        yield ServerSentEvent::new().event('x').data(true);
+        yield ServerSentEvent::new().id(&owned).data(&owned);
+        yield ServerSentEvent::new()
+            .data(Cow::Borrowed("cow"))
+            .id(Cow::<str>::Owned("o\nwned".to_owned()));
+        yield ServerSentEvent::new()
+            .event(Box::<str>::from("boxed"))
+            .data(Arc::<str>::from("arc\n"));
+        yield ServerSentEvent::new().comment(Pieces);
+        yield ServerSentEvent::new().retry(0);
+        yield ServerSentEvent::new();
+        yield sse_runtime::ServerSentEvent::new().data(u128::MAX).id(i128::MIN);
+    }
+
+    async fn built_events() {
+        for i in 0..built().len() {
+            yield built_event(i);
+        }
+    }
+
+    async fn exploding() {
+        yield ServerSentEvent::new().id(1).data("whole");
+        yield ServerSentEvent::new().id(2).data(Boom);
+        yield ServerSentEvent::new().id(3).data("never");
+    }
+
+    /// Enough events to fill several frames.
+    async fn many() {
+        for i in 0..2_000u32 {
+            yield ServerSentEvent::new().id(i).data("x".repeat(100));
+        }
+    }
+
+    /// Reads `fused_crlf` inside its own body (where nothing is lent), and yields its bytes.
+    async fn reading_fused() {
+        let inner = get_body("/fused_crlf").await;
+        yield bytes::Bytes::from(inner);
+    }
+}
+
+fn app() -> Router {
+    Router::new()
+        .route("/fused_crlf", get(fused))
+        .route(
+            "/fused_lf",
+            get(async |context: SseContext| fused(context).await.separator(Separator::Lf)),
+        )
+        .route(
+            "/fused_cr",
+            get(async |context: SseContext| fused(context).await.separator(Separator::Cr)),
+        )
+        .route("/built_crlf", get(built_events))
+        .route(
+            "/built_lf",
+            get(async |context: SseContext| built_events(context).await.separator(Separator::Lf)),
+        )
+        .route(
+            "/built_cr",
+            get(async |context: SseContext| built_events(context).await.separator(Separator::Cr)),
+        )
+        .route("/exploding", get(exploding))
+        .route("/many", get(many))
+        .route("/reading_fused", get(reading_fused))
+}
+
+async fn open(path: &str) -> BodyReader {
+    let request = Request::get(path).body(Body::empty()).unwrap();
+    let response = app().oneshot(request).await.unwrap();
+    BodyReader::new(response.into_body())
+}
+
+async fn get_body(path: &str) -> Vec<u8> {
+    open(path).await.read_to_end(WITHIN).await.unwrap().to_vec()
+}
+
+#[tokio::test]
+async fn spec_3_13_21_fused_events_are_the_bytes_of_built_events_with_every_separator() {
+    for sep in ["crlf", "lf", "cr"] {
+        let fused = get_body(&format!("/fused_{sep}")).await;
+        let built = get_body(&format!("/built_{sep}")).await;
+        assert_eq!(
+            String::from_utf8_lossy(&fused),
+            String::from_utf8_lossy(&built),
+            "separator {sep}"
+        );
+    }
+    // And those are the encodings of the events themselves.
+    let expected: Vec<u8> = built()
+        .iter()
+        .flat_map(|event| event.encode(Separator::CrLf))
+        .collect();
+    assert_eq!(get_body("/fused_crlf").await, expected);
+}
+
+#[tokio::test]
+async fn a_fused_event_whose_value_panics_leaves_nothing_of_itself_in_the_frame() {
+    let mut body = open("/exploding").await;
+    let mut sent = Vec::new();
+    let aborted = loop {
+        match body.frame(WITHIN).await {
+            Ok(Some(frame)) => sent.extend_from_slice(&frame),
+            Ok(None) => break false,
+            Err(error) => break error.is_aborted(),
+        }
+    };
+    assert!(aborted, "the response ends aborted");
+    assert_eq!(
+        String::from_utf8_lossy(&sent),
+        "id: 1\r\ndata: whole\r\n\r\n"
+    );
+}
+
+#[tokio::test]
+async fn fused_events_fill_frames_of_bounded_size_with_every_byte() {
+    let mut body = open("/many").await;
+    let mut all = Vec::new();
+    let mut frames = 0;
+    while let Some(frame) = body.frame(WITHIN).await.unwrap() {
+        // A frame ends with the event that reached the frame limit (32 KiB).
+        assert!(
+            frame.len() <= 32 * 1024 + 200,
+            "a frame of {} bytes",
+            frame.len()
+        );
+        frames += 1;
+        all.extend_from_slice(&frame);
+    }
+    let expected: Vec<u8> = (0..2_000u32)
+        .flat_map(|i| {
+            ServerSentEvent::new()
+                .id(i)
+                .data("x".repeat(100))
+                .encode(Separator::CrLf)
+        })
+        .collect();
+    assert_eq!(all, expected);
+    assert!(frames > 1, "{frames} frames");
+}
+
+#[tokio::test]
+async fn fused_events_of_a_body_read_inside_another_are_built_and_sent_whole() {
+    let expected: Vec<u8> = built()
+        .iter()
+        .flat_map(|event| event.encode(Separator::CrLf))
+        .collect();
+    assert_eq!(get_body("/reading_fused").await, expected);
+}
