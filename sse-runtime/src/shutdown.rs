@@ -14,7 +14,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
@@ -81,7 +81,9 @@ impl Shutdown {
 
     /// Whether [`trigger`](Self::trigger) was called.
     pub fn is_triggered(&self) -> bool {
-        self.inner.token.is_cancelled()
+        // Set before the token is cancelled, and read without its lock (which every stream's
+        // and connection's watch would otherwise take on each poll).
+        self.inner.triggered_at.get().is_some()
     }
 
     /// Resolves once the shutdown has begun.
@@ -255,7 +257,10 @@ pub(crate) struct ShutdownWatch {
 }
 
 enum WatchState {
-    Waiting(Pin<Box<WaitForCancellationFutureOwned>>),
+    /// The cancellation future, and the waker it was last polled with: while the shutdown has
+    /// not begun and the watch is polled with that same waker, the future is not polled again
+    /// (its poll locks the token, which every stream and connection of the app shares).
+    Waiting(Pin<Box<WaitForCancellationFutureOwned>>, Option<Waker>),
     Grace(Pin<Box<Sleep>>),
     /// The shutdown began before the stream did: end at the first poll.
     Late,
@@ -278,7 +283,7 @@ impl ShutdownWatch {
     /// ready once it began and the longest grace of its streams passed, when the connection
     /// must close whatever its client does.
     pub(crate) fn for_connection(handle: &Shutdown, grace: Duration) -> Self {
-        let waiting = WatchState::Waiting(Box::pin(handle.cancelled_owned()));
+        let waiting = WatchState::Waiting(Box::pin(handle.cancelled_owned()), None);
         Self::with_state(handle, grace, waiting)
     }
 
@@ -307,8 +312,21 @@ impl ShutdownWatch {
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             match &mut self.state {
-                WatchState::Waiting(cancelled) => {
+                WatchState::Waiting(cancelled, polled_with) => {
+                    // The trigger marks the handle before it cancels the token, whose cancel
+                    // then wakes the waker the future holds: skipping the poll loses no wake.
+                    if !self.handle.is_triggered()
+                        && polled_with
+                            .as_ref()
+                            .is_some_and(|waker| waker.will_wake(cx.waker()))
+                    {
+                        return Poll::Pending;
+                    }
                     if cancelled.as_mut().poll(cx).is_pending() {
+                        match polled_with {
+                            Some(waker) => waker.clone_from(cx.waker()),
+                            None => *polled_with = Some(cx.waker().clone()),
+                        }
                         return Poll::Pending;
                     }
                     self.begun = true;
@@ -344,5 +362,64 @@ impl fmt::Debug for ShutdownWatch {
             .field("grace", &self.grace)
             .field("begun", &self.begun)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use super::{Shutdown, ShutdownWatch};
+
+    /// Counts its wakes.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_watch_polled_again_with_its_waker_is_still_woken_by_the_trigger() {
+        let shutdown = Shutdown::new();
+        let mut watch = ShutdownWatch::for_connection(&shutdown, std::time::Duration::ZERO);
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        for _ in 0..3 {
+            assert_eq!(watch.poll(&mut cx), Poll::Pending);
+        }
+        // Polled with another waker, then with the first again: the last one is woken.
+        let other = Arc::new(Count::default());
+        let other_waker = Waker::from(other.clone());
+        assert_eq!(
+            watch.poll(&mut Context::from_waker(&other_waker)),
+            Poll::Pending
+        );
+        assert_eq!(watch.poll(&mut cx), Poll::Pending);
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        shutdown.trigger();
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "the trigger wakes the watch"
+        );
+        assert_eq!(watch.poll(&mut cx), Poll::Ready(()));
+        assert!(watch.begun());
+    }
+
+    #[test]
+    fn a_watch_sees_a_trigger_at_its_next_poll_whatever_its_waker() {
+        let shutdown = Shutdown::new();
+        let mut watch = ShutdownWatch::for_connection(&shutdown, std::time::Duration::ZERO);
+        let waker = Waker::from(Arc::new(Count::default()));
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(watch.poll(&mut cx), Poll::Pending);
+        shutdown.trigger();
+        assert_eq!(watch.poll(&mut cx), Poll::Ready(()));
     }
 }
