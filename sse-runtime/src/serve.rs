@@ -193,6 +193,9 @@ impl Serve {
             shutdown,
             ..
         } = self;
+        // Once, not per connection or request: every handler becomes a ready route (what
+        // `axum::serve` does again for each connection, and a plain `Router` per request).
+        let app = app.with_state(());
         let mut signal = pin!(shutdown.on_signal());
         // Every connection's task holds a receiver, dropped last, after the connection.
         let (close_tx, close_rx) = tokio::sync::watch::channel(());
