@@ -24,9 +24,12 @@ const DATA: &[u8] = b"data:";
 /// The end of a chunked body.
 const LAST_CHUNK: &[u8] = b"\r\n0\r\n\r\n";
 /// Bytes kept from one read to the next so that no marker is missed across reads.
-const TAIL: usize = 8;
+const TAIL: usize = 16;
 
 static DATA_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(DATA));
+/// The event type of ours's lag notice (`LagPolicy::Notify`): it has a `data:` line too, the
+/// number of events missed, so counting data lines alone would take it for an event.
+static LAGGED_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"event: lagged"));
 
 /// A bound on anything a client waits for, so that a broken server cannot hang the run.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(120);
@@ -143,6 +146,11 @@ impl Client {
             return Ok(checked.finished);
         }
         let window = &self.buf[..end];
+        if LAGGED_FINDER.find(window).is_some() {
+            return Err(io::Error::other(
+                "a lag notice arrived: the subscriber missed events",
+            ));
+        }
         // A marker wholly inside the carried bytes was counted by the previous read.
         let carried = self.carried;
         self.events += DATA_FINDER
@@ -763,5 +771,57 @@ mod tests {
         assert!(checked.ids.expect(2, Some(5), Some(6)).is_err());
         assert!(checked.ids.expect(3, Some(4), Some(5)).is_err());
         checked.ids.expect(2, Some(4), Some(5)).unwrap();
+    }
+
+    /// Serves `bytes` on a loopback socket, the body `piece` bytes a write, to one [`Client`] that
+    /// reads them all with `read_some`; returns what the client made of them.
+    async fn read_unchecked(bytes: Vec<u8>, piece: usize) -> io::Result<u64> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await?;
+            // The head in one write, as every server sends it; the body cut anywhere.
+            let head = memchr::memmem::find(&bytes, b"\r\n\r\n").map_or(0, |at| at + 4);
+            socket.write_all(&bytes[..head]).await?;
+            for part in bytes[head..].chunks(piece) {
+                socket.write_all(part).await?;
+                socket.flush().await?;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            io::Result::Ok(())
+        });
+        let mut client = Client::connect(addr, 64).await?;
+        let read = async {
+            while !client.read_some().await? {}
+            io::Result::Ok(client.events)
+        }
+        .await;
+        server.await.map_err(io::Error::other)??;
+        read
+    }
+
+    #[tokio::test]
+    async fn an_unchecked_client_counts_events_and_fails_on_a_lag_notice_wherever_it_is_cut() {
+        let events = ["data: a\r\n\r\n", "data: b\r\n\r\n"];
+        let lagging = [
+            "data: a\r\n\r\n",
+            "event: lagged\r\ndata: 1\r\n\r\n",
+            "data: c\r\n\r\n",
+        ];
+        for piece in [1, 3, 7, 13, 64] {
+            // One chunk each (the unchecked client counts markers in the raw bytes, and the
+            // servers' chunks hold whole events), cut anywhere by the socket's reads.
+            let count = read_unchecked(response(&events, 1000), piece)
+                .await
+                .unwrap();
+            assert_eq!(count, 2, "cut every {piece}");
+            let error = read_unchecked(response(&lagging, 1000), piece)
+                .await
+                .unwrap_err();
+            assert!(
+                error.to_string().contains("lag notice"),
+                "cut every {piece}: {error}"
+            );
+        }
     }
 }
