@@ -1,10 +1,13 @@
 //! `yield ServerSentEvent::new().id(..).data(..)`, fused: when a body yields an event built in
 //! place, with builder calls in the order the fields are written (comment, `id`, `event`,
-//! `data`, `retry`, each at most once) and arguments that cannot suspend the body or leave it,
-//! the `yield` writes each field straight into the response's frame as its call comes
+//! `data`, `retry`, each at most once) and arguments that cannot suspend the body, the `yield`
+//! writes each field straight into the response's frame as its call comes
 //! (`sse_runtime::__private::generator::Fused`), instead of building the event, formatting its
 //! fields into strings of their own, and encoding it after. Arguments are evaluated, and their
-//! values formatted, in the same order as the builder's. Any other `yield` is left as it is.
+//! values formatted, in the same order as the builder's. An argument that leaves the body early
+//! (`?`, `return`, `break`, `continue`) drops the fused event, which takes what it wrote back out
+//! of the frame; one that could suspend it (`.await`, `yield`) is not fused, since the frame goes
+//! back to the driver while the body waits. Any other `yield` is left as it is.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote_spanned};
@@ -50,7 +53,7 @@ pub(crate) fn fused_yield(krate: &TokenStream, value: &Expr) -> Option<Expr> {
     let mut last = None;
     for (method, arg) in &calls {
         let rank = FIELDS.iter().position(|field| method == field)?;
-        if last.is_some_and(|last| rank <= last) || may_leave(arg.to_token_stream()) {
+        if last.is_some_and(|last| rank <= last) || may_suspend(arg.to_token_stream()) {
             return None;
         }
         last = Some(rank);
@@ -93,17 +96,15 @@ pub(crate) fn fused_yield(krate: &TokenStream, value: &Expr) -> Option<Expr> {
     })
 }
 
-/// Whether `tokens` may suspend the body or leave the call early (`.await`, `?`, `return`,
-/// `break`, `continue`, `yield`), anywhere, macro arguments included: such an argument could
-/// leave an event half-written in the frame, so its `yield` is not fused.
-fn may_leave(tokens: TokenStream) -> bool {
+/// Whether `tokens` may suspend the body (`.await`, or a `yield` already rewritten into one),
+/// anywhere, macro arguments included: the frame would go back to the driver with part of an
+/// event in it, so such a `yield` is not fused. (`?`, `return`, `break` and `continue` are
+/// fine: leaving drops the fused event, which takes its bytes back out of the frame.)
+fn may_suspend(tokens: TokenStream) -> bool {
     tokens.into_iter().any(|token| match token {
-        TokenTree::Ident(ident) => ["await", "return", "break", "continue", "yield"]
-            .iter()
-            .any(|word| ident == word),
-        TokenTree::Punct(punct) => punct.as_char() == '?',
-        TokenTree::Group(group) => may_leave(group.stream()),
-        TokenTree::Literal(_) => false,
+        TokenTree::Ident(ident) => ident == "await" || ident == "yield",
+        TokenTree::Group(group) => may_suspend(group.stream()),
+        TokenTree::Punct(_) | TokenTree::Literal(_) => false,
     })
 }
 
@@ -135,6 +136,16 @@ mod tests {
                 .id(i)
                 .data(cell.borrow().as_str())
         )));
+        // Leaving the body early drops the fused event, which takes its bytes back.
+        assert!(fuses(syn::parse_quote!(
+            ServerSentEvent::new().data(parse(x)?)
+        )));
+        assert!(fuses(syn::parse_quote!(
+            ServerSentEvent::new().id(m!(a, return))
+        )));
+        assert!(fuses(syn::parse_quote!(ServerSentEvent::new().id({
+            break;
+        }))));
     }
 
     #[test]
@@ -153,18 +164,16 @@ mod tests {
         assert!(!fuses(syn::parse_quote!(
             ServerSentEvent::new().data::<T>(d)
         )));
-        // Arguments that could suspend the body or leave the call with an event half-written.
+        // Arguments that could suspend the body with an event half-written.
         assert!(!fuses(syn::parse_quote!(
             ServerSentEvent::new().data(next().await)
         )));
         assert!(!fuses(syn::parse_quote!(
-            ServerSentEvent::new().data(parse(x)?)
+            ServerSentEvent::new().data(m!(a.await))
         )));
-        assert!(!fuses(syn::parse_quote!(
-            ServerSentEvent::new().data(m!(a, return))
-        )));
-        assert!(!fuses(syn::parse_quote!(ServerSentEvent::new().id({
-            break;
+        assert!(!fuses(syn::parse_quote!(ServerSentEvent::new().data({
+            yield 1;
+            2
         }))));
         // Not an event built in place.
         assert!(!fuses(syn::parse_quote!(event.data(d))));

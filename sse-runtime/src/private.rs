@@ -299,13 +299,14 @@ pub mod generator {
 
     /// A `yield ServerSentEvent::new().id(..).data(..)` of a body, as the macro rewrites it when
     /// the builder calls come in the order the fields are written (comment, `id`, `event`,
-    /// `data`, `retry`) and their arguments cannot suspend or leave the body: each call writes
+    /// `data`, `retry`) and their arguments cannot suspend the body: each call writes
     /// its field straight into the frame the driver lent, and [`Fused::finish`] ends the event.
     /// The bytes are those of the built event's encoding. A value whose text [`Probe`] finds
     /// (strings, integers) is copied as it is; any other is formatted once, straight into the
     /// frame. Without a frame to write into (a body read by another stream), the event is
-    /// built, and sent as [`send`] sends it. A call that panics takes its event's bytes back
-    /// out of the frame, so none of a half-written event is ever sent.
+    /// built, and sent as [`send`] sends it. Dropped unfinished (a value panicked, or an
+    /// argument left the body with `?` or `return`), it takes its event's bytes back out of
+    /// the frame, so none of a half-written event is ever sent.
     pub struct Fused {
         mode: Mode,
     }
@@ -547,7 +548,8 @@ pub mod generator {
 
     impl Drop for Fused {
         fn drop(&mut self) {
-            // Unfinished: a call panicked. Its event is taken back out of the frame.
+            // Unfinished: a value panicked, or an argument left the body. Its event is taken
+            // back out of the frame.
             if let Mode::Direct { mut sink, start } =
                 std::mem::replace(&mut self.mode, Mode::Finished)
             {

@@ -124,6 +124,23 @@ sse! {
         yield ServerSentEvent::new().id(3).data("never");
     }
 
+    async fn failing() -> Result<(), String> {
+        yield ServerSentEvent::new().id(1).data("whole");
+        yield ServerSentEvent::new().id(2).data(Err::<&str, _>("failed".to_owned())?);
+        yield ServerSentEvent::new().id(3).data("never");
+        Ok(())
+    }
+
+    async fn returning() {
+        yield ServerSentEvent::new().id(1).data("whole");
+        let missing: Option<&str> = std::hint::black_box(None);
+        yield ServerSentEvent::new().id(2).data(match missing {
+            Some(text) => text,
+            None => return,
+        });
+        yield ServerSentEvent::new().id(3).data("never");
+    }
+
     /// Enough events to fill several frames.
     async fn many() {
         for i in 0..2_000u32 {
@@ -159,6 +176,8 @@ fn app() -> Router {
             get(async |context: SseContext| built_events(context).await.separator(Separator::Cr)),
         )
         .route("/exploding", get(exploding))
+        .route("/failing", get(failing))
+        .route("/returning", get(returning))
         .route("/many", get(many))
         .route("/reading_fused", get(reading_fused))
 }
@@ -206,6 +225,32 @@ async fn a_fused_event_whose_value_panics_leaves_nothing_of_itself_in_the_frame(
     assert!(aborted, "the response ends aborted");
     assert_eq!(
         String::from_utf8_lossy(&sent),
+        "id: 1\r\ndata: whole\r\n\r\n"
+    );
+}
+
+#[tokio::test]
+async fn spec_120_a_fused_event_left_by_its_value_s_error_leaves_nothing_of_itself() {
+    let mut body = open("/failing").await;
+    let mut sent = Vec::new();
+    let aborted = loop {
+        match body.frame(WITHIN).await {
+            Ok(Some(frame)) => sent.extend_from_slice(&frame),
+            Ok(None) => break false,
+            Err(error) => break error.is_aborted(),
+        }
+    };
+    assert!(aborted, "a failed body aborts the response");
+    assert_eq!(
+        String::from_utf8_lossy(&sent),
+        "id: 1\r\ndata: whole\r\n\r\n"
+    );
+}
+
+#[tokio::test]
+async fn a_fused_event_left_by_a_return_in_its_value_leaves_nothing_of_itself() {
+    assert_eq!(
+        String::from_utf8_lossy(&get_body("/returning").await),
         "id: 1\r\ndata: whole\r\n\r\n"
     );
 }
