@@ -331,6 +331,7 @@ pub mod generator {
     pub struct Digits(itoa::Buffer);
 
     impl Digits {
+        #[inline]
         pub fn new() -> Self {
             Self::default()
         }
@@ -350,6 +351,7 @@ pub mod generator {
 
     /// The fallback of [`PlainText`]: formatted with `Display`.
     pub trait NotPlain {
+        #[inline]
         fn __sse_plain<'a>(&'a self, _digits: &'a mut Digits) -> Option<(&'a str, Breaks)> {
             None
         }
@@ -360,6 +362,7 @@ pub mod generator {
     macro_rules! plain_texts {
         ($($text:ty),*) => {$(
             impl PlainText for &Probe<'_, $text> {
+                #[inline]
                 fn __sse_plain<'a>(&'a self, _: &'a mut Digits) -> Option<(&'a str, Breaks)> {
                     Some((&**self.0, Breaks::Maybe))
                 }
@@ -379,6 +382,7 @@ pub mod generator {
     macro_rules! plain_integers {
         ($($int:ty),*) => {$(
             impl PlainText for &Probe<'_, $int> {
+                #[inline]
                 fn __sse_plain<'a>(&'a self, digits: &'a mut Digits) -> Option<(&'a str, Breaks)> {
                     Some((digits.0.format(*self.0), Breaks::No))
                 }
@@ -391,11 +395,13 @@ pub mod generator {
     );
 
     /// Appends a field's constant prefix (a fixed-size copy, no `memcpy` call).
+    #[inline(always)]
     fn put_prefix<const N: usize>(buf: &mut Vec<u8>, prefix: &'static [u8; N]) {
         buf.extend_from_slice(prefix);
     }
 
     /// Appends a separator, one or two bytes.
+    #[inline(always)]
     fn put_sep(buf: &mut Vec<u8>, sep: &[u8]) {
         match *sep {
             [cr, lf] => buf.extend_from_slice(&[cr, lf]),
@@ -531,7 +537,10 @@ pub mod generator {
 
         /// Ends the event: what the `yield` awaits, as with [`send`].
         pub fn finish(mut self) -> Yield {
-            match std::mem::replace(&mut self.mode, Mode::Finished) {
+            let mode = std::mem::replace(&mut self.mode, Mode::Finished);
+            // Nothing is left for its `Drop` to take back.
+            std::mem::forget(self);
+            match mode {
                 Mode::Direct { mut sink, .. } => {
                     let sep = sink.separator().as_bytes();
                     put_sep(&mut sink.buf, sep);
