@@ -363,51 +363,33 @@ impl ServerSentEvent {
 /// Writes `text` split on `\r\n`, `\r` and `\n` as `prefix piece sep` lines, keeping empty
 /// pieces (SPEC 13-16).
 pub(crate) fn put_lines(buf: &mut impl Buffer, prefix: &[u8], text: &str, sep: &[u8]) {
-    let mut rest = text.as_bytes();
-    loop {
-        buf.put_slice(prefix);
-        match memchr::memchr2(b'\r', b'\n', rest) {
-            None => {
-                buf.put_slice(rest);
-                buf.put_slice(sep);
-                return;
-            }
-            Some(at) => {
-                buf.put_slice(&rest[..at]);
-                buf.put_slice(sep);
-                let crlf = rest[at] == b'\r' && rest.get(at + 1) == Some(&b'\n');
-                rest = &rest[at + if crlf { 2 } else { 1 }..];
-            }
-        }
-    }
+    buf.put_slice(prefix);
+    // Writing into a `Buffer` cannot fail.
+    let _ = fmt::Write::write_str(&mut Lines::new(buf, prefix, sep), text);
+    buf.put_slice(sep);
 }
 
 /// Writes one `prefix text sep` line with every CR and LF of `text` deleted (SPEC 20-21).
 fn put_stripped(buf: &mut impl Buffer, prefix: &[u8], text: &str, sep: &[u8]) {
     buf.put_slice(prefix);
-    let mut rest = text.as_bytes();
-    while let Some(at) = memchr::memchr2(b'\r', b'\n', rest) {
-        buf.put_slice(&rest[..at]);
-        rest = &rest[at + 1..];
-    }
-    buf.put_slice(rest);
+    let _ = fmt::Write::write_str(&mut Stripped(buf), text);
     buf.put_slice(sep);
 }
 
-/// [`put_lines`] for text that comes in pieces (a `Display` writing itself), after its
-/// caller wrote the first line's prefix and before it writes the last line's separator: each
-/// CR, LF or CRLF (also one split across two pieces) ends a line and starts the next, so that
-/// the bytes are exactly those of `put_lines` on the whole text.
-pub(crate) struct Lines<'a> {
-    buf: &'a mut Vec<u8>,
-    prefix: &'static [u8],
-    sep: &'static [u8],
+/// The lines of [`put_lines`], for text that may come in pieces (a `Display` writing itself),
+/// after its caller wrote the first line's prefix and before it writes the last line's
+/// separator: each CR, LF or CRLF (also one split across two pieces) ends a line and starts the
+/// next, so that the bytes are the same however the text is cut.
+pub(crate) struct Lines<'a, B> {
+    buf: &'a mut B,
+    prefix: &'a [u8],
+    sep: &'a [u8],
     /// The last piece ended with a CR: an LF that starts the next belongs to it.
     after_cr: bool,
 }
 
-impl<'a> Lines<'a> {
-    pub(crate) fn new(buf: &'a mut Vec<u8>, prefix: &'static [u8], sep: &'static [u8]) -> Self {
+impl<'a, B: Buffer> Lines<'a, B> {
+    pub(crate) fn new(buf: &'a mut B, prefix: &'a [u8], sep: &'a [u8]) -> Self {
         Lines {
             buf,
             prefix,
@@ -417,7 +399,7 @@ impl<'a> Lines<'a> {
     }
 }
 
-impl fmt::Write for Lines<'_> {
+impl<B: Buffer> fmt::Write for Lines<'_, B> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
         let mut rest = text.as_bytes();
         if self.after_cr && !rest.is_empty() {
@@ -448,10 +430,10 @@ impl fmt::Write for Lines<'_> {
     }
 }
 
-/// [`put_stripped`] for text that comes in pieces: every CR and LF deleted.
-pub(crate) struct Stripped<'a>(pub(crate) &'a mut Vec<u8>);
+/// The text of [`put_stripped`], for text that may come in pieces: every CR and LF deleted.
+pub(crate) struct Stripped<'a, B>(pub(crate) &'a mut B);
 
-impl fmt::Write for Stripped<'_> {
+impl<B: Buffer> fmt::Write for Stripped<'_, B> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
         let mut rest = text.as_bytes();
         while let Some(at) = memchr::memchr2(b'\r', b'\n', rest) {
