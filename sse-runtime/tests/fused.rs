@@ -192,6 +192,21 @@ async fn get_body(path: &str) -> Vec<u8> {
     open(path).await.read_to_end(WITHIN).await.unwrap().to_vec()
 }
 
+/// Every byte `path` sent, and whether its response ended aborted (`read_to_end` keeps no bytes
+/// of an aborted one).
+async fn read_until_end_or_abort(path: &str) -> (Vec<u8>, bool) {
+    let mut body = open(path).await;
+    let mut sent = Vec::new();
+    let aborted = loop {
+        match body.frame(WITHIN).await {
+            Ok(Some(frame)) => sent.extend_from_slice(&frame),
+            Ok(None) => break false,
+            Err(error) => break error.is_aborted(),
+        }
+    };
+    (sent, aborted)
+}
+
 #[tokio::test]
 async fn spec_3_13_21_fused_events_are_the_bytes_of_built_events_with_every_separator() {
     for sep in ["crlf", "lf", "cr"] {
@@ -213,15 +228,7 @@ async fn spec_3_13_21_fused_events_are_the_bytes_of_built_events_with_every_sepa
 
 #[tokio::test]
 async fn a_fused_event_whose_value_panics_leaves_nothing_of_itself_in_the_frame() {
-    let mut body = open("/exploding").await;
-    let mut sent = Vec::new();
-    let aborted = loop {
-        match body.frame(WITHIN).await {
-            Ok(Some(frame)) => sent.extend_from_slice(&frame),
-            Ok(None) => break false,
-            Err(error) => break error.is_aborted(),
-        }
-    };
+    let (sent, aborted) = read_until_end_or_abort("/exploding").await;
     assert!(aborted, "the response ends aborted");
     assert_eq!(
         String::from_utf8_lossy(&sent),
@@ -231,15 +238,7 @@ async fn a_fused_event_whose_value_panics_leaves_nothing_of_itself_in_the_frame(
 
 #[tokio::test]
 async fn spec_120_a_fused_event_left_by_its_value_s_error_leaves_nothing_of_itself() {
-    let mut body = open("/failing").await;
-    let mut sent = Vec::new();
-    let aborted = loop {
-        match body.frame(WITHIN).await {
-            Ok(Some(frame)) => sent.extend_from_slice(&frame),
-            Ok(None) => break false,
-            Err(error) => break error.is_aborted(),
-        }
-    };
+    let (sent, aborted) = read_until_end_or_abort("/failing").await;
     assert!(aborted, "a failed body aborts the response");
     assert_eq!(
         String::from_utf8_lossy(&sent),

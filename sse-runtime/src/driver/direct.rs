@@ -108,11 +108,8 @@ pub(crate) enum Written {
 pub(crate) fn write<T: IntoEvent>(value: T) -> Result<Written, Payload> {
     CURRENT.with(|current| {
         let mut current = current.borrow_mut();
-        match current.as_mut() {
-            Some(sink) if sink.buf.len() < FRAME_LIMIT => {
-                if sink.buf.capacity() == 0 {
-                    sink.buf.reserve(sink.reserve);
-                }
+        match current.as_mut().and_then(Sink::with_room) {
+            Some(sink) => {
                 value.write_direct(sink.separator, &mut sink.buf)?;
                 sink.events += 1;
                 Ok(if sink.buf.len() < FRAME_LIMIT {
@@ -121,7 +118,7 @@ pub(crate) fn write<T: IntoEvent>(value: T) -> Result<Written, Payload> {
                     Written::Full
                 })
             }
-            _ => Err(value.into_event()),
+            None => Err(value.into_event()),
         }
     })
 }
@@ -131,15 +128,8 @@ pub(crate) fn write<T: IntoEvent>(value: T) -> Result<Written, Payload> {
 pub(crate) fn take_for_event() -> Option<Sink> {
     CURRENT.with(|current| {
         let mut current = current.borrow_mut();
-        match current.as_mut() {
-            Some(sink) if sink.buf.len() < FRAME_LIMIT => {
-                if sink.buf.capacity() == 0 {
-                    sink.buf.reserve(sink.reserve);
-                }
-                current.take()
-            }
-            _ => None,
-        }
+        current.as_mut().and_then(Sink::with_room)?;
+        current.take()
     })
 }
 
@@ -152,6 +142,17 @@ pub(crate) fn give_back(sink: Sink) {
 }
 
 impl Sink {
+    /// The sink, if its frame has room for another event (then with its first room reserved).
+    fn with_room(&mut self) -> Option<&mut Self> {
+        if self.buf.len() >= FRAME_LIMIT {
+            return None;
+        }
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(self.reserve);
+        }
+        Some(self)
+    }
+
     /// The separator of the response the buffer is the frame of.
     pub(crate) fn separator(&self) -> Separator {
         self.separator
