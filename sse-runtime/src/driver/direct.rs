@@ -12,6 +12,7 @@
 //! `Drop`), so the driver never loses bytes it was lent.
 
 use std::cell::{Cell, RefCell};
+use std::mem::ManuallyDrop;
 
 use super::{FRAME_LIMIT, goes_alone};
 use crate::event::Separator;
@@ -27,12 +28,18 @@ pub(crate) struct Sink {
     pub(crate) events: u64,
 }
 
+// Both are `ManuallyDrop`, so that they need no destructor: a thread-local that needs one is
+// checked for being alive on every access, and registers the destructor on the first.
+// Neither holds a buffer between polls (the guards below empty them on every way out), so
+// nothing is left to drop when a thread ends; a buffer left by a thread that ends inside a
+// poll would be leaked, never used.
 thread_local! {
     /// The buffer lent by the driver whose source is being polled on this thread, until the
     /// first generator polled takes it.
-    static OFFER: Cell<Option<Sink>> = const { Cell::new(None) };
+    static OFFER: ManuallyDrop<Cell<Option<Sink>>> = const { ManuallyDrop::new(Cell::new(None)) };
     /// The buffer of the body being polled on this thread, where its `yield`s write.
-    static CURRENT: RefCell<Option<Sink>> = const { RefCell::new(None) };
+    static CURRENT: ManuallyDrop<RefCell<Option<Sink>>> =
+        const { ManuallyDrop::new(RefCell::new(None)) };
 }
 
 /// A buffer lent to the source for one poll: [`Lent::take_back`] returns it (and what was
@@ -51,15 +58,15 @@ impl Lent {
             events: 0,
         };
         Lent {
-            outer: Some(OFFER.replace(Some(sink))),
+            outer: Some(OFFER.with(|offer| offer.replace(Some(sink)))),
         }
     }
 
     /// The buffer back, with what was written into it. `None` only if the source kept it,
     /// which a generator never does (its guard gives it back, even on a panic).
     pub(crate) fn take_back(mut self) -> Option<Sink> {
-        let sink = OFFER.take();
-        OFFER.set(self.outer.take().flatten());
+        let sink = OFFER.with(|offer| offer.take());
+        OFFER.with(|offer| offer.set(self.outer.take().flatten()));
         sink
     }
 }
@@ -67,7 +74,7 @@ impl Lent {
 impl Drop for Lent {
     fn drop(&mut self) {
         if let Some(outer) = self.outer.take() {
-            OFFER.set(outer);
+            OFFER.with(|offer| offer.set(outer));
         }
     }
 }
@@ -81,17 +88,17 @@ pub(crate) struct Hold {
 
 impl Hold {
     pub(crate) fn enter() -> Self {
-        let offered = OFFER.take();
+        let offered = OFFER.with(|offer| offer.take());
         Hold {
-            outer: CURRENT.replace(offered),
+            outer: CURRENT.with(|current| current.replace(offered)),
         }
     }
 }
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        let own = CURRENT.replace(self.outer.take());
-        OFFER.set(own);
+        let own = CURRENT.with(|current| current.replace(self.outer.take()));
+        OFFER.with(|offer| offer.set(own));
     }
 }
 
@@ -148,7 +155,7 @@ impl Sink {
             return None;
         }
         if self.buf.capacity() == 0 {
-            self.buf.reserve(self.reserve);
+            self.buf = super::frames::buffer(self.reserve);
         }
         Some(self)
     }
