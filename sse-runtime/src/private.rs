@@ -163,7 +163,7 @@ pub mod generator {
     use std::fmt;
 
     use super::EndpointResult;
-    use crate::event::{Lines, Stripped};
+    use crate::event::{Lines, Stripped, find_break};
     use crate::{IntoEvent, Payload, ServerSentEvent};
 
     thread_local! {
@@ -317,7 +317,9 @@ pub mod generator {
             sink: crate::driver::direct::Sink,
             start: usize,
         },
-        Built(ServerSentEvent),
+        /// No frame to write into: the event is built (boxed, so that the writing path moves
+        /// a small `Fused`).
+        Built(Box<ServerSentEvent>),
         Finished,
     }
 
@@ -413,18 +415,20 @@ pub mod generator {
     impl Fused {
         /// Starts the event; the builder's constructor is passed so that the expansion only
         /// compiles for this crate's `ServerSentEvent`.
+        #[inline]
         pub fn new(_constructor: fn() -> ServerSentEvent) -> Self {
             let mode = match crate::driver::direct::take_for_event() {
                 Some(sink) => Mode::Direct {
                     start: sink.buf.len(),
                     sink,
                 },
-                None => Mode::Built(ServerSentEvent::new()),
+                None => Mode::Built(Box::default()),
             };
             Fused { mode }
         }
 
         /// Writes a field split into lines (`data`, a comment), as `put_lines` does.
+        #[inline]
         fn lines<T: fmt::Display + ?Sized, const N: usize>(
             &mut self,
             prefix: &'static [u8; N],
@@ -438,10 +442,16 @@ pub mod generator {
             put_prefix(&mut sink.buf, prefix);
             match plain {
                 Some((text, Breaks::No)) => sink.buf.extend_from_slice(text.as_bytes()),
-                Some((text, Breaks::Maybe)) => {
-                    let _ =
-                        fmt::Write::write_str(&mut Lines::new(&mut sink.buf, prefix, sep), text);
-                }
+                // Most texts have no line break: copied as they are.
+                Some((text, Breaks::Maybe)) => match find_break(text.as_bytes()) {
+                    None => sink.buf.extend_from_slice(text.as_bytes()),
+                    Some(_) => {
+                        let _ = fmt::Write::write_str(
+                            &mut Lines::new(&mut sink.buf, prefix, sep),
+                            text,
+                        );
+                    }
+                },
                 None => {
                     // A `Display` that fails keeps what it wrote (the builder's `to_string`
                     // would panic).
@@ -455,6 +465,7 @@ pub mod generator {
 
         /// Writes a one-line field (`id`, `event`) with its CR and LF deleted, as
         /// `put_stripped` does.
+        #[inline]
         fn stripped<T: fmt::Display + ?Sized, const N: usize>(
             &mut self,
             prefix: &'static [u8; N],
@@ -482,11 +493,12 @@ pub mod generator {
 
         fn build(&mut self, set: impl FnOnce(ServerSentEvent) -> ServerSentEvent) {
             if let Mode::Built(event) = &mut self.mode {
-                *event = set(std::mem::take(event));
+                **event = set(std::mem::take(&mut **event));
             }
         }
 
         /// [`ServerSentEvent::comment`]; `plain` is what [`Probe`] found of `comment`.
+        #[inline]
         pub fn comment<T: fmt::Display + ?Sized>(
             &mut self,
             plain: Option<(&str, Breaks)>,
@@ -498,6 +510,7 @@ pub mod generator {
         }
 
         /// [`ServerSentEvent::id`]; `plain` is what [`Probe`] found of `id`.
+        #[inline]
         pub fn id<T: fmt::Display + ?Sized>(&mut self, plain: Option<(&str, Breaks)>, id: &T) {
             if !self.stripped(b"id: ", plain, id) {
                 self.build(|event| event.id(id));
@@ -505,6 +518,7 @@ pub mod generator {
         }
 
         /// [`ServerSentEvent::event`]; `plain` is what [`Probe`] found of `event`.
+        #[inline]
         pub fn event<T: fmt::Display + ?Sized>(
             &mut self,
             plain: Option<(&str, Breaks)>,
@@ -516,6 +530,7 @@ pub mod generator {
         }
 
         /// [`ServerSentEvent::data`]; `plain` is what [`Probe`] found of `data`.
+        #[inline]
         pub fn data<T: fmt::Display + ?Sized>(&mut self, plain: Option<(&str, Breaks)>, data: &T) {
             if !self.lines(b"data: ", plain, data) {
                 self.build(|event| event.data(data));
@@ -536,6 +551,7 @@ pub mod generator {
         }
 
         /// Ends the event: what the `yield` awaits, as with [`send`].
+        #[inline]
         pub fn finish(mut self) -> Yield {
             let mode = std::mem::replace(&mut self.mode, Mode::Finished);
             // Nothing is left for its `Drop` to take back.
@@ -549,7 +565,7 @@ pub mod generator {
                     crate::driver::direct::give_back(sink);
                     Yield(if full { Step::Pause } else { Step::Done })
                 }
-                Mode::Built(event) => send(event),
+                Mode::Built(event) => send(*event),
                 Mode::Finished => Yield(Step::Done),
             }
         }

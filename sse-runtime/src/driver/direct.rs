@@ -132,6 +132,7 @@ pub(crate) fn write<T: IntoEvent>(value: T) -> Result<Written, Payload> {
 
 /// The buffer of the body being polled, taken out while a fused `yield` writes an event field by
 /// field (`__private::generator::Fused`), if it has one with room; [`give_back`] returns it.
+#[inline]
 pub(crate) fn take_for_event() -> Option<Sink> {
     CURRENT.with(|current| {
         let mut current = current.borrow_mut();
@@ -141,6 +142,7 @@ pub(crate) fn take_for_event() -> Option<Sink> {
 }
 
 /// Puts back a buffer taken with [`take_for_event`].
+#[inline]
 pub(crate) fn give_back(sink: Sink) {
     CURRENT.with(|current| {
         let previous = current.borrow_mut().replace(sink);
