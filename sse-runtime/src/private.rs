@@ -163,7 +163,7 @@ pub mod generator {
     use std::fmt;
 
     use super::EndpointResult;
-    use crate::event::{Lines, Stripped, find_break};
+    use crate::driver::direct::{self, Text};
     use crate::{IntoEvent, Payload, ServerSentEvent};
 
     thread_local! {
@@ -314,11 +314,9 @@ pub mod generator {
     enum Mode {
         /// Writing into the lent frame, where the event began at `start`.
         Direct {
-            sink: crate::driver::direct::Sink,
             start: usize,
         },
-        /// No frame to write into: the event is built (boxed, so that the writing path moves
-        /// a small `Fused`).
+        /// No frame to write into: the event is built (boxed, so that `Fused` is small).
         Built(Box<ServerSentEvent>),
         Finished,
     }
@@ -396,98 +394,34 @@ pub mod generator {
         u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
     );
 
-    /// Appends a field's constant prefix (a fixed-size copy, no `memcpy` call).
-    #[inline(always)]
-    fn put_prefix<const N: usize>(buf: &mut Vec<u8>, prefix: &'static [u8; N]) {
-        buf.extend_from_slice(prefix);
-    }
-
-    /// Appends a separator, one or two bytes.
-    #[inline(always)]
-    fn put_sep(buf: &mut Vec<u8>, sep: &[u8]) {
-        match *sep {
-            [cr, lf] => buf.extend_from_slice(&[cr, lf]),
-            [byte] => buf.push(byte),
-            _ => buf.extend_from_slice(sep),
-        }
-    }
-
     impl Fused {
         /// Starts the event; the builder's constructor is passed so that the expansion only
         /// compiles for this crate's `ServerSentEvent`.
         #[inline]
         pub fn new(_constructor: fn() -> ServerSentEvent) -> Self {
-            let mode = match crate::driver::direct::take_for_event() {
-                Some(sink) => Mode::Direct {
-                    start: sink.buf.len(),
-                    sink,
-                },
+            let mode = match direct::begin_event() {
+                Some(start) => Mode::Direct { start },
                 None => Mode::Built(Box::default()),
             };
             Fused { mode }
         }
 
-        /// Writes a field split into lines (`data`, a comment), as `put_lines` does.
+        /// Writes a field; `plain` is what [`Probe`] found of `value`.
         #[inline]
-        fn lines<T: fmt::Display + ?Sized, const N: usize>(
+        fn field<T: fmt::Display + ?Sized>(
             &mut self,
-            prefix: &'static [u8; N],
+            prefix: &'static [u8],
+            kind: Text,
             plain: Option<(&str, Breaks)>,
             value: &T,
         ) -> bool {
-            let Mode::Direct { sink, .. } = &mut self.mode else {
+            if !matches!(self.mode, Mode::Direct { .. }) {
                 return false;
-            };
-            let sep = sink.separator().as_bytes();
-            put_prefix(&mut sink.buf, prefix);
-            match plain {
-                Some((text, Breaks::No)) => sink.buf.extend_from_slice(text.as_bytes()),
-                // Most texts have no line break: copied as they are.
-                Some((text, Breaks::Maybe)) => match find_break(text.as_bytes()) {
-                    None => sink.buf.extend_from_slice(text.as_bytes()),
-                    Some(_) => {
-                        let _ = fmt::Write::write_str(
-                            &mut Lines::new(&mut sink.buf, prefix, sep),
-                            text,
-                        );
-                    }
-                },
-                None => {
-                    // A `Display` that fails keeps what it wrote (the builder's `to_string`
-                    // would panic).
-                    let mut lines = Lines::new(&mut sink.buf, prefix, sep);
-                    let _ = fmt::write(&mut lines, format_args!("{value}"));
-                }
             }
-            put_sep(&mut sink.buf, sep);
-            true
-        }
-
-        /// Writes a one-line field (`id`, `event`) with its CR and LF deleted, as
-        /// `put_stripped` does.
-        #[inline]
-        fn stripped<T: fmt::Display + ?Sized, const N: usize>(
-            &mut self,
-            prefix: &'static [u8; N],
-            plain: Option<(&str, Breaks)>,
-            value: &T,
-        ) -> bool {
-            let Mode::Direct { sink, .. } = &mut self.mode else {
-                return false;
-            };
-            let sep = sink.separator().as_bytes();
-            put_prefix(&mut sink.buf, prefix);
-            let _ = match plain {
-                Some((text, Breaks::No)) => {
-                    sink.buf.extend_from_slice(text.as_bytes());
-                    Ok(())
-                }
-                Some((text, Breaks::Maybe)) => {
-                    fmt::Write::write_str(&mut Stripped(&mut sink.buf), text)
-                }
-                None => fmt::write(&mut Stripped(&mut sink.buf), format_args!("{value}")),
-            };
-            put_sep(&mut sink.buf, sep);
+            match plain {
+                Some((text, breaks)) => direct::put_text(prefix, text, breaks, kind),
+                None => direct::put_display(prefix, format_args!("{value}"), kind),
+            }
             true
         }
 
@@ -504,7 +438,7 @@ pub mod generator {
             plain: Option<(&str, Breaks)>,
             comment: &T,
         ) {
-            if !self.lines(b": ", plain, comment) {
+            if !self.field(b": ", Text::Lines, plain, comment) {
                 self.build(|event| event.comment(comment));
             }
         }
@@ -512,7 +446,7 @@ pub mod generator {
         /// [`ServerSentEvent::id`]; `plain` is what [`Probe`] found of `id`.
         #[inline]
         pub fn id<T: fmt::Display + ?Sized>(&mut self, plain: Option<(&str, Breaks)>, id: &T) {
-            if !self.stripped(b"id: ", plain, id) {
+            if !self.field(b"id: ", Text::Stripped, plain, id) {
                 self.build(|event| event.id(id));
             }
         }
@@ -524,7 +458,7 @@ pub mod generator {
             plain: Option<(&str, Breaks)>,
             event: &T,
         ) {
-            if !self.stripped(b"event: ", plain, event) {
+            if !self.field(b"event: ", Text::Stripped, plain, event) {
                 self.build(|built| built.event(event));
             }
         }
@@ -532,19 +466,18 @@ pub mod generator {
         /// [`ServerSentEvent::data`]; `plain` is what [`Probe`] found of `data`.
         #[inline]
         pub fn data<T: fmt::Display + ?Sized>(&mut self, plain: Option<(&str, Breaks)>, data: &T) {
-            if !self.lines(b"data: ", plain, data) {
+            if !self.field(b"data: ", Text::Lines, plain, data) {
                 self.build(|event| event.data(data));
             }
         }
 
         /// [`ServerSentEvent::retry`].
+        #[inline]
         pub fn retry(&mut self, milliseconds: u64) {
-            if let Mode::Direct { sink, .. } = &mut self.mode {
-                let sep = sink.separator().as_bytes();
-                put_prefix(&mut sink.buf, b"retry: ");
-                sink.buf
-                    .extend_from_slice(itoa::Buffer::new().format(milliseconds).as_bytes());
-                put_sep(&mut sink.buf, sep);
+            if matches!(self.mode, Mode::Direct { .. }) {
+                let mut digits = itoa::Buffer::new();
+                let text = digits.format(milliseconds);
+                direct::put_text(b"retry: ", text, Breaks::No, Text::Stripped);
             } else {
                 self.build(|event| event.retry(milliseconds));
             }
@@ -553,18 +486,12 @@ pub mod generator {
         /// Ends the event: what the `yield` awaits, as with [`send`].
         #[inline]
         pub fn finish(mut self) -> Yield {
-            let mode = std::mem::replace(&mut self.mode, Mode::Finished);
-            // Nothing is left for its `Drop` to take back.
-            std::mem::forget(self);
-            match mode {
-                Mode::Direct { mut sink, .. } => {
-                    let sep = sink.separator().as_bytes();
-                    put_sep(&mut sink.buf, sep);
-                    sink.events += 1;
-                    let full = sink.buf.len() >= crate::driver::FRAME_LIMIT;
-                    crate::driver::direct::give_back(sink);
-                    Yield(if full { Step::Pause } else { Step::Done })
-                }
+            match std::mem::replace(&mut self.mode, Mode::Finished) {
+                Mode::Direct { .. } => Yield(if direct::end_event() {
+                    Step::Pause
+                } else {
+                    Step::Done
+                }),
                 Mode::Built(event) => send(*event),
                 Mode::Finished => Yield(Step::Done),
             }
@@ -572,14 +499,12 @@ pub mod generator {
     }
 
     impl Drop for Fused {
+        #[inline]
         fn drop(&mut self) {
             // Unfinished: a value panicked, or an argument left the body. Its event is taken
             // back out of the frame.
-            if let Mode::Direct { mut sink, start } =
-                std::mem::replace(&mut self.mode, Mode::Finished)
-            {
-                sink.buf.truncate(start);
-                crate::driver::direct::give_back(sink);
+            if let Mode::Direct { start } = self.mode {
+                direct::cancel_event(start);
             }
         }
     }

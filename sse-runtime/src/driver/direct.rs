@@ -12,10 +12,12 @@
 //! `Drop`), so the driver never loses bytes it was lent.
 
 use std::cell::{Cell, RefCell};
+use std::fmt;
 use std::mem::ManuallyDrop;
 
 use super::{FRAME_LIMIT, goes_alone};
-use crate::event::Separator;
+use crate::__private::generator::Breaks;
+use crate::event::{Lines, Separator, Stripped, find_break};
 use crate::into_event::{IntoEvent, Payload};
 
 /// The driver's frame buffer, lent for one poll of its source.
@@ -130,24 +132,122 @@ pub(crate) fn write<T: IntoEvent>(value: T) -> Result<Written, Payload> {
     })
 }
 
-/// The buffer of the body being polled, taken out while a fused `yield` writes an event field by
-/// field (`__private::generator::Fused`), if it has one with room; [`give_back`] returns it.
-#[inline]
-pub(crate) fn take_for_event() -> Option<Sink> {
+// A fused `yield` (`__private::generator::Fused`) writes its event field by field into the
+// frame of the body being polled, where the frame stays: each function below finds it in
+// [`CURRENT`] and writes in place. Moving the buffer out for the event and back, as this did
+// before, cost more than the accesses: the moves read the sink right after its length and
+// count were written, and the processor stalls on such loads. The functions are not generic,
+// so each is compiled once, here. Between them only the body's own code runs (the builder's
+// arguments), and it cannot suspend the body, so the frame found is the one the event began
+// in; a body polled inside an argument puts it back when its poll ends. A value formatted
+// with `Display` is written with the frame taken out of [`CURRENT`] ([`put_display`]), since
+// its `fmt` is code of the user's and could poll such a body itself.
+
+/// Where a fused event begins in the frame, if the body has a frame with room for it.
+pub(crate) fn begin_event() -> Option<usize> {
     CURRENT.with(|current| {
         let mut current = current.borrow_mut();
-        current.as_mut().and_then(Sink::with_room)?;
-        current.take()
+        current
+            .as_mut()
+            .and_then(Sink::with_room)
+            .map(|sink| sink.buf.len())
     })
 }
 
-/// Puts back a buffer taken with [`take_for_event`].
-#[inline]
-pub(crate) fn give_back(sink: Sink) {
+/// How a field's text is written.
+#[derive(Clone, Copy)]
+pub(crate) enum Text {
+    /// Split into lines, each with the prefix (`data`, a comment), as `put_lines` does.
+    Lines,
+    /// One line with every CR and LF deleted (`id`, `event`), as `put_stripped` does.
+    Stripped,
+}
+
+/// Writes the field `prefix text sep` of a fused event; `breaks` says whether `text` may hold
+/// CR or LF.
+pub(crate) fn put_text(prefix: &'static [u8], text: &str, breaks: Breaks, kind: Text) {
     CURRENT.with(|current| {
-        let previous = current.borrow_mut().replace(sink);
-        debug_assert!(previous.is_none(), "a buffer was lent twice");
+        let mut current = current.borrow_mut();
+        let Some(sink) = current.as_mut() else {
+            debug_assert!(false, "a fused event lost its frame");
+            return;
+        };
+        let sep = sink.separator.as_bytes();
+        let buf = &mut sink.buf;
+        buf.extend_from_slice(prefix);
+        // Most texts have no line break: copied as they are. Writing into a `Vec` cannot fail.
+        if breaks == Breaks::No || find_break(text.as_bytes()).is_none() {
+            buf.extend_from_slice(text.as_bytes());
+        } else {
+            let _ = match kind {
+                Text::Lines => fmt::Write::write_str(&mut Lines::new(buf, prefix, sep), text),
+                Text::Stripped => fmt::Write::write_str(&mut Stripped(buf), text),
+            };
+        }
+        put_sep(buf, sep);
     });
+}
+
+/// Writes the field `prefix value sep` of a fused event, `value` formatted once, straight into
+/// the frame. The frame is out of [`CURRENT`] while the value's `fmt` runs, and back after,
+/// also if it panics. A `fmt` that fails keeps what it wrote (the builder's `to_string` would
+/// panic).
+pub(crate) fn put_display(prefix: &'static [u8], value: fmt::Arguments<'_>, kind: Text) {
+    struct Out(Option<Sink>);
+    impl Drop for Out {
+        fn drop(&mut self) {
+            if let Some(sink) = self.0.take() {
+                CURRENT.with(|current| *current.borrow_mut() = Some(sink));
+            }
+        }
+    }
+    let mut out = Out(CURRENT.with(|current| current.borrow_mut().take()));
+    let Some(sink) = out.0.as_mut() else {
+        debug_assert!(false, "a fused event lost its frame");
+        return;
+    };
+    let sep = sink.separator.as_bytes();
+    let buf = &mut sink.buf;
+    buf.extend_from_slice(prefix);
+    let _ = match kind {
+        Text::Lines => fmt::write(&mut Lines::new(buf, prefix, sep), value),
+        Text::Stripped => fmt::write(&mut Stripped(buf), value),
+    };
+    put_sep(buf, sep);
+}
+
+/// Ends a fused event: its last separator. `true` if the frame is full.
+pub(crate) fn end_event() -> bool {
+    CURRENT.with(|current| {
+        let mut current = current.borrow_mut();
+        let Some(sink) = current.as_mut() else {
+            debug_assert!(false, "a fused event lost its frame");
+            return false;
+        };
+        put_sep(&mut sink.buf, sink.separator.as_bytes());
+        sink.events += 1;
+        sink.buf.len() >= FRAME_LIMIT
+    })
+}
+
+/// Takes an unfinished fused event (a value panicked, or an argument left the body) back out
+/// of the frame: what was written from `start` on.
+pub(crate) fn cancel_event(start: usize) {
+    CURRENT.with(|current| {
+        if let Some(sink) = current.borrow_mut().as_mut() {
+            sink.buf.truncate(start);
+        }
+    });
+}
+
+/// Appends a separator, one or two bytes, without a `memcpy` call.
+#[inline(always)]
+fn put_sep(buf: &mut Vec<u8>, sep: &[u8]) {
+    match *sep {
+        [cr, lf] => buf.extend_from_slice(&[cr, lf]),
+        [byte] => buf.push(byte),
+        _ => buf.extend_from_slice(sep),
+    }
 }
 
 impl Sink {
@@ -160,11 +260,6 @@ impl Sink {
             self.buf = super::frames::buffer(self.reserve);
         }
         Some(self)
-    }
-
-    /// The separator of the response the buffer is the frame of.
-    pub(crate) fn separator(&self) -> Separator {
-        self.separator
     }
 }
 
