@@ -61,9 +61,12 @@ pub(crate) fn fused_yield(krate: &TokenStream, value: &Expr) -> Option<Expr> {
     let span = value.span();
     let event = Ident::new("__sse_event", Span::mixed_site().located_at(span));
     let digits = Ident::new("__sse_digits", Span::mixed_site().located_at(span));
-    let steps = calls.iter().map(|(method, arg)| {
+    let count = calls.len();
+    let steps = calls.iter().enumerate().map(|(at, (method, arg))| {
+        // The last field ends the event in the same write.
+        let last = at + 1 == count;
         if *method == "retry" {
-            return quote_spanned! {method.span()=> #event.#method(#arg); };
+            return quote_spanned! {method.span()=> #event.#method(#arg, #last); };
         }
         // `match` keeps the argument's temporaries alive to the end of the call, as the
         // builder chain did; the probe finds the text of strings and integers by their type.
@@ -82,6 +85,7 @@ pub(crate) fn fused_yield(krate: &TokenStream, value: &Expr) -> Option<Expr> {
                         (&&#krate::__private::generator::Probe(&#value_ident))
                             .__sse_plain(&mut #digits),
                         #value_ref,
+                        #last,
                     );
                 }
             }

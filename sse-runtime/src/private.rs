@@ -163,7 +163,7 @@ pub mod generator {
     use std::fmt;
 
     use super::EndpointResult;
-    use crate::driver::direct::{self, Text};
+    use crate::driver::direct::{self, Place, Put, Text};
     use crate::{IntoEvent, Payload, ServerSentEvent};
 
     thread_local! {
@@ -312,9 +312,15 @@ pub mod generator {
     }
 
     enum Mode {
+        /// Nothing written yet: the first field checks the frame for room.
+        Waiting,
         /// Writing into the lent frame, where the event began at `start`.
         Direct {
             start: usize,
+        },
+        /// The last field ended the event; `full`: it filled the frame.
+        Ended {
+            full: bool,
         },
         /// No frame to write into: the event is built (boxed, so that `Fused` is small).
         Built(Box<ServerSentEvent>),
@@ -396,33 +402,58 @@ pub mod generator {
 
     impl Fused {
         /// Starts the event; the builder's constructor is passed so that the expansion only
-        /// compiles for this crate's `ServerSentEvent`.
-        #[inline]
+        /// compiles for this crate's `ServerSentEvent`. Nothing is written until the first
+        /// field.
+        #[inline(always)]
         pub fn new(_constructor: fn() -> ServerSentEvent) -> Self {
-            let mode = match direct::begin_event() {
-                Some(start) => Mode::Direct { start },
-                None => Mode::Built(Box::default()),
-            };
-            Fused { mode }
+            Fused {
+                mode: Mode::Waiting,
+            }
         }
 
-        /// Writes a field; `plain` is what [`Probe`] found of `value`.
-        #[inline]
+        /// Writes a field into the frame, `last` if the event ends after it; `plain` is what
+        /// [`Probe`] found of `value`. `false` if the event is built instead (no frame).
+        #[inline(always)]
         fn field<T: fmt::Display + ?Sized>(
             &mut self,
             prefix: &'static [u8],
             kind: Text,
             plain: Option<(&str, Breaks)>,
             value: &T,
+            last: bool,
         ) -> bool {
-            if !matches!(self.mode, Mode::Direct { .. }) {
-                return false;
+            let first = match self.mode {
+                Mode::Waiting => true,
+                Mode::Direct { .. } => false,
+                _ => return false,
+            };
+            let place = Place { first, last };
+            let put = match plain {
+                Some((text, breaks)) => direct::put_text(prefix, text, breaks, kind, place),
+                None => direct::put_display(prefix, format_args!("{value}"), kind, place),
+            };
+            self.wrote(put, place)
+        }
+
+        /// The state after a field was put at `place`.
+        #[inline(always)]
+        fn wrote(&mut self, put: Put, place: Place) -> bool {
+            match put {
+                Put::NoFrame => {
+                    self.mode = Mode::Built(Box::default());
+                    false
+                }
+                Put::Written { full, .. } if place.last => {
+                    self.mode = Mode::Ended { full };
+                    true
+                }
+                Put::Written { start, .. } => {
+                    if place.first {
+                        self.mode = Mode::Direct { start };
+                    }
+                    true
+                }
             }
-            match plain {
-                Some((text, breaks)) => direct::put_text(prefix, text, breaks, kind),
-                None => direct::put_display(prefix, format_args!("{value}"), kind),
-            }
-            true
         }
 
         fn build(&mut self, set: impl FnOnce(ServerSentEvent) -> ServerSentEvent) {
@@ -431,62 +462,96 @@ pub mod generator {
             }
         }
 
-        /// [`ServerSentEvent::comment`]; `plain` is what [`Probe`] found of `comment`.
-        #[inline]
+        /// [`ServerSentEvent::comment`]; `plain` is what [`Probe`] found of `comment`; `last`
+        /// if it is the event's last field.
+        #[inline(always)]
         pub fn comment<T: fmt::Display + ?Sized>(
             &mut self,
             plain: Option<(&str, Breaks)>,
             comment: &T,
+            last: bool,
         ) {
-            if !self.field(b": ", Text::Lines, plain, comment) {
+            if !self.field(b": ", Text::Lines, plain, comment, last) {
                 self.build(|event| event.comment(comment));
             }
         }
 
-        /// [`ServerSentEvent::id`]; `plain` is what [`Probe`] found of `id`.
-        #[inline]
-        pub fn id<T: fmt::Display + ?Sized>(&mut self, plain: Option<(&str, Breaks)>, id: &T) {
-            if !self.field(b"id: ", Text::Stripped, plain, id) {
+        /// [`ServerSentEvent::id`]; `plain` is what [`Probe`] found of `id`; `last` if it is
+        /// the event's last field.
+        #[inline(always)]
+        pub fn id<T: fmt::Display + ?Sized>(
+            &mut self,
+            plain: Option<(&str, Breaks)>,
+            id: &T,
+            last: bool,
+        ) {
+            if !self.field(b"id: ", Text::Stripped, plain, id, last) {
                 self.build(|event| event.id(id));
             }
         }
 
-        /// [`ServerSentEvent::event`]; `plain` is what [`Probe`] found of `event`.
-        #[inline]
+        /// [`ServerSentEvent::event`]; `plain` is what [`Probe`] found of `event`; `last` if
+        /// it is the event's last field.
+        #[inline(always)]
         pub fn event<T: fmt::Display + ?Sized>(
             &mut self,
             plain: Option<(&str, Breaks)>,
             event: &T,
+            last: bool,
         ) {
-            if !self.field(b"event: ", Text::Stripped, plain, event) {
+            if !self.field(b"event: ", Text::Stripped, plain, event, last) {
                 self.build(|built| built.event(event));
             }
         }
 
-        /// [`ServerSentEvent::data`]; `plain` is what [`Probe`] found of `data`.
-        #[inline]
-        pub fn data<T: fmt::Display + ?Sized>(&mut self, plain: Option<(&str, Breaks)>, data: &T) {
-            if !self.field(b"data: ", Text::Lines, plain, data) {
+        /// [`ServerSentEvent::data`]; `plain` is what [`Probe`] found of `data`; `last` if it
+        /// is the event's last field.
+        #[inline(always)]
+        pub fn data<T: fmt::Display + ?Sized>(
+            &mut self,
+            plain: Option<(&str, Breaks)>,
+            data: &T,
+            last: bool,
+        ) {
+            if !self.field(b"data: ", Text::Lines, plain, data, last) {
                 self.build(|event| event.data(data));
             }
         }
 
-        /// [`ServerSentEvent::retry`].
-        #[inline]
-        pub fn retry(&mut self, milliseconds: u64) {
-            if matches!(self.mode, Mode::Direct { .. }) {
+        /// [`ServerSentEvent::retry`]; `last` if it is the event's last field.
+        #[inline(always)]
+        pub fn retry(&mut self, milliseconds: u64, last: bool) {
+            let first = match self.mode {
+                Mode::Waiting => Some(true),
+                Mode::Direct { .. } => Some(false),
+                _ => None,
+            };
+            let written = first.is_some_and(|first| {
+                let place = Place { first, last };
                 let mut digits = itoa::Buffer::new();
                 let text = digits.format(milliseconds);
-                direct::put_text(b"retry: ", text, Breaks::No, Text::Stripped);
-            } else {
+                let put = direct::put_text(b"retry: ", text, Breaks::No, Text::Stripped, place);
+                self.wrote(put, place)
+            });
+            if !written {
                 self.build(|event| event.retry(milliseconds));
             }
         }
 
         /// Ends the event: what the `yield` awaits, as with [`send`].
-        #[inline]
+        #[inline(always)]
         pub fn finish(mut self) -> Yield {
             match std::mem::replace(&mut self.mode, Mode::Finished) {
+                Mode::Ended { full } => Yield(if full { Step::Pause } else { Step::Done }),
+                // An event with no field (or none marked last): its separator ends it.
+                Mode::Waiting => match direct::begin_event() {
+                    Some(_) => Yield(if direct::end_event() {
+                        Step::Pause
+                    } else {
+                        Step::Done
+                    }),
+                    None => send(ServerSentEvent::new()),
+                },
                 Mode::Direct { .. } => Yield(if direct::end_event() {
                     Step::Pause
                 } else {
@@ -499,10 +564,10 @@ pub mod generator {
     }
 
     impl Drop for Fused {
-        #[inline]
+        #[inline(always)]
         fn drop(&mut self) {
-            // Unfinished: a value panicked, or an argument left the body. Its event is taken
-            // back out of the frame.
+            // Unfinished: a value panicked, or an argument left the body. What the event wrote
+            // is taken back out of the frame.
             if let Mode::Direct { start } = self.mode {
                 direct::cancel_event(start);
             }

@@ -35,6 +35,7 @@ pub async fn numbers(
                                         (&&::sse_runtime::__private::generator::Probe(&__sse_value))
                                             .__sse_plain(&mut __sse_digits),
                                         &__sse_value,
+                                        false,
                                     );
                             }
                         }
@@ -50,6 +51,7 @@ pub async fn numbers(
                                         (&&::sse_runtime::__private::generator::Probe(&__sse_value))
                                             .__sse_plain(&mut __sse_digits),
                                         &__sse_value,
+                                        true,
                                     );
                             }
                         }

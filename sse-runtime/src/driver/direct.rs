@@ -143,6 +143,24 @@ pub(crate) fn write<T: IntoEvent>(value: T) -> Result<Written, Payload> {
 // with `Display` is written with the frame taken out of [`CURRENT`] ([`put_display`]), since
 // its `fmt` is code of the user's and could poll such a body itself.
 
+/// Where a fused event's field goes: whether it is the event's first (the frame is then
+/// checked for room, and the event begins there) and its last (the event ends after it).
+#[derive(Clone, Copy)]
+pub(crate) struct Place {
+    pub(crate) first: bool,
+    pub(crate) last: bool,
+}
+
+/// What writing a field of a fused event did.
+#[derive(Clone, Copy)]
+pub(crate) enum Put {
+    /// The field was the first and the body has no frame with room: nothing was written.
+    NoFrame,
+    /// Written; the event began at `start` (for a first field); `full`: the event ended (a
+    /// last field) and filled the frame.
+    Written { start: usize, full: bool },
+}
+
 /// Where a fused event begins in the frame, if the body has a frame with room for it.
 pub(crate) fn begin_event() -> Option<usize> {
     CURRENT.with(|current| {
@@ -163,14 +181,50 @@ pub(crate) enum Text {
     Stripped,
 }
 
-/// Writes the field `prefix text sep` of a fused event; `breaks` says whether `text` may hold
-/// CR or LF.
-pub(crate) fn put_text(prefix: &'static [u8], text: &str, breaks: Breaks, kind: Text) {
+/// The sink of the body being polled, for a field at `place`: checked for room if the field
+/// is the first, with where the event begins.
+#[inline(always)]
+fn sink_for(current: &mut Option<Sink>, place: Place) -> Option<(&mut Sink, usize)> {
+    let sink = if place.first {
+        current.as_mut().and_then(Sink::with_room)?
+    } else {
+        let sink = current.as_mut();
+        debug_assert!(sink.is_some(), "a fused event lost its frame");
+        sink?
+    };
+    let start = sink.buf.len();
+    Some((sink, start))
+}
+
+/// After a field at `place`: the event's last separator and count, if it was the last.
+#[inline(always)]
+fn end_field(sink: &mut Sink, place: Place, start: usize) -> Put {
+    let sep = sink.separator.as_bytes();
+    put_sep(&mut sink.buf, sep);
+    if place.last {
+        put_sep(&mut sink.buf, sep);
+        sink.events += 1;
+    }
+    Put::Written {
+        start,
+        full: sink.buf.len() >= FRAME_LIMIT,
+    }
+}
+
+/// Writes the field `prefix text sep` of a fused event at `place`; `breaks` says whether
+/// `text` may hold CR or LF. One call per field: the event's beginning and end are written by
+/// its first and last field's.
+pub(crate) fn put_text(
+    prefix: &'static [u8],
+    text: &str,
+    breaks: Breaks,
+    kind: Text,
+    place: Place,
+) -> Put {
     CURRENT.with(|current| {
         let mut current = current.borrow_mut();
-        let Some(sink) = current.as_mut() else {
-            debug_assert!(false, "a fused event lost its frame");
-            return;
+        let Some((sink, start)) = sink_for(&mut current, place) else {
+            return Put::NoFrame;
         };
         let sep = sink.separator.as_bytes();
         let buf = &mut sink.buf;
@@ -184,15 +238,20 @@ pub(crate) fn put_text(prefix: &'static [u8], text: &str, breaks: Breaks, kind: 
                 Text::Stripped => fmt::Write::write_str(&mut Stripped(buf), text),
             };
         }
-        put_sep(buf, sep);
-    });
+        end_field(sink, place, start)
+    })
 }
 
-/// Writes the field `prefix value sep` of a fused event, `value` formatted once, straight into
-/// the frame. The frame is out of [`CURRENT`] while the value's `fmt` runs, and back after,
-/// also if it panics. A `fmt` that fails keeps what it wrote (the builder's `to_string` would
-/// panic).
-pub(crate) fn put_display(prefix: &'static [u8], value: fmt::Arguments<'_>, kind: Text) {
+/// Writes the field `prefix value sep` of a fused event at `place`, `value` formatted once,
+/// straight into the frame. The frame is out of [`CURRENT`] while the value's `fmt` runs, and
+/// back after, also if it panics. A `fmt` that fails keeps what it wrote (the builder's
+/// `to_string` would panic).
+pub(crate) fn put_display(
+    prefix: &'static [u8],
+    value: fmt::Arguments<'_>,
+    kind: Text,
+    place: Place,
+) -> Put {
     struct Out(Option<Sink>);
     impl Drop for Out {
         fn drop(&mut self) {
@@ -202,9 +261,8 @@ pub(crate) fn put_display(prefix: &'static [u8], value: fmt::Arguments<'_>, kind
         }
     }
     let mut out = Out(CURRENT.with(|current| current.borrow_mut().take()));
-    let Some(sink) = out.0.as_mut() else {
-        debug_assert!(false, "a fused event lost its frame");
-        return;
+    let Some((sink, start)) = sink_for(&mut out.0, place) else {
+        return Put::NoFrame;
     };
     let sep = sink.separator.as_bytes();
     let buf = &mut sink.buf;
@@ -213,10 +271,10 @@ pub(crate) fn put_display(prefix: &'static [u8], value: fmt::Arguments<'_>, kind
         Text::Lines => fmt::write(&mut Lines::new(buf, prefix, sep), value),
         Text::Stripped => fmt::write(&mut Stripped(buf), value),
     };
-    put_sep(buf, sep);
+    end_field(sink, place, start)
 }
 
-/// Ends a fused event: its last separator. `true` if the frame is full.
+/// Ends a fused event that has no field: its separator. `true` if the frame is full.
 pub(crate) fn end_event() -> bool {
     CURRENT.with(|current| {
         let mut current = current.borrow_mut();
