@@ -5,7 +5,7 @@
 //! at once, the buffers of a burst (hundreds of KiB) leave free memory at the top of the
 //! allocator's heap, which glibc gives back to the kernel (`madvise`), and the next frames
 //! fault their pages in again: in a burst to one client, about four page faults per frame and
-//! a TLB shootdown per write, a tenth of the server's CPU. So a frame of a large buffer goes
+//! a TLB shootdown per write, a tenth of the server's CPU. So a full frame's buffer goes
 //! to hyper as [`Bytes`] that own a [`Frame`], whose `Drop` puts the buffer, emptied, into a
 //! small pool of the thread that drops it (the connection's task, where the next frame is
 //! made), and the next frame's buffer comes from there.
@@ -13,9 +13,10 @@
 //! The pool is bounded: [`POOL_LEN`] buffers of at most [`POOLED_MAX`] bytes of capacity per
 //! thread (at most 1.25 MiB), kept until the thread ends. 32 is what a burst to 32 clients at
 //! once on two worker threads needs: with 8, (b) of the benchmark still took 8,000 page
-//! faults, with 32 about 2,800 (the floor: 760). Small frames (the one event of a live
-//! fan-out, a ping) are allocated and freed as before: their chunks are reused by the
-//! allocator without giving pages back. An idle stream holds no buffer, pooled or not.
+//! faults, with 32 about 2,800 (the floor: 760). Smaller frames (the one event of a live
+//! fan-out, a ping, what a coalescing window merges) are allocated and freed as before: their
+//! chunks are reused by the allocator without giving pages back. An idle stream holds no
+//! buffer, pooled or not.
 
 use std::cell::RefCell;
 
@@ -23,8 +24,12 @@ use bytes::Bytes;
 
 use super::FRAME_LIMIT;
 
-/// Buffers smaller than this are not pooled.
-pub(crate) const POOLED_MIN: usize = 4 * 1024;
+/// Buffers smaller than this are not pooled: only those of full frames, so that a buffer taken
+/// from the pool fits the frame it is for (neither grown nor shrunk), and streams whose frames
+/// are small (a live fan-out, a coalescing window) allocate as they would without the pool.
+pub(crate) const POOLED_MIN: usize = FRAME_LIMIT;
+/// A frame's buffer comes from the pool only if it is to have at least this much room.
+const TAKES_POOLED: usize = FRAME_LIMIT / 2;
 /// Nor larger than this: the room of a full frame ([`super::State::first_room`] reserves an
 /// eighth more than the last frame) and its last event.
 pub(crate) const POOLED_MAX: usize = FRAME_LIMIT + FRAME_LIMIT / 4;
@@ -35,10 +40,10 @@ thread_local! {
     static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// An empty buffer with room for `room` bytes: a pooled one if `room` is large and the pool
-/// has one, else a new one.
+/// An empty buffer with room for `room` bytes: a pooled one if `room` is that of a full frame
+/// and the pool has one, else a new one.
 pub(crate) fn buffer(room: usize) -> Vec<u8> {
-    if room >= POOLED_MIN
+    if room >= TAKES_POOLED
         && let Ok(Some(mut buf)) = POOL.try_with(|pool| pool.borrow_mut().pop())
     {
         buf.reserve(room);
