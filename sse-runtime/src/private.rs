@@ -255,16 +255,23 @@ pub mod generator {
     pub fn send<T: IntoEvent>(value: T) -> Yield {
         use crate::driver::direct::{self, Written};
 
-        Yield(match direct::write(value) {
-            Ok(Written::Room) => Step::Done,
-            Ok(Written::Full) => Step::Pause,
-            Err(payload) => Step::Send(payload),
-        })
+        match direct::write(value) {
+            Ok(written) => Yield::written(matches!(written, Written::Full)),
+            Err(payload) => Yield(Step::Send(payload)),
+        }
     }
 
     /// The future of [`send`].
     #[must_use = "futures do nothing unless awaited"]
     pub struct Yield(Step);
+
+    impl Yield {
+        /// After a value was written into the frame: a pause if it filled the frame.
+        #[inline(always)]
+        fn written(full: bool) -> Self {
+            Yield(if full { Step::Pause } else { Step::Done })
+        }
+    }
 
     enum Step {
         /// The payload, for the slot.
@@ -521,19 +528,10 @@ pub mod generator {
         /// [`ServerSentEvent::retry`]; `last` if it is the event's last field.
         #[inline(always)]
         pub fn retry(&mut self, milliseconds: u64, last: bool) {
-            let first = match self.mode {
-                Mode::Waiting => Some(true),
-                Mode::Direct { .. } => Some(false),
-                _ => None,
-            };
-            let written = first.is_some_and(|first| {
-                let place = Place { first, last };
-                let mut digits = itoa::Buffer::new();
-                let text = digits.format(milliseconds);
-                let put = direct::put_text(b"retry: ", text, Breaks::No, Text::Stripped, place);
-                self.wrote(put, place)
-            });
-            if !written {
+            let mut digits = itoa::Buffer::new();
+            let text = digits.format(milliseconds);
+            let plain = Some((text, Breaks::No));
+            if !self.field(b"retry: ", Text::Stripped, plain, &milliseconds, last) {
                 self.build(|event| event.retry(milliseconds));
             }
         }
@@ -542,21 +540,13 @@ pub mod generator {
         #[inline(always)]
         pub fn finish(mut self) -> Yield {
             match std::mem::replace(&mut self.mode, Mode::Finished) {
-                Mode::Ended { full } => Yield(if full { Step::Pause } else { Step::Done }),
+                Mode::Ended { full } => Yield::written(full),
                 // An event with no field (or none marked last): its separator ends it.
                 Mode::Waiting => match direct::begin_event() {
-                    Some(_) => Yield(if direct::end_event() {
-                        Step::Pause
-                    } else {
-                        Step::Done
-                    }),
+                    Some(_) => Yield::written(direct::end_event()),
                     None => send(ServerSentEvent::new()),
                 },
-                Mode::Direct { .. } => Yield(if direct::end_event() {
-                    Step::Pause
-                } else {
-                    Step::Done
-                }),
+                Mode::Direct { .. } => Yield::written(direct::end_event()),
                 Mode::Built(event) => send(*event),
                 Mode::Finished => Yield(Step::Done),
             }

@@ -27,12 +27,12 @@ use super::FRAME_LIMIT;
 /// Buffers smaller than this are not pooled: only those of full frames, so that a buffer taken
 /// from the pool fits the frame it is for (neither grown nor shrunk), and streams whose frames
 /// are small (a live fan-out, a coalescing window) allocate as they would without the pool.
-pub(crate) const POOLED_MIN: usize = FRAME_LIMIT;
+const POOLED_MIN: usize = FRAME_LIMIT;
 /// A frame's buffer comes from the pool only if it is to have at least this much room.
 const TAKES_POOLED: usize = FRAME_LIMIT / 2;
 /// Nor larger than this: the room of a full frame ([`super::State::first_room`] reserves an
 /// eighth more than the last frame) and its last event.
-pub(crate) const POOLED_MAX: usize = FRAME_LIMIT + FRAME_LIMIT / 4;
+const POOLED_MAX: usize = FRAME_LIMIT + FRAME_LIMIT / 4;
 /// Buffers kept per thread.
 pub(crate) const POOL_LEN: usize = 32;
 
@@ -52,9 +52,14 @@ pub(crate) fn buffer(room: usize) -> Vec<u8> {
     Vec::with_capacity(room)
 }
 
+/// Whether a buffer of this capacity goes back to the pool once its frame is written.
+pub(crate) fn pooled(capacity: usize) -> bool {
+    (POOLED_MIN..=POOLED_MAX).contains(&capacity)
+}
+
 /// The bytes of a frame: a large buffer's go back to the pool when hyper is done with them.
 pub(crate) fn frame(buf: Vec<u8>) -> Bytes {
-    if (POOLED_MIN..=POOLED_MAX).contains(&buf.capacity()) {
+    if pooled(buf.capacity()) {
         Bytes::from_owner(Frame(buf))
     } else {
         Bytes::from(buf)
@@ -88,7 +93,7 @@ impl Drop for Frame {
 mod tests {
     use super::*;
 
-    fn pooled() -> usize {
+    fn kept() -> usize {
         POOL.with(|pool| pool.borrow().len())
     }
 
@@ -102,29 +107,29 @@ mod tests {
         let clone = bytes.clone();
         drop(bytes);
         // Still held by a clone.
-        assert_eq!(pooled(), 0);
+        assert_eq!(kept(), 0);
         drop(clone);
-        assert_eq!(pooled(), 1);
+        assert_eq!(kept(), 1);
         let again = buffer(FRAME_LIMIT);
         assert!(again.is_empty());
         assert_eq!(again.as_ptr(), address);
-        assert_eq!(pooled(), 0);
+        assert_eq!(kept(), 0);
     }
 
     #[test]
     fn small_and_oversized_buffers_are_not_pooled_and_the_pool_is_bounded() {
         drop(frame(Vec::with_capacity(256)));
         drop(frame(Vec::with_capacity(POOLED_MAX + 1)));
-        assert_eq!(pooled(), 0);
+        assert_eq!(kept(), 0);
         // A small room never takes a pooled buffer.
         drop(frame(buffer(FRAME_LIMIT)));
-        assert_eq!(pooled(), 1);
+        assert_eq!(kept(), 1);
         assert!(buffer(256).capacity() < POOLED_MIN);
-        assert_eq!(pooled(), 1);
+        assert_eq!(kept(), 1);
         let frames: Vec<Bytes> = (0..POOL_LEN + 3)
             .map(|_| frame(Vec::with_capacity(FRAME_LIMIT)))
             .collect();
         drop(frames);
-        assert_eq!(pooled(), POOL_LEN);
+        assert_eq!(kept(), POOL_LEN);
     }
 }

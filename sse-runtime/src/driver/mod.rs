@@ -649,9 +649,7 @@ impl State {
             // buffer that is reused for the next frame (see `frames`) keeps up to a quarter
             // more: shrunk, it would have to grow again.
             let spare = frame.capacity() - frame.len();
-            let reused = frame.capacity() >= frames::POOLED_MIN
-                && frame.capacity() <= frames::POOLED_MAX
-                && spare <= frame.len() / 4;
+            let reused = frames::pooled(frame.capacity()) && spare <= frame.len() / 4;
             if !reused && spare > frame.len() / 32 + 64 {
                 frame.shrink_to_fit();
             }
