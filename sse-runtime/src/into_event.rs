@@ -259,6 +259,18 @@ pub trait IntoEvent {
         crate::driver::direct::write_payload(self.into_event(), separator, buf)
     }
 
+    /// The value as shared raw bytes that may go out as they are, as a frame of their own when
+    /// nothing is written before or after them (a broadcast's event delivered alone), or the
+    /// value back. Only raw bytes shorter than the zero-copy threshold answer `Ok`; larger ones
+    /// go out alone anyway (see [`write_direct`](Self::write_direct)).
+    #[doc(hidden)]
+    fn __into_shared(self) -> Result<Bytes, Self>
+    where
+        Self: Sized,
+    {
+        Err(self)
+    }
+
     /// What a `yield` of an `#[sse_endpoint]` body awaits (see
     /// `__private::generator::send`). A method of this trait, so that a value that is not
     /// `IntoEvent` is reported as such, at the value, and nothing else.
@@ -274,6 +286,13 @@ pub trait IntoEvent {
 impl IntoEvent for Payload {
     fn into_event(self) -> Payload {
         self
+    }
+
+    fn __into_shared(self) -> Result<Bytes, Self> {
+        match self.0 {
+            Repr::Raw(bytes) if crate::driver::shares(&bytes) => Ok(bytes),
+            repr => Err(Payload(repr)),
+        }
     }
 }
 
@@ -407,6 +426,14 @@ impl IntoEvent for f64 {
 impl IntoEvent for Bytes {
     fn into_event(self) -> Payload {
         Payload(Repr::Raw(self))
+    }
+
+    fn __into_shared(self) -> Result<Bytes, Self> {
+        if crate::driver::shares(&self) {
+            Ok(self)
+        } else {
+            Err(self)
+        }
     }
 }
 

@@ -154,3 +154,23 @@ async fn the_endpoint_option_sets_the_window() {
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn shared_events_are_held_and_merged_like_any_other() {
+    // Raw bytes (a broadcast's encoded events) that could go out uncopied alone still wait for
+    // the window and share its frame.
+    let source = spaced(5, Duration::from_millis(2))
+        .map(|i| bytes::Bytes::from(format!("data: {i}\r\n\r\n")))
+        .chain(stream::pending());
+    let response = EventSourceResponse::new(source).coalesce(Duration::from_millis(5));
+    let mut body = reader(response);
+    let started = Instant::now();
+    assert_eq!(
+        frames(&mut body, 3, started).await,
+        [
+            (0, "data: 1 ".to_owned()),
+            (5, "data: 2 data: 3 ".to_owned()),
+            (10, "data: 4 data: 5 ".to_owned()),
+        ]
+    );
+}

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::State;
 use axum::routing::get;
 use bytes::Bytes;
 use common::WITHIN;
 use http::Request;
 use sse_runtime::testing::BodyReader;
-use sse_runtime::{IntoEvent, Separator, ServerSentEvent, sse};
+use sse_runtime::{Broadcast, EventSourceResponse, IntoEvent, Separator, ServerSentEvent, sse};
 use tower::ServiceExt;
 
 /// The address of the large raw bytes that `raw` yields, to check they are not copied.
@@ -77,6 +78,21 @@ sse! {
         yield "after";
     }
 
+    /// Every event of the hub, as a fan-out endpoint yields them.
+    async fn relay(State(hub): State<Broadcast>) {
+        for await event in hub.subscribe() {
+            yield event;
+        }
+    }
+
+    /// Every event of the hub, each followed by an event of its own.
+    async fn annotated(State(hub): State<Broadcast>) {
+        for await event in hub.subscribe() {
+            yield event;
+            yield ServerSentEvent::new().comment("seen");
+        }
+    }
+
     /// Reads another endpoint's response inside its own body, then yields what it read.
     async fn reading_another() {
         yield "before";
@@ -95,6 +111,41 @@ fn app() -> Router {
         .route("/raw", get(raw))
         .route("/texts", get(texts))
         .route("/reading_another", get(reading_another))
+}
+
+/// `/relay` and `/annotated` on `hub`; the plain subscription as `/subscription`.
+async fn open_on(hub: &Broadcast, path: &str) -> BodyReader {
+    let app =
+        Router::new()
+            .route("/relay", get(relay))
+            .route("/annotated", get(annotated))
+            .route(
+                "/subscription",
+                get(|State(hub): State<Broadcast>| async move {
+                    EventSourceResponse::new(hub.subscribe())
+                }),
+            )
+            .with_state(hub.clone());
+    let request = Request::get(path).body(Body::empty()).unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    BodyReader::new(response.into_body())
+}
+
+/// Reads the next frame while sending `events` once the body has subscribed.
+async fn frame_after(hub: &Broadcast, body: &mut BodyReader, events: &[&Bytes]) -> Bytes {
+    let (frame, ()) = tokio::join!(body.frame(WITHIN), async {
+        while hub.subscriber_count() == 0 {
+            tokio::task::yield_now().await;
+        }
+        for event in events {
+            hub.send_bytes((*event).clone());
+        }
+    });
+    frame.unwrap().unwrap()
+}
+
+fn event(data: &str) -> Bytes {
+    ServerSentEvent::new().data(data).encode(Separator::CrLf)
 }
 
 async fn open(path: &str) -> BodyReader {
@@ -215,4 +266,47 @@ async fn text_types_and_options_from_a_body_are_written_as_their_payloads_are() 
         &body.frame(WITHIN).await.unwrap().unwrap()[..],
         b"data: after\r\n\r\n"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shared_event_alone_in_its_frame_goes_out_uncopied() {
+    for path in ["/relay", "/subscription"] {
+        let hub = Broadcast::new(8);
+        let mut body = open_on(&hub, path).await;
+        let one = event("one");
+        let frame = frame_after(&hub, &mut body, &[&one]).await;
+        assert_eq!(frame, one, "{path}");
+        assert_eq!(frame.as_ptr(), one.as_ptr(), "{path}: the hub's own bytes");
+        // Events that are ready together share one frame, copied in order.
+        let (two, three) = (event("two"), event("three"));
+        let frame = frame_after(&hub, &mut body, &[&two, &three]).await;
+        assert_eq!(&frame[..], [&two[..], &three[..]].concat(), "{path}");
+        // And one alone again after them.
+        let four = event("four");
+        let frame = frame_after(&hub, &mut body, &[&four]).await;
+        assert_eq!(frame.as_ptr(), four.as_ptr(), "{path}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shared_event_followed_by_one_built_in_the_body_is_copied_before_it() {
+    let hub = Broadcast::new(8);
+    let mut body = open_on(&hub, "/annotated").await;
+    let one = event("one");
+    let frame = frame_after(&hub, &mut body, &[&one]).await;
+    let seen = ServerSentEvent::new()
+        .comment("seen")
+        .encode(Separator::CrLf);
+    assert_eq!(&frame[..], [&one[..], &seen[..]].concat());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shared_event_before_the_end_of_its_stream_is_sent_then_the_end() {
+    let one = event("one");
+    let source = futures_util::stream::iter([one.clone()]);
+    let mut body = BodyReader::new(
+        axum::response::IntoResponse::into_response(EventSourceResponse::new(source)).into_body(),
+    );
+    assert_eq!(body.frame(WITHIN).await.unwrap().unwrap(), one);
+    assert_eq!(body.frame(WITHIN).await.unwrap(), None);
 }

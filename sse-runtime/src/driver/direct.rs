@@ -15,6 +15,8 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::mem::ManuallyDrop;
 
+use bytes::Bytes;
+
 use super::{FRAME_LIMIT, goes_alone};
 use crate::__private::generator::Breaks;
 use crate::event::{Lines, Separator, Stripped, find_break};
@@ -28,6 +30,10 @@ pub(crate) struct Sink {
     reserve: usize,
     /// Events written directly, for the stream's probe.
     pub(crate) events: u64,
+    /// Shared raw bytes yielded into a frame that had nothing yet (`buf` has no capacity then):
+    /// if nothing follows them in this frame, they are the frame, uncopied; the next event
+    /// copies them into `buf` first ([`Sink::with_room`]).
+    pub(crate) lone: Option<Bytes>,
 }
 
 // Both are `ManuallyDrop`, so that they need no destructor: a thread-local that needs one is
@@ -51,13 +57,21 @@ pub(crate) struct Lent {
 }
 
 impl Lent {
-    /// Lends `buf`; `reserve` is the room it gets if it has none when an event comes.
-    pub(crate) fn new(buf: Vec<u8>, separator: Separator, reserve: usize) -> Self {
+    /// Lends `buf`, with the shared bytes that begin the frame if it has `lone` ones (`buf`
+    /// has no capacity then); `reserve` is the room it gets if it has none when an event comes.
+    pub(crate) fn new(
+        buf: Vec<u8>,
+        lone: Option<Bytes>,
+        separator: Separator,
+        reserve: usize,
+    ) -> Self {
+        debug_assert!(lone.is_none() || buf.capacity() == 0);
         let sink = Sink {
             buf,
             separator,
             reserve,
             events: 0,
+            lone,
         };
         Lent {
             outer: Some(OFFER.with(|offer| offer.replace(Some(sink)))),
@@ -114,9 +128,23 @@ pub(crate) enum Written {
 
 /// Writes `value` into the buffer of the body being polled, if it has one with room and the
 /// value is encoded by copying; otherwise gives the value back as the payload to yield.
+/// Shared raw bytes that begin a frame are kept as they are (`Sink::lone`), not copied.
 pub(crate) fn write<T: IntoEvent>(value: T) -> Result<Written, Payload> {
     CURRENT.with(|current| {
         let mut current = current.borrow_mut();
+        let value = match current.as_mut() {
+            Some(sink) if sink.buf.capacity() == 0 && sink.lone.is_none() => {
+                match value.__into_shared() {
+                    Ok(bytes) => {
+                        sink.lone = Some(bytes);
+                        sink.events += 1;
+                        return Ok(Written::Room);
+                    }
+                    Err(value) => value,
+                }
+            }
+            _ => value,
+        };
         match current.as_mut().and_then(Sink::with_room) {
             Some(sink) => {
                 value.write_direct(sink.separator, &mut sink.buf)?;
@@ -309,16 +337,28 @@ fn put_sep(buf: &mut Vec<u8>, sep: &[u8]) {
 }
 
 impl Sink {
-    /// The sink, if its frame has room for another event (then with its first room reserved).
+    /// The sink, if its frame has room for another event (then with its first room reserved,
+    /// and the lone bytes that began it copied in).
     fn with_room(&mut self) -> Option<&mut Self> {
         if self.buf.len() >= FRAME_LIMIT {
             return None;
         }
         if self.buf.capacity() == 0 {
-            self.buf = super::frames::buffer(self.reserve);
+            match self.lone.take() {
+                Some(lone) => begin_frame(&mut self.buf, lone, self.reserve),
+                None => self.buf = super::frames::buffer(self.reserve),
+            }
         }
         Some(self)
     }
+}
+
+/// Gives the frame's empty buffer room (`reserve`, or twice the bytes, whichever is more) and
+/// copies in the `lone` shared bytes that began the frame.
+pub(crate) fn begin_frame(buf: &mut Vec<u8>, lone: Bytes, reserve: usize) {
+    debug_assert!(buf.capacity() == 0, "lone bytes begin a frame");
+    *buf = super::frames::buffer(reserve.max(2 * lone.len()));
+    buf.extend_from_slice(&lone);
 }
 
 /// [`IntoEvent::write_direct`] for a payload: copied into `buf` unless it is large raw bytes

@@ -36,7 +36,7 @@ use crate::BoxError;
 use crate::close::{CloseReason, HookSet};
 use crate::connection::ConnectionHandle;
 use crate::event::{Separator, ServerSentEvent};
-use crate::into_event::Payload;
+use crate::into_event::{IntoEvent, Payload};
 use crate::limit::Permit;
 use crate::observe::{Origin, Probe};
 use crate::shutdown::ShutdownWatch;
@@ -56,6 +56,12 @@ pub(crate) const FRAME_LIMIT: usize = 32 * 1024;
 
 /// Raw bytes at least this large go out as a frame of their own instead of being copied.
 const RAW_ZERO_COPY: usize = 4 * 1024;
+
+/// Whether raw bytes that begin a frame may be the frame themselves, uncopied, if nothing
+/// follows them: any but empty ones and those that go out alone anyway.
+pub(crate) fn shares(bytes: &Bytes) -> bool {
+    !bytes.is_empty() && bytes.len() < RAW_ZERO_COPY
+}
 
 /// Whether `payload` goes out as a frame of its own (large raw bytes) instead of being copied
 /// into the frame being built.
@@ -391,10 +397,15 @@ impl State {
         cx: &mut Context<'_>,
     ) -> Poll<Step> {
         if self.ended.is_none() {
-            self.pump(ping_timer.as_mut(), source, cx);
+            let lone = self.pump(ping_timer.as_mut(), source, cx);
             if self.ended.is_some() {
                 // Closed: no more pings, and no timer entry left behind.
                 ping_timer.set(None);
+            }
+            if let Some(frame) = lone {
+                // Shared bytes alone in their frame: they go out as they are.
+                self.last_frame = u16::try_from(frame.len()).unwrap_or(u16::MAX);
+                return Poll::Ready(Step::Data(self.frame_out(frame)));
             }
         }
         if self.ended.is_none() && self.holds_back(cx) {
@@ -472,12 +483,15 @@ impl State {
         }
     }
 
+    /// Polls what feeds the stream and encodes what is ready into the frame. Returns the frame
+    /// when it is one shared event and nothing else (`lone`, below): those bytes go out
+    /// uncopied, and `buf` is empty then.
     fn pump(
         &mut self,
         mut ping_timer: Pin<&mut Option<Sleep>>,
         source: &mut dyn SourceSlot,
         cx: &mut Context<'_>,
-    ) {
+    ) -> Option<Bytes> {
         if !self.is(STARTED) {
             self.start(ping_timer.as_mut());
         }
@@ -491,24 +505,30 @@ impl State {
                     Ok(Poll::Ready(())) => extras.producer = None,
                     Err(panic) => {
                         log_panic("producer", &*panic);
-                        return self.close(Ending::abort(CloseReason::Error), source);
+                        self.close(Ending::abort(CloseReason::Error), source);
+                        return None;
                     }
                 }
             }
             if let Some(shutdown) = &mut extras.shutdown
                 && shutdown.poll(cx).is_ready()
             {
-                return self.close(Ending::abort(CloseReason::Shutdown), source);
+                self.close(Ending::abort(CloseReason::Shutdown), source);
+                return None;
             }
         }
         // What the source logs, and what a resume records, belongs to the stream's span.
         let span = self.probe().map(|probe| probe.span().clone());
         let _entered = span.as_ref().map(tracing::Span::enter);
+        // Shared raw bytes that began the frame (its buffer has no capacity meanwhile): the
+        // frame itself if nothing follows them, else copied into the buffer before what does.
+        let mut lone: Option<Bytes> = None;
         while self.buf.len() < FRAME_LIMIT && self.pending_raw().is_none() {
             // The buffer is lent to the source for the poll: an endpoint's body writes what it
             // yields straight into it (see `direct`).
             let lent = direct::Lent::new(
                 std::mem::take(&mut self.buf),
+                lone.take(),
                 self.separator,
                 self.first_room(),
             );
@@ -516,11 +536,16 @@ impl State {
             let polled = catch_unwind(AssertUnwindSafe(|| source.poll_item(cx)));
             if let Some(sink) = lent.take_back() {
                 self.buf = sink.buf;
+                lone = sink.lone;
                 if sink.events > 0
                     && let Some(probe) = self.probe_mut()
                 {
                     probe.events(sink.events);
                 }
+            }
+            if !matches!(polled, Ok(None | Some(Poll::Pending))) {
+                // Something follows the lone bytes, or the stream ends after them.
+                self.unshare(&mut lone);
             }
             match polled {
                 Ok(None | Some(Poll::Pending)) => break,
@@ -528,6 +553,17 @@ impl State {
                     if let Some(probe) = self.probe_mut() {
                         probe.events(1);
                     }
+                    let payload = if self.buf.capacity() == 0 {
+                        match IntoEvent::__into_shared(payload) {
+                            Ok(bytes) => {
+                                lone = Some(bytes);
+                                continue;
+                            }
+                            Err(payload) => payload,
+                        }
+                    } else {
+                        payload
+                    };
                     if goes_alone(&payload) {
                         self.extras.get_or_insert_default().pending_raw = payload.into_raw();
                         continue;
@@ -538,12 +574,14 @@ impl State {
                     }
                     if let Err(error) = payload.encode_to(self.separator, &mut self.buf) {
                         tracing::error!(%error, "server-sent event could not be encoded; aborting the response");
-                        return self.close(Ending::abort(CloseReason::Error), source);
+                        self.close(Ending::abort(CloseReason::Error), source);
+                        return None;
                     }
                 }
                 Ok(Some(Poll::Ready(Some(Err(error))))) => {
                     tracing::error!(%error, "server-sent event stream failed; aborting the response");
-                    return self.close(Ending::abort(CloseReason::Error), source);
+                    self.close(Ending::abort(CloseReason::Error), source);
+                    return None;
                 }
                 Ok(Some(Poll::Ready(None))) => {
                     let shutting_down = self
@@ -556,17 +594,20 @@ impl State {
                     } else {
                         CloseReason::Completed
                     };
-                    return self.close(Ending::clean(reason), source);
+                    self.close(Ending::clean(reason), source);
+                    return None;
                 }
                 Err(panic) => {
                     log_panic("stream", &*panic);
-                    return self.close(Ending::abort(CloseReason::Error), source);
+                    self.close(Ending::abort(CloseReason::Error), source);
+                    return None;
                 }
             }
         }
         if let Some(period) = self.ping_period()
             && ping::poll_ping(ping_timer, period, cx)
         {
+            self.unshare(&mut lone);
             if let Some(probe) = self.probe_mut() {
                 probe.ping();
             }
@@ -585,6 +626,24 @@ impl State {
                 },
                 None => ping::default_ping(self.separator, &mut self.buf),
             }
+        }
+        if self
+            .extras
+            .as_ref()
+            .is_some_and(|extras| extras.coalesce.is_some())
+        {
+            // A coalescing window measures and holds back the buffer.
+            self.unshare(&mut lone);
+        }
+        lone
+    }
+
+    /// Copies the lone shared bytes that began the frame, if any, into its buffer: something
+    /// follows them, or the frame is held back.
+    fn unshare(&mut self, lone: &mut Option<Bytes>) {
+        if let Some(bytes) = lone.take() {
+            let room = self.first_room();
+            direct::begin_frame(&mut self.buf, bytes, room);
         }
     }
 
@@ -655,10 +714,15 @@ impl State {
             }
             frames::frame(frame)
         };
+        Some(self.frame_out(frame))
+    }
+
+    /// A frame on its way to hyper, counted.
+    fn frame_out(&mut self, frame: Bytes) -> Bytes {
         if let Some(probe) = self.probe_mut() {
             probe.frame(frame.len());
         }
-        Some(frame)
+        frame
     }
 
     fn probe(&self) -> Option<&Probe> {
