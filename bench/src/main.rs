@@ -343,7 +343,7 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
         Scenario {
             id: 'a',
             sides: &[Side::Ours, Side::Axum, Side::Metered, Side::Floor],
-            title: format!("one client, {} events", n(sizes.events as f64, 0)),
+            title: format!("one client, {} events", n(sizes.single_events as f64, 0)),
             metrics: vec![cpu(Goal::RatioAtMost(0.5), Goal::RatioAtMost(2.0)), rate],
         },
         Scenario {
@@ -500,7 +500,7 @@ fn comparisons(sizes: &Sizes) -> Vec<Comparison> {
             scenario: 'a',
             title: format!(
                 "(a) with a metrics recorder: one client, {} events",
-                n(sizes.events as f64, 0)
+                n(sizes.single_events as f64, 0)
             ),
             label: "server CPU us/event".to_owned(),
             value: figure('a', Side::Metered, "cpu_per_event"),
@@ -953,7 +953,7 @@ async fn run_one(
         Hub::Broadcast
     };
     let figures = match id {
-        'a' => scenarios::single(&server, "/events", sizes.events).await,
+        'a' => scenarios::single(&server, "/events", sizes.single_events).await,
         'b' => scenarios::parallel(&server, sizes.parallel_clients, sizes.events).await,
         'c' => scenarios::fanout(&server, hub, sizes.fanout_clients, sizes.fanout_events).await,
         'd' | 'k' => {
@@ -966,7 +966,7 @@ async fn run_one(
             let counted = side != Side::AxumLean;
             scenarios::idle(&server, clients, sizes.idle_window, counted).await
         }
-        'e' => scenarios::single(&server, "/events_timeout", sizes.events).await,
+        'e' => scenarios::single(&server, "/events_timeout", sizes.single_events).await,
         'f' => {
             scenarios::churn(
                 &server,
@@ -994,7 +994,7 @@ async fn run_one(
     let figures = match figures {
         Ok(mut figures) if metrics => {
             let expected = match id {
-                'a' => sizes.events,
+                'a' => sizes.single_events,
                 'c' => sizes.fanout_clients as u64 * sizes.fanout_events,
                 _ => 0,
             };

@@ -18,6 +18,10 @@ use crate::server::Config;
 /// Sizes of the scenarios (the issue's, or a tenth of them for `--quick`).
 #[derive(Clone, Debug)]
 pub(crate) struct Sizes {
+    /// Events to the one client of (a) and (e): the 2,000,000, so that the floor's
+    /// share (about 0.1 s of CPU) is long enough for a stable ratio.
+    pub(crate) single_events: u64,
+    /// Events to each client of (b).
     pub(crate) events: u64,
     pub(crate) parallel_clients: usize,
     pub(crate) fanout_clients: usize,
@@ -53,6 +57,7 @@ pub(crate) const RESUME_MISSED: [u64; 2] = [1_000, 10_000];
 impl Sizes {
     pub(crate) fn full() -> Self {
         Self {
+            single_events: 2_000_000,
             events: 200_000,
             parallel_clients: 32,
             fanout_clients: 5_000,
@@ -78,6 +83,7 @@ impl Sizes {
 
     pub(crate) fn quick() -> Self {
         Self {
+            single_events: 200_000,
             events: 20_000,
             parallel_clients: 8,
             fanout_clients: 500,
