@@ -133,17 +133,14 @@ pub(crate) fn write<T: IntoEvent>(value: T) -> Result<Written, Payload> {
     CURRENT.with(|current| {
         let mut current = current.borrow_mut();
         let value = match current.as_mut() {
-            Some(sink) if sink.buf.capacity() == 0 && sink.lone.is_none() => {
-                match value.__into_shared() {
-                    Ok(bytes) => {
-                        sink.lone = Some(bytes);
-                        sink.events += 1;
-                        return Ok(Written::Room);
-                    }
-                    Err(value) => value,
+            Some(sink) => match hold_lone(&sink.buf, &mut sink.lone, value) {
+                Ok(()) => {
+                    sink.events += 1;
+                    return Ok(Written::Room);
                 }
-            }
-            _ => value,
+                Err(value) => value,
+            },
+            None => value,
         };
         match current.as_mut().and_then(Sink::with_room) {
             Some(sink) => {
@@ -351,6 +348,20 @@ impl Sink {
         }
         Some(self)
     }
+}
+
+/// Keeps `value` aside as the `lone` shared bytes that begin a frame, if it is such bytes and
+/// the frame has nothing yet (`buf` has no capacity, nothing is held); else gives it back.
+pub(crate) fn hold_lone<T: IntoEvent>(
+    buf: &Vec<u8>,
+    lone: &mut Option<Bytes>,
+    value: T,
+) -> Result<(), T> {
+    if buf.capacity() != 0 || lone.is_some() {
+        return Err(value);
+    }
+    *lone = Some(value.__into_shared()?);
+    Ok(())
 }
 
 /// Gives the frame's empty buffer room (`reserve`, or twice the bytes, whichever is more) and

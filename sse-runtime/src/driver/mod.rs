@@ -36,7 +36,7 @@ use crate::BoxError;
 use crate::close::{CloseReason, HookSet};
 use crate::connection::ConnectionHandle;
 use crate::event::{Separator, ServerSentEvent};
-use crate::into_event::{IntoEvent, Payload};
+use crate::into_event::Payload;
 use crate::limit::Permit;
 use crate::observe::{Origin, Probe};
 use crate::shutdown::ShutdownWatch;
@@ -553,16 +553,9 @@ impl State {
                     if let Some(probe) = self.probe_mut() {
                         probe.events(1);
                     }
-                    let payload = if self.buf.capacity() == 0 {
-                        match IntoEvent::__into_shared(payload) {
-                            Ok(bytes) => {
-                                lone = Some(bytes);
-                                continue;
-                            }
-                            Err(payload) => payload,
-                        }
-                    } else {
-                        payload
+                    let payload = match direct::hold_lone(&self.buf, &mut lone, payload) {
+                        Ok(()) => continue,
+                        Err(payload) => payload,
                     };
                     if goes_alone(&payload) {
                         self.extras.get_or_insert_default().pending_raw = payload.into_raw();
