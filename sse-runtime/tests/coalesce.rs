@@ -38,14 +38,18 @@ async fn frames(
     frames
 }
 
-#[tokio::test(start_paused = true)]
-async fn events_faster_than_the_window_go_out_together_once_per_window() {
-    let source = spaced(5, Duration::from_millis(2)).chain(stream::pending());
+/// Events `data: 1` to `data: 5` at 0, 2, 4, 6 and 8 ms in a 5 ms window: the first goes at
+/// once, the others wait for the window since the frame before to end, none longer than it.
+async fn five_events_two_ms_apart_go_out_once_per_window<T>(event: fn(u32) -> T)
+where
+    T: sse_runtime::IntoEvent + Send + 'static,
+{
+    let source = spaced(5, Duration::from_millis(2))
+        .map(event)
+        .chain(stream::pending());
     let response = EventSourceResponse::new(source).coalesce(Duration::from_millis(5));
     let mut body = reader(response);
     let started = Instant::now();
-    // Events at 0, 2, 4, 6 and 8 ms: the first goes at once, the others wait for the window
-    // since the frame before to end, none longer than the window.
     assert_eq!(
         frames(&mut body, 3, started).await,
         [
@@ -54,6 +58,11 @@ async fn events_faster_than_the_window_go_out_together_once_per_window() {
             (10, "data: 4 data: 5 ".to_owned()),
         ]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_faster_than_the_window_go_out_together_once_per_window() {
+    five_events_two_ms_apart_go_out_once_per_window(|i| i).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -159,18 +168,8 @@ async fn the_endpoint_option_sets_the_window() {
 async fn shared_events_are_held_and_merged_like_any_other() {
     // Raw bytes (a broadcast's encoded events) that could go out uncopied alone still wait for
     // the window and share its frame.
-    let source = spaced(5, Duration::from_millis(2))
-        .map(|i| bytes::Bytes::from(format!("data: {i}\r\n\r\n")))
-        .chain(stream::pending());
-    let response = EventSourceResponse::new(source).coalesce(Duration::from_millis(5));
-    let mut body = reader(response);
-    let started = Instant::now();
-    assert_eq!(
-        frames(&mut body, 3, started).await,
-        [
-            (0, "data: 1 ".to_owned()),
-            (5, "data: 2 data: 3 ".to_owned()),
-            (10, "data: 4 data: 5 ".to_owned()),
-        ]
-    );
+    five_events_two_ms_apart_go_out_once_per_window(|i| {
+        bytes::Bytes::from(format!("data: {i}\r\n\r\n"))
+    })
+    .await;
 }

@@ -304,9 +304,7 @@ async fn a_shared_event_followed_by_one_built_in_the_body_is_copied_before_it() 
 async fn a_shared_event_before_the_end_of_its_stream_is_sent_then_the_end() {
     let one = event("one");
     let source = futures_util::stream::iter([one.clone()]);
-    let mut body = BodyReader::new(
-        axum::response::IntoResponse::into_response(EventSourceResponse::new(source)).into_body(),
-    );
+    let mut body = common::reader(EventSourceResponse::new(source));
     assert_eq!(body.frame(WITHIN).await.unwrap().unwrap(), one);
     assert_eq!(body.frame(WITHIN).await.unwrap(), None);
 }
