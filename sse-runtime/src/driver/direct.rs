@@ -253,7 +253,7 @@ pub(crate) fn put_text(
         };
         let sep = sink.separator.as_bytes();
         let buf = &mut sink.buf;
-        buf.extend_from_slice(prefix);
+        put_prefix(buf, prefix);
         // Most texts have no line break: copied as they are. Writing into a `Vec` cannot fail.
         if breaks == Breaks::No || find_break(text.as_bytes()).is_none() {
             buf.extend_from_slice(text.as_bytes());
@@ -291,7 +291,7 @@ pub(crate) fn put_display(
     };
     let sep = sink.separator.as_bytes();
     let buf = &mut sink.buf;
-    buf.extend_from_slice(prefix);
+    put_prefix(buf, prefix);
     let _ = match kind {
         Text::Lines => fmt::write(&mut Lines::new(buf, prefix, sep), value),
         Text::Stripped => fmt::write(&mut Stripped(buf), value),
@@ -321,6 +321,20 @@ pub(crate) fn cancel_event(start: usize) {
             sink.buf.truncate(start);
         }
     });
+}
+
+/// Appends a field's prefix (`: `, `id: `, `data: `, `event: `, `retry: `) as a copy of a
+/// known size, without a `memcpy` call: the call and its size dispatch cost more than the
+/// bytes.
+#[inline(always)]
+fn put_prefix(buf: &mut Vec<u8>, prefix: &[u8]) {
+    match *prefix {
+        [a, b] => buf.extend_from_slice(&[a, b]),
+        [a, b, c, d] => buf.extend_from_slice(&[a, b, c, d]),
+        [a, b, c, d, e, f] => buf.extend_from_slice(&[a, b, c, d, e, f]),
+        [a, b, c, d, e, f, g] => buf.extend_from_slice(&[a, b, c, d, e, f, g]),
+        _ => buf.extend_from_slice(prefix),
+    }
 }
 
 /// Appends a separator, one or two bytes, without a `memcpy` call.
