@@ -163,7 +163,7 @@ pub mod generator {
     use std::fmt;
 
     use super::EndpointResult;
-    use crate::driver::direct::{self, Place, Put, Text};
+    use crate::driver::direct::{self, Outcome, Place, Put, Text};
     use crate::{IntoEvent, Payload, ServerSentEvent};
 
     thread_local! {
@@ -452,21 +452,19 @@ pub mod generator {
         /// The state after a field was put at `place`.
         #[inline(always)]
         fn wrote(&mut self, put: Put, place: Place) -> bool {
-            match put {
-                Put::NoFrame => {
-                    self.mode = Mode::Built(Box::default());
-                    false
+            if put.outcome == Outcome::NoFrame {
+                self.mode = Mode::Built(Box::default());
+                false
+            } else if place.last {
+                self.mode = Mode::Ended {
+                    full: put.outcome == Outcome::Full,
+                };
+                true
+            } else {
+                if place.first {
+                    self.mode = Mode::Direct { start: put.start };
                 }
-                Put::Written { full, .. } if place.last => {
-                    self.mode = Mode::Ended { full };
-                    true
-                }
-                Put::Written { start, .. } => {
-                    if place.first {
-                        self.mode = Mode::Direct { start };
-                    }
-                    true
-                }
+                true
             }
         }
 

@@ -177,13 +177,35 @@ pub(crate) struct Place {
 }
 
 /// What writing a field of a fused event did.
+///
+/// A pair of scalars, so that it is returned in two registers. As an enum with a field in
+/// one variant (`NoFrame`, `Written { start, full }`), it was returned through memory, and
+/// some builds copied it on in pieces that straddled how it was written: a failed
+/// store-to-load forward per field (the calls' instructions that sampled most in a perf
+/// profile of `bench render`).
 #[derive(Clone, Copy)]
-pub(crate) enum Put {
+pub(crate) struct Put {
+    /// Where the event began (for a first field); 0 if nothing was written.
+    pub(crate) start: usize,
+    pub(crate) outcome: Outcome,
+}
+
+/// What became of a field of a fused event.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
     /// The field was the first and the body has no frame with room: nothing was written.
     NoFrame,
-    /// Written; the event began at `start` (for a first field); `full`: the event ended (a
-    /// last field) and filled the frame.
-    Written { start: usize, full: bool },
+    /// Written, and the frame has room (or the event goes on).
+    Room,
+    /// Written, the event ended (a last field) and filled the frame.
+    Full,
+}
+
+impl Put {
+    const NO_FRAME: Put = Put {
+        start: 0,
+        outcome: Outcome::NoFrame,
+    };
 }
 
 /// Where a fused event begins in the frame, if the body has a frame with room for it.
@@ -230,9 +252,13 @@ fn end_field(sink: &mut Sink, place: Place, start: usize) -> Put {
         put_sep(&mut sink.buf, sep);
         sink.events += 1;
     }
-    Put::Written {
+    Put {
         start,
-        full: sink.buf.len() >= FRAME_LIMIT,
+        outcome: if sink.buf.len() >= FRAME_LIMIT {
+            Outcome::Full
+        } else {
+            Outcome::Room
+        },
     }
 }
 
@@ -249,7 +275,7 @@ pub(crate) fn put_text(
     CURRENT.with(|current| {
         let mut current = current.borrow_mut();
         let Some((sink, start)) = sink_for(&mut current, place) else {
-            return Put::NoFrame;
+            return Put::NO_FRAME;
         };
         let sep = sink.separator.as_bytes();
         let buf = &mut sink.buf;
@@ -287,7 +313,7 @@ pub(crate) fn put_display(
     }
     let mut out = Out(CURRENT.with(|current| current.borrow_mut().take()));
     let Some((sink, start)) = sink_for(&mut out.0, place) else {
-        return Put::NoFrame;
+        return Put::NO_FRAME;
     };
     let sep = sink.separator.as_bytes();
     let buf = &mut sink.buf;
