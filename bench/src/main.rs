@@ -7,6 +7,7 @@
 //! cargo run -p bench --release -- --only a,b,i  # against the floor
 //! cargo run -p bench --release -- soak --quick  # soak and chaos (see RELIABILITY.md)
 //! cargo run -p bench --release -- cluster       # 3 nodes on Redis against nchan
+//! cargo run -p bench --release -- render        # (a)'s events made in process, no socket
 //! ```
 //!
 //! The driver re-executes itself as `bench server ours|axum|floor` child processes (one fresh
@@ -22,6 +23,7 @@
 mod client;
 mod cluster;
 mod measure;
+mod render;
 mod report;
 mod scenarios;
 mod server;
@@ -134,6 +136,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("server") {
         return server_main(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("render") {
+        return render::main(&args[1..]);
     }
     if args.first().map(String::as_str) == Some("soak-server") {
         return soak::server_main();

@@ -340,6 +340,26 @@ fn install_recorder() -> std::io::Result<()> {
     ))
 }
 
+/// The body of `/events/{n}` as `kind` makes it, in this process, with nothing written to a
+/// socket: each frame the body yields is passed to `frame` and dropped (`bench render`). The
+/// floor's is its encoding loop, which writes its 64 KiB chunks to `frame` instead of its socket.
+pub(crate) async fn render(kind: Kind, n: u64, mut frame: impl FnMut(&[u8])) {
+    use axum::response::IntoResponse;
+    use futures_util::StreamExt;
+
+    let response = match kind {
+        Kind::Ours => ours::events(sse_runtime::SseContext::default(), Path(n))
+            .await
+            .into_response(),
+        Kind::Axum => theirs::events(Path(n)).await.into_response(),
+        Kind::Floor => return floor::render(n, frame),
+    };
+    let mut body = response.into_body().into_data_stream();
+    while let Some(bytes) = body.next().await {
+        frame(&bytes.expect("an events body does not fail"));
+    }
+}
+
 /// This crate: macro endpoints and `Broadcast`.
 mod ours {
     use sse_runtime::resume::{Hub, MemoryStore};
@@ -353,7 +373,7 @@ mod ours {
 
     sse! {
         #[sse_endpoint(ping = 15)]
-        async fn events(Path(n): Path<u64>) {
+        pub(super) async fn events(Path(n): Path<u64>) {
             let _live = LiveGuard::open();
             for i in 0..n {
                 yield ServerSentEvent::new().id(i).data(PAYLOAD);
@@ -534,7 +554,7 @@ mod theirs {
         Sse::new(stream).keep_alive(KeepAlive::default())
     }
 
-    async fn events(Path(n): Path<u64>) -> impl IntoResponse {
+    pub(super) async fn events(Path(n): Path<u64>) -> impl IntoResponse {
         respond(async_stream::stream! {
             let _live = LiveGuard::open();
             for i in 0..n {

@@ -261,6 +261,23 @@ impl Chunk {
     }
 }
 
+/// What [`events`] writes, in the same chunks, passed to `write` instead of a socket
+/// (`bench render`).
+pub(super) fn render(n: u64, mut write: impl FnMut(&[u8])) {
+    let head = sse_head(false);
+    let mut before = head.as_bytes();
+    let mut chunk = Chunk::with_capacity(CHUNK + 128);
+    for id in 0..n {
+        encode(chunk.data(), id);
+        if chunk.len() >= CHUNK {
+            write(chunk.framed(before, false));
+            chunk.clear();
+            before = &[];
+        }
+    }
+    write(chunk.framed(before, true));
+}
+
 /// `/events/{n}`: `n` events, 64 KiB a chunk, a chunk a write.
 async fn events(socket: &mut TcpStream, n: u64, close: bool) -> io::Result<()> {
     let _live = LiveGuard::open();
