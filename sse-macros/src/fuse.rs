@@ -1,13 +1,17 @@
 //! `yield ServerSentEvent::new().id(..).data(..)`, fused: when a body yields an event built in
 //! place, with builder calls in the order the fields are written (comment, `id`, `event`,
 //! `data`, `retry`, each at most once) and arguments that cannot suspend the body, the `yield`
-//! writes each field straight into the response's frame as its call comes
+//! writes the event straight into the response's frame
 //! (`sse_runtime::__private::generator::Fused`), instead of building the event, formatting its
-//! fields into strings of their own, and encoding it after. Arguments are evaluated, and their
-//! values formatted, in the same order as the builder's. An argument that leaves the body early
-//! (`?`, `return`, `break`, `continue`) drops the fused event, which takes what it wrote back out
-//! of the frame; one that could suspend it (`.await`, `yield`) is not fused, since the frame goes
-//! back to the driver while the body waits. Any other `yield` is left as it is.
+//! fields into strings of their own, and encoding it after. Each argument is bound in a `match`
+//! whose arm holds the next one's, so that the values and their temporaries live to the end of
+//! the `yield`, as in the builder's chain. Strings and integers are written by their text,
+//! together, in one call at the end; a value of any other type is formatted at its place in the
+//! order, before the next argument is evaluated, as the builder formats it. An argument that
+//! leaves the body early (`?`, `return`, `break`, `continue`) drops the fused event, which takes
+//! what it wrote back out of the frame; one that could suspend it (`.await`, `yield`) is not
+//! fused, since the frame goes back to the driver while the body waits. Any other `yield` is
+//! left as it is.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote_spanned};
@@ -60,44 +64,88 @@ pub(crate) fn fused_yield(krate: &TokenStream, value: &Expr) -> Option<Expr> {
     }
     let span = value.span();
     let event = Ident::new("__sse_event", Span::mixed_site().located_at(span));
-    let digits = Ident::new("__sse_digits", Span::mixed_site().located_at(span));
     let count = calls.len();
-    let steps = calls.iter().enumerate().map(|(at, (method, arg))| {
+    let ident = |what: &str, at: usize, located: Span| {
+        Ident::new(
+            &format!("__sse_{what}_{at}"),
+            Span::mixed_site().located_at(located),
+        )
+    };
+    // The fields of the calls, each with the text its probe found: the fields before a
+    // formatted value are written before it, and all of them are what `finish` ends with.
+    let fields: Vec<TokenStream> = calls
+        .iter()
+        .enumerate()
+        .map(|(at, (method, _))| {
+            let name = Ident::new(&capitalized(&method.to_string()), method.span());
+            let plain = ident("plain", at, span);
+            quote_spanned! {span=>
+                #krate::__private::generator::Field::new(
+                    #krate::__private::generator::Name::#name,
+                    #plain,
+                )
+            }
+        })
+        .collect();
+    // Each call binds its argument in a `match`, whose arm holds the next call's: the values
+    // and their temporaries live to the end of the `yield`, as in the builder's chain.
+    let mut body = quote_spanned! {span=> #event.finish(&[#(#fields),*]) };
+    for (at, (method, arg)) in calls.iter().enumerate().rev() {
         // The last field ends the event in the same write.
         let last = at + 1 == count;
-        if *method == "retry" {
-            return quote_spanned! {method.span()=> #event.#method(#arg, #last); };
-        }
-        // `match` keeps the argument's temporaries alive to the end of the call, as the
-        // builder chain did; the probe finds the text of strings and integers by their type.
+        let arg_span = arg.span();
         // The value is named at the argument, so that an error about it (no `Display`) is
         // reported there.
-        let arg_span = arg.span();
-        let value_ident = Ident::new("__sse_value", arg_span);
-        let value_ref = quote_spanned!(arg_span=> &#value_ident);
-        quote_spanned! {method.span()=>
-            match #arg {
-                #value_ident => {
-                    #[allow(unused_imports)]
-                    use #krate::__private::generator::{NotPlain as _, PlainText as _};
-                    let mut #digits = #krate::__private::generator::Digits::new();
-                    #event.#method(
-                        (&&#krate::__private::generator::Probe(&#value_ident))
-                            .__sse_plain(&mut #digits),
-                        #value_ref,
-                        #last,
-                    );
+        let value = Ident::new(&format!("__sse_value_{at}"), arg_span);
+        let digits = ident("digits", at, span);
+        let plain = ident("plain", at, span);
+        let before = &fields[..at];
+        body = if *method == "retry" {
+            quote_spanned! {method.span()=>
+                match #krate::__private::generator::retry_ms(#arg) {
+                    #value => {
+                        let mut #digits = #krate::__private::generator::Digits::new();
+                        let #plain = #digits.retry(#value);
+                        #body
+                    }
                 }
             }
-        }
-    });
+        } else {
+            // The probe finds the text of strings and integers by their type; a value it finds
+            // none of is formatted at once, after the fields before it, as the builder would.
+            let value_ref = quote_spanned!(arg_span=> &#value);
+            quote_spanned! {method.span()=>
+                match #arg {
+                    #value => {
+                        let mut #digits = #krate::__private::generator::Digits::new();
+                        let #plain = (&&#krate::__private::generator::Probe(&#value))
+                            .__sse_plain(&mut #digits);
+                        if #plain.is_none() {
+                            #event.#method(&[#(#before),*], #value_ref, #last);
+                        }
+                        #body
+                    }
+                }
+            }
+        };
+    }
     Some(syn::parse_quote_spanned! {span=>
         ({
+            #[allow(unused_imports)]
+            use #krate::__private::generator::{NotPlain as _, PlainText as _};
             let mut #event = #krate::__private::generator::Fused::new(#constructor);
-            #(#steps)*
-            #event.finish()
+            #body
         })
     })
+}
+
+/// `id` as `Id`: the variant of `Name` for a builder call.
+fn capitalized(method: &str) -> String {
+    let mut chars = method.chars();
+    chars
+        .next()
+        .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default()
 }
 
 /// Whether `tokens` may suspend the body (`.await`, or a `yield` already rewritten into one),

@@ -313,16 +313,22 @@ pub mod generator {
 
     /// A `yield ServerSentEvent::new().id(..).data(..)` of a body, as the macro rewrites it when
     /// the builder calls come in the order the fields are written (comment, `id`, `event`,
-    /// `data`, `retry`) and their arguments cannot suspend the body: each call writes
-    /// its field straight into the frame the driver lent, and [`Fused::finish`] ends the event.
-    /// The bytes are those of the built event's encoding. A value whose text [`Probe`] finds
-    /// (strings, integers) is copied as it is; any other is formatted once, straight into the
-    /// frame. Without a frame to write into (a body read by another stream), the event is
-    /// built, and sent as [`send`] sends it. Dropped unfinished (a value panicked, or an
-    /// argument left the body with `?` or `return`), it takes its event's bytes back out of
+    /// `data`, `retry`) and their arguments cannot suspend the body: the event is written
+    /// straight into the frame the driver lent, and [`Fused::finish`] ends it. The bytes are
+    /// those of the built event's encoding. The arguments are evaluated in the builder's order,
+    /// each kept alive to the end of the `yield` as in the builder's chain. A value whose text
+    /// [`Probe`] finds (strings, integers) is copied as it is, and all such fields that follow
+    /// one another are written in one call (the frame found once for them); a value of any
+    /// other type is formatted once, straight into the frame, at its place in the order (after
+    /// the fields before it are written, before the next argument is evaluated), as the
+    /// builder formats it. Without a frame to write into (a body read by another stream), the
+    /// event is built, and sent as [`send`] sends it. Dropped unfinished (a value panicked, or
+    /// an argument left the body with `?` or `return`), it takes its event's bytes back out of
     /// the frame, so none of a half-written event is ever sent.
     pub struct Fused {
         mode: Mode,
+        /// How many of the event's fields were written (or given to the built event).
+        next: u8,
     }
 
     enum Mode {
@@ -341,6 +347,54 @@ pub mod generator {
         Finished,
     }
 
+    /// Which field of an event a fused field is.
+    #[derive(Clone, Copy)]
+    pub enum Name {
+        Comment,
+        Id,
+        Event,
+        Data,
+        Retry,
+    }
+
+    impl Name {
+        /// What the field's lines begin with.
+        #[inline(always)]
+        pub(crate) fn prefix(self) -> &'static [u8] {
+            match self {
+                Name::Comment => b": ",
+                Name::Id => b"id: ",
+                Name::Event => b"event: ",
+                Name::Data => b"data: ",
+                Name::Retry => b"retry: ",
+            }
+        }
+
+        /// How the field's text is written: in lines (`data`, a comment), or as one line.
+        #[inline(always)]
+        pub(crate) fn kind(self) -> Text {
+            match self {
+                Name::Comment | Name::Data => Text::Lines,
+                Name::Id | Name::Event | Name::Retry => Text::Stripped,
+            }
+        }
+    }
+
+    /// A field of a fused event, with the text [`Probe`] found of its value, if any (`None`:
+    /// the value is formatted, by the `Fused` method named after the field).
+    #[derive(Clone, Copy)]
+    pub struct Field<'a> {
+        pub(crate) name: Name,
+        pub(crate) plain: Option<(&'a str, Breaks)>,
+    }
+
+    impl<'a> Field<'a> {
+        #[inline(always)]
+        pub fn new(name: Name, plain: Option<(&'a str, Breaks)>) -> Self {
+            Field { name, plain }
+        }
+    }
+
     /// A builder argument, looked at by the expansion through method resolution (a concrete
     /// type at the call site): [`PlainText`] gives the text of strings and integers without
     /// `fmt`'s machinery, [`NotPlain`] gives nothing for every other type.
@@ -355,6 +409,18 @@ pub mod generator {
         pub fn new() -> Self {
             Self::default()
         }
+
+        /// The text of a `retry` value.
+        #[inline]
+        pub fn retry(&mut self, milliseconds: u64) -> Option<(&str, Breaks)> {
+            Some((self.0.format(milliseconds), Breaks::No))
+        }
+    }
+
+    /// The value of a fused `retry`: what [`ServerSentEvent::retry`] takes.
+    #[inline(always)]
+    pub fn retry_ms(milliseconds: u64) -> u64 {
+        milliseconds
     }
 
     /// Whether a plain text may hold CR or LF.
@@ -364,27 +430,29 @@ pub mod generator {
         Maybe,
     }
 
-    /// The text of a [`Probe`]d value, for the types that have one at hand.
-    pub trait PlainText {
-        fn __sse_plain<'a>(&'a self, digits: &'a mut Digits) -> Option<(&'a str, Breaks)>;
+    /// The text of a [`Probe`]d value, for the types that have one at hand. It borrows the
+    /// value (or the digits), not the probe, so that it outlives the probe's temporaries.
+    pub trait PlainText<'v> {
+        fn __sse_plain(&self, digits: &'v mut Digits) -> Option<(&'v str, Breaks)>;
     }
 
     /// The fallback of [`PlainText`]: formatted with `Display`.
-    pub trait NotPlain {
+    pub trait NotPlain<'v> {
         #[inline]
-        fn __sse_plain<'a>(&'a self, _digits: &'a mut Digits) -> Option<(&'a str, Breaks)> {
+        fn __sse_plain(&self, _digits: &'v mut Digits) -> Option<(&'v str, Breaks)> {
             None
         }
     }
 
-    impl<T: ?Sized> NotPlain for Probe<'_, T> {}
+    impl<'v, T: ?Sized> NotPlain<'v> for Probe<'v, T> {}
 
     macro_rules! plain_texts {
         ($($text:ty),*) => {$(
-            impl PlainText for &Probe<'_, $text> {
+            impl<'v> PlainText<'v> for &Probe<'v, $text> {
                 #[inline]
-                fn __sse_plain<'a>(&'a self, _: &'a mut Digits) -> Option<(&'a str, Breaks)> {
-                    Some((&**self.0, Breaks::Maybe))
+                fn __sse_plain(&self, _: &'v mut Digits) -> Option<(&'v str, Breaks)> {
+                    let value: &'v $text = self.0;
+                    Some((&**value, Breaks::Maybe))
                 }
             }
         )*};
@@ -401,9 +469,9 @@ pub mod generator {
 
     macro_rules! plain_integers {
         ($($int:ty),*) => {$(
-            impl PlainText for &Probe<'_, $int> {
+            impl<'v> PlainText<'v> for &Probe<'v, $int> {
                 #[inline]
-                fn __sse_plain<'a>(&'a self, digits: &'a mut Digits) -> Option<(&'a str, Breaks)> {
+                fn __sse_plain(&self, digits: &'v mut Digits) -> Option<(&'v str, Breaks)> {
                     Some((digits.0.format(*self.0), Breaks::No))
                 }
             }
@@ -422,34 +490,56 @@ pub mod generator {
         pub fn new(_constructor: fn() -> ServerSentEvent) -> Self {
             Fused {
                 mode: Mode::Waiting,
+                next: 0,
             }
         }
 
-        /// Writes a field into the frame, `last` if the event ends after it; `plain` is what
-        /// [`Probe`] found of `value`. `false` if the event is built instead (no frame).
+        /// Writes the fields of `fields` not written yet (all of them have their text), in
+        /// one call; `last` if the event ends after them.
         #[inline(always)]
-        fn field<T: fmt::Display + ?Sized>(
+        fn plains(&mut self, fields: &[Field<'_>], last: bool) {
+            let rest = fields.get(usize::from(self.next)..).unwrap_or_default();
+            // At most five fields.
+            self.next = fields.len() as u8;
+            if rest.is_empty() {
+                return;
+            }
+            let first = match self.mode {
+                Mode::Waiting => true,
+                Mode::Direct { .. } => false,
+                Mode::Built(_) => return self.build_plains(rest),
+                Mode::Ended { .. } | Mode::Finished => return,
+            };
+            let place = Place { first, last };
+            if !self.wrote(direct::put_fields(rest, place), place) {
+                self.build_plains(rest);
+            }
+        }
+
+        /// Writes the field `name` of formatted `value` after the fields of `before` not
+        /// written yet, `last` if the event ends after it. `false` if the event is built
+        /// instead (no frame).
+        #[inline(always)]
+        fn display<T: fmt::Display + ?Sized>(
             &mut self,
-            prefix: &'static [u8],
-            kind: Text,
-            plain: Option<(&str, Breaks)>,
+            before: &[Field<'_>],
+            name: Name,
             value: &T,
             last: bool,
         ) -> bool {
+            self.plains(before, false);
+            self.next += 1;
             let first = match self.mode {
                 Mode::Waiting => true,
                 Mode::Direct { .. } => false,
                 _ => return false,
             };
             let place = Place { first, last };
-            let put = match plain {
-                Some((text, breaks)) => direct::put_text(prefix, text, breaks, kind, place),
-                None => direct::put_display(prefix, format_args!("{value}"), kind, place),
-            };
+            let put = direct::put_display(name, format_args!("{value}"), place);
             self.wrote(put, place)
         }
 
-        /// The state after a field was put at `place`.
+        /// The state after fields were put at `place`.
         #[inline(always)]
         fn wrote(&mut self, put: Put, place: Place) -> bool {
             if put.outcome == Outcome::NoFrame {
@@ -474,85 +564,90 @@ pub mod generator {
             }
         }
 
-        /// [`ServerSentEvent::comment`]; `plain` is what [`Probe`] found of `comment`; `last`
-        /// if it is the event's last field.
+        /// Gives `fields` to the built event, by their text (which is what the builder would
+        /// format of their values).
+        #[cold]
+        fn build_plains(&mut self, fields: &[Field<'_>]) {
+            for field in fields {
+                let Some((text, _)) = field.plain else {
+                    continue;
+                };
+                self.build(|event| match field.name {
+                    Name::Comment => event.comment(text),
+                    Name::Id => event.id(text),
+                    Name::Event => event.event(text),
+                    Name::Data => event.data(text),
+                    // The digits of a `u64`.
+                    Name::Retry => event.retry(text.parse().unwrap_or_default()),
+                });
+            }
+        }
+
+        /// [`ServerSentEvent::comment`] of a value that is formatted, after the fields of
+        /// `before`; `last` if it is the event's last field.
         #[inline(always)]
         pub fn comment<T: fmt::Display + ?Sized>(
             &mut self,
-            plain: Option<(&str, Breaks)>,
+            before: &[Field<'_>],
             comment: &T,
             last: bool,
         ) {
-            if !self.field(b": ", Text::Lines, plain, comment, last) {
+            if !self.display(before, Name::Comment, comment, last) {
                 self.build(|event| event.comment(comment));
             }
         }
 
-        /// [`ServerSentEvent::id`]; `plain` is what [`Probe`] found of `id`; `last` if it is
-        /// the event's last field.
+        /// [`ServerSentEvent::id`] of a value that is formatted, after the fields of `before`;
+        /// `last` if it is the event's last field.
         #[inline(always)]
-        pub fn id<T: fmt::Display + ?Sized>(
-            &mut self,
-            plain: Option<(&str, Breaks)>,
-            id: &T,
-            last: bool,
-        ) {
-            if !self.field(b"id: ", Text::Stripped, plain, id, last) {
+        pub fn id<T: fmt::Display + ?Sized>(&mut self, before: &[Field<'_>], id: &T, last: bool) {
+            if !self.display(before, Name::Id, id, last) {
                 self.build(|event| event.id(id));
             }
         }
 
-        /// [`ServerSentEvent::event`]; `plain` is what [`Probe`] found of `event`; `last` if
-        /// it is the event's last field.
+        /// [`ServerSentEvent::event`] of a value that is formatted, after the fields of
+        /// `before`; `last` if it is the event's last field.
         #[inline(always)]
         pub fn event<T: fmt::Display + ?Sized>(
             &mut self,
-            plain: Option<(&str, Breaks)>,
+            before: &[Field<'_>],
             event: &T,
             last: bool,
         ) {
-            if !self.field(b"event: ", Text::Stripped, plain, event, last) {
+            if !self.display(before, Name::Event, event, last) {
                 self.build(|built| built.event(event));
             }
         }
 
-        /// [`ServerSentEvent::data`]; `plain` is what [`Probe`] found of `data`; `last` if it
-        /// is the event's last field.
+        /// [`ServerSentEvent::data`] of a value that is formatted, after the fields of
+        /// `before`; `last` if it is the event's last field.
         #[inline(always)]
         pub fn data<T: fmt::Display + ?Sized>(
             &mut self,
-            plain: Option<(&str, Breaks)>,
+            before: &[Field<'_>],
             data: &T,
             last: bool,
         ) {
-            if !self.field(b"data: ", Text::Lines, plain, data, last) {
+            if !self.display(before, Name::Data, data, last) {
                 self.build(|event| event.data(data));
             }
         }
 
-        /// [`ServerSentEvent::retry`]; `last` if it is the event's last field.
-        #[inline(always)]
-        pub fn retry(&mut self, milliseconds: u64, last: bool) {
-            let mut digits = itoa::Buffer::new();
-            let text = digits.format(milliseconds);
-            let plain = Some((text, Breaks::No));
-            if !self.field(b"retry: ", Text::Stripped, plain, &milliseconds, last) {
-                self.build(|event| event.retry(milliseconds));
-            }
-        }
-
-        /// Ends the event: what the `yield` awaits, as with [`send`].
+        /// Ends the event, writing the fields of `fields` (all of the event's) not written
+        /// yet: what the `yield` awaits, as with [`send`].
         ///
-        /// It takes the builder by reference and reads only the fields its state needs: moving
-        /// the whole `Mode` out (by value, or with `mem::replace`) made the compiler copy it in
-        /// pieces of 1, 1, 8, 4 and 2 bytes and read `start` back across three of them: a
-        /// failed store-to-load forward on every event (in a perf profile of the bench's (b),
-        /// a fifth of the samples fell on the instruction after that read).
+        /// It reads only the fields of the builder its state needs: moving the whole `Mode`
+        /// out (by value, or with `mem::replace`) made the compiler copy it in pieces of 1, 1,
+        /// 8, 4 and 2 bytes and read `start` back across three of them: a failed
+        /// store-to-load forward on every event (in a perf profile of the bench's (b), a fifth
+        /// of the samples fell on the instruction after that read).
         #[inline(always)]
-        pub fn finish(&mut self) -> Yield {
+        pub fn finish(&mut self, fields: &[Field<'_>]) -> Yield {
+            self.plains(fields, true);
             let yielded = match &self.mode {
                 Mode::Ended { full } => Yield::written(*full),
-                // An event with no field (or none marked last): its separator ends it.
+                // An event with no field: its separator ends it.
                 Mode::Waiting => match direct::begin_event() {
                     Some(_) => Yield::written(direct::end_event()),
                     None => send(ServerSentEvent::new()),

@@ -44,6 +44,35 @@ impl fmt::Display for Boom {
     }
 }
 
+/// What the values of [`ordered`] did, in order: evaluated (`noted`) or formatted (`Noisy`).
+static ORDER: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
+/// `value`, noting that it was evaluated.
+fn noted<T>(what: &'static str, value: T) -> T {
+    ORDER.lock().unwrap().push(what);
+    value
+}
+
+/// A `Display` that notes when it is formatted.
+struct Noisy(&'static str);
+
+impl fmt::Display for Noisy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        ORDER.lock().unwrap().push(self.0);
+        f.write_str(self.0)
+    }
+}
+
+/// The event of [`ordered`], built.
+fn ordered_event() -> ServerSentEvent {
+    ServerSentEvent::new()
+        .comment(noted("comment", "c"))
+        .id(noted("id", Noisy("format id")))
+        .event(noted("event", "e"))
+        .data(noted("data", Noisy("format data")))
+        .retry(noted("retry", 9))
+}
+
 /// The events of [`fused`], built as values (a `yield` of a call is never fused).
 fn built() -> Vec<ServerSentEvent> {
     let owned = String::from("owned\r\ntext");
@@ -141,6 +170,26 @@ sse! {
         yield ServerSentEvent::new().id(3).data("never");
     }
 
+    /// [`ordered_event`], fused.
+    async fn ordered() {
+        yield ServerSentEvent::new()
+            .comment(noted("comment", "c"))
+            .id(noted("id", Noisy("format id")))
+            .event(noted("event", "e"))
+            .data(noted("data", Noisy("format data")))
+            .retry(noted("retry", 9));
+    }
+
+    /// Leaves with `?` after a formatted field was written.
+    async fn failing_after_a_formatted_field() -> Result<(), String> {
+        yield ServerSentEvent::new().id(1).data("whole");
+        yield ServerSentEvent::new()
+            .id(2)
+            .event(Pieces)
+            .data(Err::<&str, _>("failed".to_owned())?);
+        Ok(())
+    }
+
     /// Enough events to fill several frames.
     async fn many() {
         for i in 0..2_000u32 {
@@ -178,6 +227,11 @@ fn app() -> Router {
         .route("/exploding", get(exploding))
         .route("/failing", get(failing))
         .route("/returning", get(returning))
+        .route("/ordered", get(ordered))
+        .route(
+            "/failing_after_a_formatted_field",
+            get(failing_after_a_formatted_field),
+        )
         .route("/many", get(many))
         .route("/reading_fused", get(reading_fused))
 }
@@ -244,6 +298,41 @@ async fn spec_120_a_fused_event_left_by_its_value_s_error_leaves_nothing_of_itse
         String::from_utf8_lossy(&sent),
         "id: 1\r\ndata: whole\r\n\r\n"
     );
+}
+
+#[tokio::test]
+async fn a_fused_event_left_after_a_formatted_field_leaves_nothing_of_itself() {
+    let (sent, aborted) = read_until_end_or_abort("/failing_after_a_formatted_field").await;
+    assert!(aborted, "a failed body aborts the response");
+    assert_eq!(
+        String::from_utf8_lossy(&sent),
+        "id: 1\r\ndata: whole\r\n\r\n"
+    );
+}
+
+#[tokio::test]
+async fn a_fused_event_evaluates_and_formats_its_values_in_the_builder_s_order() {
+    let fused = get_body("/ordered").await;
+    let fused_order = std::mem::take(&mut *ORDER.lock().unwrap());
+    let built = ordered_event().encode(Separator::CrLf);
+    let built_order = std::mem::take(&mut *ORDER.lock().unwrap());
+    assert_eq!(
+        String::from_utf8_lossy(&fused),
+        String::from_utf8_lossy(&built)
+    );
+    assert_eq!(
+        built_order,
+        [
+            "comment",
+            "id",
+            "format id",
+            "event",
+            "data",
+            "format data",
+            "retry"
+        ]
+    );
+    assert_eq!(fused_order, built_order);
 }
 
 #[tokio::test]

@@ -20,42 +20,60 @@ pub async fn numbers(
                         break '__sse_body (loop {});
                     }
                     ({
+                        #[allow(unused_imports)]
+                        use ::sse_runtime::__private::generator::{
+                            NotPlain as _, PlainText as _,
+                        };
                         let mut __sse_event = ::sse_runtime::__private::generator::Fused::new(
                             ServerSentEvent::new,
                         );
                         match i {
-                            __sse_value => {
-                                #[allow(unused_imports)]
-                                use ::sse_runtime::__private::generator::{
-                                    NotPlain as _, PlainText as _,
-                                };
-                                let mut __sse_digits = ::sse_runtime::__private::generator::Digits::new();
-                                __sse_event
-                                    .id(
-                                        (&&::sse_runtime::__private::generator::Probe(&__sse_value))
-                                            .__sse_plain(&mut __sse_digits),
-                                        &__sse_value,
-                                        false,
-                                    );
+                            __sse_value_0 => {
+                                let mut __sse_digits_0 = ::sse_runtime::__private::generator::Digits::new();
+                                let __sse_plain_0 = (&&::sse_runtime::__private::generator::Probe(
+                                    &__sse_value_0,
+                                ))
+                                    .__sse_plain(&mut __sse_digits_0);
+                                if __sse_plain_0.is_none() {
+                                    __sse_event.id(&[], &__sse_value_0, false);
+                                }
+                                match i {
+                                    __sse_value_1 => {
+                                        let mut __sse_digits_1 = ::sse_runtime::__private::generator::Digits::new();
+                                        let __sse_plain_1 = (&&::sse_runtime::__private::generator::Probe(
+                                            &__sse_value_1,
+                                        ))
+                                            .__sse_plain(&mut __sse_digits_1);
+                                        if __sse_plain_1.is_none() {
+                                            __sse_event
+                                                .data(
+                                                    &[
+                                                        ::sse_runtime::__private::generator::Field::new(
+                                                            ::sse_runtime::__private::generator::Name::Id,
+                                                            __sse_plain_0,
+                                                        ),
+                                                    ],
+                                                    &__sse_value_1,
+                                                    true,
+                                                );
+                                        }
+                                        __sse_event
+                                            .finish(
+                                                &[
+                                                    ::sse_runtime::__private::generator::Field::new(
+                                                        ::sse_runtime::__private::generator::Name::Id,
+                                                        __sse_plain_0,
+                                                    ),
+                                                    ::sse_runtime::__private::generator::Field::new(
+                                                        ::sse_runtime::__private::generator::Name::Data,
+                                                        __sse_plain_1,
+                                                    ),
+                                                ],
+                                            )
+                                    }
+                                }
                             }
                         }
-                        match i {
-                            __sse_value => {
-                                #[allow(unused_imports)]
-                                use ::sse_runtime::__private::generator::{
-                                    NotPlain as _, PlainText as _,
-                                };
-                                let mut __sse_digits = ::sse_runtime::__private::generator::Digits::new();
-                                __sse_event
-                                    .data(
-                                        (&&::sse_runtime::__private::generator::Probe(&__sse_value))
-                                            .__sse_plain(&mut __sse_digits),
-                                        &__sse_value,
-                                        true,
-                                    );
-                            }
-                        }
-                        __sse_event.finish()
                     })
                         .await
                 };

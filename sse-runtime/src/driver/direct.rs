@@ -18,7 +18,7 @@ use std::mem::ManuallyDrop;
 use bytes::Bytes;
 
 use super::{FRAME_LIMIT, goes_alone};
-use crate::__private::generator::Breaks;
+use crate::__private::generator::{Breaks, Field, Name};
 use crate::event::{Lines, Separator, Stripped, find_break};
 use crate::into_event::{IntoEvent, Payload};
 
@@ -157,16 +157,18 @@ pub(crate) fn write<T: IntoEvent>(value: T) -> Result<Written, Payload> {
     })
 }
 
-// A fused `yield` (`__private::generator::Fused`) writes its event field by field into the
-// frame of the body being polled, where the frame stays: each function below finds it in
-// [`CURRENT`] and writes in place. Moving the buffer out for the event and back, as this did
-// before, cost more than the accesses: the moves read the sink right after its length and
-// count were written, and the processor stalls on such loads. The functions are not generic,
-// so each is compiled once, here. Between them only the body's own code runs (the builder's
-// arguments), and it cannot suspend the body, so the frame found is the one the event began
-// in; a body polled inside an argument puts it back when its poll ends. A value formatted
-// with `Display` is written with the frame taken out of [`CURRENT`] ([`put_display`]), since
-// its `fmt` is code of the user's and could poll such a body itself.
+// A fused `yield` (`__private::generator::Fused`) writes its event into the frame of the body
+// being polled, where the frame stays: each function below finds it in [`CURRENT`] and writes
+// in place. Moving the buffer out for the event and back, as this did before, cost more than
+// the accesses: the moves read the sink right after its length and count were written, and
+// the processor stalls on such loads. The fields whose text is at hand (strings, integers)
+// are written together, the frame found once for all of them ([`put_fields`]); finding it
+// once per field was most of what a fused event cost. The functions are not generic, so each
+// is compiled once, here. Between the calls of one event only the body's own code runs (the
+// builder's arguments), and it cannot suspend the body, so the frame found is the one the
+// event began in; a body polled inside an argument puts it back when its poll ends. A value
+// formatted with `Display` is written with the frame taken out of [`CURRENT`]
+// ([`put_display`]), since its `fmt` is code of the user's and could poll such a body itself.
 
 /// Where a fused event's field goes: whether it is the event's first (the frame is then
 /// checked for room, and the event begins there) and its last (the event ends after it).
@@ -243,13 +245,11 @@ fn sink_for(current: &mut Option<Sink>, place: Place) -> Option<(&mut Sink, usiz
     Some((sink, start))
 }
 
-/// After a field at `place`: the event's last separator and count, if it was the last.
+/// After the fields at `place`: the event's last separator and count, if they were its last.
 #[inline(always)]
-fn end_field(sink: &mut Sink, place: Place, start: usize) -> Put {
-    let sep = sink.separator.as_bytes();
-    put_sep(&mut sink.buf, sep);
+fn end_event_at(sink: &mut Sink, place: Place, start: usize) -> Put {
     if place.last {
-        put_sep(&mut sink.buf, sep);
+        put_sep(&mut sink.buf, sink.separator.as_bytes());
         sink.events += 1;
     }
     Put {
@@ -262,47 +262,52 @@ fn end_field(sink: &mut Sink, place: Place, start: usize) -> Put {
     }
 }
 
-/// Writes the field `prefix text sep` of a fused event at `place`; `breaks` says whether
-/// `text` may hold CR or LF. One call per field: the event's beginning and end are written by
-/// its first and last field's.
-pub(crate) fn put_text(
-    prefix: &'static [u8],
-    text: &str,
-    breaks: Breaks,
-    kind: Text,
-    place: Place,
-) -> Put {
+/// Writes `fields`, whose texts are at hand, as the fields of a fused event at `place` (the
+/// place of the first and of the last of them): the frame is found once for all of them.
+pub(crate) fn put_fields(fields: &[Field<'_>], place: Place) -> Put {
     CURRENT.with(|current| {
         let mut current = current.borrow_mut();
         let Some((sink, start)) = sink_for(&mut current, place) else {
             return Put::NO_FRAME;
         };
         let sep = sink.separator.as_bytes();
-        let buf = &mut sink.buf;
-        put_prefix(buf, prefix);
-        // Most texts have no line break: copied as they are. Writing into a `Vec` cannot fail.
-        if breaks == Breaks::No || find_break(text.as_bytes()).is_none() {
-            buf.extend_from_slice(text.as_bytes());
-        } else {
-            let _ = match kind {
-                Text::Lines => fmt::Write::write_str(&mut Lines::new(buf, prefix, sep), text),
-                Text::Stripped => fmt::Write::write_str(&mut Stripped(buf), text),
+        for field in fields {
+            let Some((text, breaks)) = field.plain else {
+                debug_assert!(
+                    false,
+                    "a field without its text is written with `put_display`"
+                );
+                continue;
             };
+            put_text(&mut sink.buf, field.name, text, breaks, sep);
         }
-        end_field(sink, place, start)
+        end_event_at(sink, place, start)
     })
 }
 
-/// Writes the field `prefix value sep` of a fused event at `place`, `value` formatted once,
+/// Appends the field `name: text sep`, `text` split into lines or stripped of line breaks as
+/// the field's kind wants; `breaks` says whether `text` may hold CR or LF.
+#[inline(always)]
+fn put_text(buf: &mut Vec<u8>, name: Name, text: &str, breaks: Breaks, sep: &[u8]) {
+    let prefix = name.prefix();
+    put_prefix(buf, prefix);
+    // Most texts have no line break: copied as they are. Writing into a `Vec` cannot fail.
+    if breaks == Breaks::No || find_break(text.as_bytes()).is_none() {
+        buf.extend_from_slice(text.as_bytes());
+    } else {
+        let _ = match name.kind() {
+            Text::Lines => fmt::Write::write_str(&mut Lines::new(buf, prefix, sep), text),
+            Text::Stripped => fmt::Write::write_str(&mut Stripped(buf), text),
+        };
+    }
+    put_sep(buf, sep);
+}
+
+/// Writes the field `name: value sep` of a fused event at `place`, `value` formatted once,
 /// straight into the frame. The frame is out of [`CURRENT`] while the value's `fmt` runs, and
 /// back after, also if it panics. A `fmt` that fails keeps what it wrote (the builder's
 /// `to_string` would panic).
-pub(crate) fn put_display(
-    prefix: &'static [u8],
-    value: fmt::Arguments<'_>,
-    kind: Text,
-    place: Place,
-) -> Put {
+pub(crate) fn put_display(name: Name, value: fmt::Arguments<'_>, place: Place) -> Put {
     struct Out(Option<Sink>);
     impl Drop for Out {
         fn drop(&mut self) {
@@ -317,12 +322,14 @@ pub(crate) fn put_display(
     };
     let sep = sink.separator.as_bytes();
     let buf = &mut sink.buf;
+    let prefix = name.prefix();
     put_prefix(buf, prefix);
-    let _ = match kind {
+    let _ = match name.kind() {
         Text::Lines => fmt::write(&mut Lines::new(buf, prefix, sep), value),
         Text::Stripped => fmt::write(&mut Stripped(buf), value),
     };
-    end_field(sink, place, start)
+    put_sep(buf, sep);
+    end_event_at(sink, place, start)
 }
 
 /// Ends a fused event that has no field: its separator. `true` if the frame is full.
