@@ -29,7 +29,9 @@
 //!    Figures over a window after a warm-up: deliveries/s (events received, all subscribers
 //!    together), the CPU time of the nodes and the `redis-server` (`/proc/PID/stat`, or the
 //!    same in nanoseconds from `schedstat`) per delivered event, and how many events the nodes
-//!    deliver per write syscall (`/proc/PID/io`).
+//!    deliver per write system call (`write`, `writev`, `send`, `sendmsg`, `sendfile`, counted
+//!    by `perf stat` on their tracepoints; without `perf`, `syscw` of `/proc/PID/io`, which
+//!    misses `send`).
 //! 2. **Fixed rate**, 40 events/s to 1,000 subscribers: publish-to-delivery latency, p50, p99,
 //!    p99.9 and the largest, from the send time in the data to the end of the read that
 //!    brought the event. The two systems of a pair (ours and nchan on three nodes; ours on one
@@ -950,6 +952,9 @@ struct Deployment {
     nodes: Vec<Proc>,
     addrs: Vec<SocketAddr>,
     redis: Option<Redis>,
+    /// The nodes' write system calls, `send(2)` included, if `perf` can count them; else
+    /// `syscw` of `/proc/PID/io` (which misses `send(2)`).
+    writes: Option<measure::Writes>,
     _dirs: Vec<TempDir>,
 }
 
@@ -965,6 +970,7 @@ impl Deployment {
             nodes: Vec::new(),
             addrs: Vec::new(),
             redis,
+            writes: None,
             _dirs: Vec::new(),
         };
         let redis_port = deployment.redis.as_ref().map(|redis| redis.port);
@@ -980,6 +986,14 @@ impl Deployment {
                 deployment.addrs.push(addr);
                 deployment._dirs.push(dir);
             }
+        }
+        let pids: Vec<u32> = deployment.nodes.iter().map(|node| node.pid).collect();
+        deployment.writes = measure::Writes::start(&pids);
+        if deployment.writes.is_none() {
+            eprintln!(
+                "perf cannot count the nodes' system calls: their writes are syscw of \
+                 /proc/PID/io, which does not count send(2)"
+            );
         }
         // Let start-up work settle before anything is measured.
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -999,11 +1013,14 @@ impl Deployment {
                 .map(|redis| redis.proc.cpu())
                 .transpose()?,
             client: own_cpu()?,
-            writes: self
-                .nodes
-                .iter()
-                .map(Proc::writes)
-                .sum::<io::Result<u64>>()?,
+            writes: match &self.writes {
+                Some(writes) => writes.total(),
+                None => self
+                    .nodes
+                    .iter()
+                    .map(Proc::writes)
+                    .sum::<io::Result<u64>>()?,
+            },
             machine: measure::machine_busy_seconds()?,
         })
     }

@@ -117,6 +117,92 @@ pub(crate) fn write_syscalls(pid: u32) -> std::io::Result<u64> {
         .ok_or_else(|| std::io::Error::other("no syscw in /proc/PID/io"))
 }
 
+/// The system calls that write to a socket: what [`Writes`] counts.
+const WRITE_TRACEPOINTS: [&str; 5] = [
+    "syscalls:sys_enter_write",
+    "syscalls:sys_enter_writev",
+    "syscalls:sys_enter_sendto",
+    "syscalls:sys_enter_sendmsg",
+    "syscalls:sys_enter_sendfile64",
+];
+
+/// The write system calls of some processes, counted as they go by `perf stat` on the
+/// syscalls' tracepoints: `send(2)` and `sendmsg(2)` too, which `syscw` of `/proc/PID/io`
+/// ([`write_syscalls`]) does not count. The count runs from [`Writes::start`] and is at most
+/// one interval (10 ms) behind.
+pub(crate) struct Writes {
+    perf: std::process::Child,
+    total: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Writes {
+    /// Counts the write system calls of `pids` from now on; `None` if `perf` cannot (it is
+    /// not installed, or may not trace them).
+    pub(crate) fn start(pids: &[u32]) -> Option<Self> {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        use std::sync::atomic::{AtomicU64, Ordering};
+
+        let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+        let mut perf = Command::new("perf")
+            .args(["stat", "-x", ",", "-I", "10", "-p", &pids.join(",")])
+            .args(WRITE_TRACEPOINTS.iter().flat_map(|point| ["-e", point]))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .ok()?;
+        let stderr = perf.stderr.take()?;
+        let total = std::sync::Arc::new(AtomicU64::new(0));
+        let (first, counted) = std::sync::mpsc::channel();
+        let sum = total.clone();
+        std::thread::spawn(move || {
+            let mut first = Some(first);
+            // One line per event and interval: `time,count,unit,event,..`.
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                // `<not counted>`: the processes did not run in the interval.
+                let mut fields = line.split(',');
+                let count = fields.nth(1).map(str::trim);
+                let traced = fields
+                    .nth(1)
+                    .is_some_and(|event| event.starts_with("syscalls:"));
+                if !traced {
+                    continue;
+                }
+                if let Some(count) = count.and_then(|count| count.parse::<u64>().ok()) {
+                    sum.fetch_add(count, Ordering::Relaxed);
+                }
+                if let Some(first) = first.take() {
+                    let _ = first.send(());
+                }
+            }
+        });
+        // A `perf` that cannot count exits, or prints no line of its tracepoints.
+        if counted
+            .recv_timeout(std::time::Duration::from_secs(2))
+            .is_err()
+        {
+            let _ = perf.kill();
+            let _ = perf.wait();
+            return None;
+        }
+        Some(Writes { perf, total })
+    }
+
+    /// The write system calls counted so far.
+    pub(crate) fn total(&self) -> u64 {
+        self.total.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for Writes {
+    fn drop(&mut self) {
+        let _ = self.perf.kill();
+        let _ = self.perf.wait();
+    }
+}
+
 /// CPU time the whole machine spent busy since boot (every CPU; `/proc/stat`'s first line,
 /// less idle and iowait), in seconds: with the processes under test's own, what else ran.
 pub(crate) fn machine_busy_seconds() -> std::io::Result<f64> {

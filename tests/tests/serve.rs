@@ -16,19 +16,43 @@ use tests::{WITHIN, raw_get, read_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The data of `/sizes`' events: one byte up to twice `Listener`'s gathering limit (2 KiB) and
+/// far beyond, so that hyper's writes take both paths of the connection's `Io`.
+const SIZES: [usize; 6] = [1, 64, 2_000, 2_048, 4_096, 100_000];
+
+fn sized(size: usize) -> String {
+    (0..size)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect()
+}
+
 fn app() -> Router {
-    Router::new().route(
-        "/ticks",
-        get(|context: SseContext| async move {
-            let ticks = async_stream::stream! {
-                for i in 0.. {
-                    yield i;
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            };
-            EventSourceResponse::new(ticks).context(context)
-        }),
-    )
+    Router::new()
+        .route(
+            "/sizes",
+            get(|context: SseContext| async move {
+                let events = async_stream::stream! {
+                    for size in SIZES {
+                        yield sse_runtime::ServerSentEvent::new().data(sized(size));
+                        // Each alone in its write.
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                };
+                EventSourceResponse::new(events).context(context)
+            }),
+        )
+        .route(
+            "/ticks",
+            get(|context: SseContext| async move {
+                let ticks = async_stream::stream! {
+                    for i in 0.. {
+                        yield i;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                };
+                EventSourceResponse::new(ticks).context(context)
+            }),
+        )
 }
 
 /// Serves [`app`] with `configure` applied to the [`Serve`]; the server stops with the test.
@@ -84,6 +108,27 @@ async fn status_with_header(addr: SocketAddr, header_bytes: usize) -> String {
     .expect("no answer");
     let head = String::from_utf8_lossy(&head);
     head.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn events_small_and_large_arrive_byte_exact_through_the_listener_s_writes() {
+    let addr = serve_with(|serve| serve).await;
+    let body = tokio::time::timeout(WITHIN, async {
+        reqwest::get(format!("http://{addr}/sizes"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    })
+    .await
+    .expect("the stream did not end");
+    let expected: String = SIZES
+        .iter()
+        .map(|&size| format!("data: {}\r\n\r\n", sized(size)))
+        .collect();
+    assert_eq!(body.len(), expected.len());
+    assert!(body == expected, "the bytes differ");
 }
 
 #[tokio::test]
