@@ -424,7 +424,13 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
         // Against the floor; axum for information.
         Scenario {
             id: 'i',
-            sides: &[Side::Ours, Side::Axum, Side::Floor, Side::Coalesced],
+            sides: &[
+                Side::Ours,
+                Side::Axum,
+                Side::Floor,
+                Side::Coalesced,
+                Side::ServeLean,
+            ],
             title: format!(
                 "trickle fan-out: {} clients, one event per publish request; (i1) {} publishes \
                  as fast as they go, (i2) {} a second for {} s",
@@ -694,6 +700,40 @@ fn comparisons(sizes: &Sizes) -> Vec<Comparison> {
             peer_label,
             peer: figure('i', peer_side, key),
             goal,
+            digits,
+        });
+    }
+    // The trickle on `sse_runtime::serve`, whose `connection::Listener` sends small writes
+    // with one `send(2)`.
+    for (i, (key, label, digits)) in [
+        (
+            "sat_cpu_per_delivery",
+            "(i1) saturated: server CPU us/delivered event",
+            3,
+        ),
+        (
+            "paced_cpu_per_delivery",
+            "(i2) paced: server CPU us/delivered event",
+            3,
+        ),
+        ("paced_p99_ms", "(i2) paced: p99 ms, publish to delivery", 2),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        rows.push(Comparison {
+            scenario: 'i',
+            title: if i == 0 {
+                "(i) ours on `sse_runtime::serve(..).http1_only().http1_max_buf_size(8192)`"
+                    .to_owned()
+            } else {
+                String::new()
+            },
+            label: label.to_owned(),
+            value: figure('i', Side::ServeLean, key),
+            peer_label: "floor",
+            peer: figure('i', Side::Floor, key),
+            goal: Goal::Info,
             digits,
         });
     }
