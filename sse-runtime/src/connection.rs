@@ -28,6 +28,12 @@
 //! report [`CloseReason::Shutdown`](crate::CloseReason::Shutdown). A connection that never
 //! carried an SSE stream is left to axum's graceful shutdown.
 //!
+//! Its connections also write small responses cheaper: hyper writes each chunk of a stream as
+//! three pieces (the chunk's size line, the events, a CRLF) with one `writev(2)`; an [`Io`]
+//! gathers the pieces of a write of at most 2 KiB (one event, as a fan-out sends them one at a
+//! time) into one buffer and sends it with one `send(2)`, which costs the kernel less. Larger
+//! writes stay vectored, uncopied.
+//!
 //! Without this setup a send timeout still works: the stream then runs in a task of its own,
 //! which drops the source and reports `SendTimeout`, but the socket stays open until the client
 //! goes away, and a graceful shutdown waits for it.
