@@ -261,6 +261,17 @@ async fn read_until_end_or_abort(path: &str) -> (Vec<u8>, bool) {
     (sent, aborted)
 }
 
+/// That `path` sent its first event (`id: 1`, `data: whole`) whole, nothing of its second,
+/// and ended aborted (`why`, if not).
+async fn assert_aborted_after_the_whole_first_event(path: &str, why: &str) {
+    let (sent, aborted) = read_until_end_or_abort(path).await;
+    assert!(aborted, "{why}");
+    assert_eq!(
+        String::from_utf8_lossy(&sent),
+        "id: 1\r\ndata: whole\r\n\r\n"
+    );
+}
+
 #[tokio::test]
 async fn spec_3_13_21_fused_events_are_the_bytes_of_built_events_with_every_separator() {
     for sep in ["crlf", "lf", "cr"] {
@@ -282,32 +293,22 @@ async fn spec_3_13_21_fused_events_are_the_bytes_of_built_events_with_every_sepa
 
 #[tokio::test]
 async fn a_fused_event_whose_value_panics_leaves_nothing_of_itself_in_the_frame() {
-    let (sent, aborted) = read_until_end_or_abort("/exploding").await;
-    assert!(aborted, "the response ends aborted");
-    assert_eq!(
-        String::from_utf8_lossy(&sent),
-        "id: 1\r\ndata: whole\r\n\r\n"
-    );
+    assert_aborted_after_the_whole_first_event("/exploding", "the response ends aborted").await;
 }
 
 #[tokio::test]
 async fn spec_120_a_fused_event_left_by_its_value_s_error_leaves_nothing_of_itself() {
-    let (sent, aborted) = read_until_end_or_abort("/failing").await;
-    assert!(aborted, "a failed body aborts the response");
-    assert_eq!(
-        String::from_utf8_lossy(&sent),
-        "id: 1\r\ndata: whole\r\n\r\n"
-    );
+    assert_aborted_after_the_whole_first_event("/failing", "a failed body aborts the response")
+        .await;
 }
 
 #[tokio::test]
 async fn a_fused_event_left_after_a_formatted_field_leaves_nothing_of_itself() {
-    let (sent, aborted) = read_until_end_or_abort("/failing_after_a_formatted_field").await;
-    assert!(aborted, "a failed body aborts the response");
-    assert_eq!(
-        String::from_utf8_lossy(&sent),
-        "id: 1\r\ndata: whole\r\n\r\n"
-    );
+    assert_aborted_after_the_whole_first_event(
+        "/failing_after_a_formatted_field",
+        "a failed body aborts the response",
+    )
+    .await;
 }
 
 #[tokio::test]
