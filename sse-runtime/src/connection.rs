@@ -53,7 +53,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::time::{Instant, Sleep};
 
-use crate::shutdown::{Shutdown, ShutdownWatch};
+use crate::shutdown::{self, Shutdown, ShutdownWatch};
 use crate::time::deadline;
 
 /// A TCP listener for `axum::serve` whose connections can enforce send timeouts.
@@ -182,6 +182,9 @@ pub struct Io {
     stalled: bool,
     /// The shutdown, once an SSE stream of this connection follows one.
     shutdown: Option<Box<ShutdownWatch>>,
+    /// The watch is waiting, registered with the connection task's waker: until a shutdown of
+    /// the process begins, nothing of it (or of `shared`) needs reading.
+    armed: bool,
     /// Closed by the shutdown: every later read and write fails.
     closed: bool,
 }
@@ -194,6 +197,7 @@ impl Io {
             stall: None,
             stalled: false,
             shutdown: None,
+            armed: false,
             closed: false,
         }
     }
@@ -203,6 +207,11 @@ impl Io {
     /// The watch registers the task's waker, so a connection parked on a client that stopped
     /// reading wakes up for it.
     fn shutdown_due(&mut self, cx: &mut Context<'_>) -> bool {
+        // hyper polls the socket from the connection's task only, so the waker is the one
+        // the watch holds.
+        if self.armed && shutdown::none_triggered() {
+            return false;
+        }
         let watch = match &mut self.shutdown {
             Some(watch) => watch,
             None => {
@@ -217,6 +226,7 @@ impl Io {
         };
         watch.extend_grace(self.shared.grace());
         if watch.poll(cx).is_pending() {
+            self.armed = true;
             return false;
         }
         self.closed = true;

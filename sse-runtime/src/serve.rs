@@ -23,20 +23,25 @@ macro_rules! drive {
     ($conn:expr, $shutdown:expr) => {{
         let mut conn = pin!($conn);
         let mut triggered = pin!($shutdown.triggered());
+        // Whether `triggered` waits, registered with this task's waker (a spawned task's
+        // never changes): until a shutdown of the process begins it needs no poll, which
+        // would lock the token that every connection shares.
+        let mut armed = false;
         let mut shutting_down = false;
-        loop {
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(error) = result {
-                        tracing::trace!(%error, "connection ended with an error");
-                    }
-                    break;
-                }
-                () = &mut triggered, if !shutting_down => {
+        let result = std::future::poll_fn(|cx| {
+            if !shutting_down && !(armed && crate::shutdown::none_triggered()) {
+                if triggered.as_mut().poll(cx).is_ready() {
                     shutting_down = true;
                     conn.as_mut().graceful_shutdown();
+                } else {
+                    armed = true;
                 }
             }
+            conn.as_mut().poll(cx)
+        })
+        .await;
+        if let Err(error) = result {
+            tracing::trace!(%error, "connection ended with an error");
         }
     }};
 }

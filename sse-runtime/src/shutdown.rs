@@ -1,4 +1,4 @@
-//! Graceful shutdown without global state: a [`Shutdown`] handle per app.
+//! Graceful shutdown per app: a [`Shutdown`] handle, not a global switch.
 //!
 //! `axum::serve(..).with_graceful_shutdown(..)` waits for every open connection to finish, and an
 //! SSE stream never finishes by itself, so a server with open streams would hang on Ctrl-C. A
@@ -9,10 +9,16 @@
 //! Each stream watches the handle through one cancellation future (no polling, no task and no
 //! timer per connection; a grace timer is armed only once the shutdown has begun). Two handles
 //! are independent: two servers in one process, or two tests, never affect each other.
+//!
+//! One bit is shared by the process, as a hint: whether any handle was ever triggered. Until
+//! then a watch that is registered with its task's waker needs no poll, so a stream or a
+//! connection woken for an event reads nothing of the watch (memory that, with thousands of
+//! streams, is not in the cache). It changes when a watch looks, never what it sees.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -23,6 +29,15 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::time::deadline;
+
+/// Set once any [`Shutdown`] of the process was triggered (the hint of the module docs).
+static ANY_TRIGGERED: AtomicBool = AtomicBool::new(false);
+
+/// Whether no [`Shutdown`] of the process was triggered yet: a watch registered with the
+/// waker it is polled with has nothing to see until this turns false.
+pub(crate) fn none_triggered() -> bool {
+    !ANY_TRIGGERED.load(Ordering::Acquire)
+}
 
 /// A shutdown switch for every SSE stream of one app. Cheap to clone.
 ///
@@ -76,6 +91,8 @@ impl Shutdown {
     pub fn trigger(&self) {
         let now = Instant::now();
         self.inner.triggered_at.get_or_init(|| now);
+        // Before the token's wake-ups, so that every watch they wake polls its future.
+        ANY_TRIGGERED.store(true, Ordering::Release);
         self.inner.token.cancel();
     }
 
