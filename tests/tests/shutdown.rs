@@ -1,5 +1,5 @@
 //! Graceful shutdown that never hangs (SPEC section J, and issues #59, #73, #132, #152, #157,
-//! #167): a `Shutdown` handle per app, no global state, cooperative farewells within a grace
+//! #167): a `Shutdown` handle per app (not a global switch), cooperative farewells within a grace
 //! period.
 
 use std::time::{Duration, Instant};
