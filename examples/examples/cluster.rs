@@ -33,7 +33,7 @@ use axum::routing::{get, post};
 use futures_core::Stream;
 use serde::Deserialize;
 use sse_runtime::resume::{Grant, Hub, MemoryStore, RedisStore, is_valid_topic};
-use sse_runtime::{LastEventId, Payload, ServerSentEvent, sse_endpoint};
+use sse_runtime::{LastEventId, Payload, ServerSentEvent, Shutdown, sse_endpoint};
 use tower_http::limit::RequestBodyLimitLayer;
 
 /// Events kept per topic for clients that reconnect.
@@ -155,8 +155,13 @@ async fn main() -> std::io::Result<()> {
         )
         .with_state(App { hub, node });
     // Streams end at SIGTERM (their clients resume on another node) instead of holding the
-    // process.
-    examples::serve_on(listener, app).await
+    // process. A node sits behind a proxy that speaks HTTP/1.1 to it (`cluster/nginx.conf`),
+    // or serves browsers directly, which never use h2 without TLS: hyper's own HTTP/1
+    // connection, without the version sniff and the layer it keeps, is all a node needs, and
+    // costs less per event delivered (BENCHMARKS.md).
+    sse_runtime::serve(listener, app, &Shutdown::new())
+        .http1_only()
+        .await
 }
 
 impl axum::extract::FromRef<App> for Hub {

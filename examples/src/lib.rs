@@ -31,13 +31,7 @@ pub fn init_tracing() {
 /// stopped reading. The `cooperative_shutdown` example spells this wiring out.
 pub async fn serve(app: Router) -> std::io::Result<()> {
     init_tracing();
-    serve_on(bind().await, app).await
-}
-
-/// [`serve`] on a listener already bound (with [`bind`]), for an example that needs its
-/// address before it builds the app.
-pub async fn serve_on(listener: Listener, app: Router) -> std::io::Result<()> {
-    sse_runtime::serve(listener, app, &Shutdown::new()).await
+    sse_runtime::serve(bind().await, app, &Shutdown::new()).await
 }
 
 /// Binds [`listen_addr`] and logs where it listens; when the address cannot be had (a port
