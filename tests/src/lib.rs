@@ -3,6 +3,7 @@
 pub mod browser;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -165,6 +166,37 @@ pub async fn serve_graceful_plain(app: Router, shutdown: &sse_runtime::Shutdown)
             .unwrap();
     });
     GracefulServer { addr, done }
+}
+
+/// An endless stream of 32 KiB events, counting in `produced` those it made: for a client that
+/// never reads, which fills every buffer between it and the stream.
+pub fn flood_events(
+    produced: Arc<AtomicUsize>,
+) -> impl futures_util::Stream<Item = String> + Send + 'static {
+    futures_util::stream::repeat_with(move || {
+        produced.fetch_add(1, Ordering::Relaxed);
+        "x".repeat(32 * 1024)
+    })
+}
+
+/// Waits until the streams of [`flood_events`] have stopped producing (at least `streams`
+/// events made, and none for 300 ms): every buffer between them and the clients that do not
+/// read is full, and hyper no longer polls the bodies.
+pub async fn until_stalled(produced: &AtomicUsize, streams: usize) {
+    let deadline = std::time::Instant::now() + WITHIN;
+    let mut last = usize::MAX;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = produced.load(Ordering::Relaxed);
+        if now == last && now >= streams {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stream never stalled"
+        );
+        last = now;
+    }
 }
 
 /// Reads `stream` until the server closes it; returns everything read.

@@ -5,14 +5,16 @@
 //! here is on that fast path when the shutdown comes, and each of them must still wake up.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
 use sse_runtime::connection::SHUTDOWN_MARGIN;
 use sse_runtime::{EventSourceResponse, ServerSentEvent, Shutdown, SseContext};
-use tests::{Log, WITHIN, raw_get, read_to_close, read_until, serve_graceful};
+use tests::{
+    Log, WITHIN, flood_events, raw_get, read_to_close, read_until, serve_graceful, until_stalled,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -49,11 +51,7 @@ fn app(log: Log, produced: Arc<AtomicUsize>) -> Router {
             get(move |context: SseContext| {
                 let (log, produced) = (log.clone(), produced.clone());
                 async move {
-                    let events = futures_util::stream::repeat_with(move || {
-                        produced.fetch_add(1, Ordering::Relaxed);
-                        "x".repeat(32 * 1024)
-                    });
-                    EventSourceResponse::new(events)
+                    EventSourceResponse::new(flood_events(produced))
                         .shutdown_grace(GRACE)
                         .on_close(move |reason| log.push(format!("close:{reason:?}")))
                         .context(context)
@@ -79,18 +77,7 @@ async fn spec_106_109_the_first_shutdown_reaches_every_stream_socket_and_connect
         readers.push(client);
     }
     let mut frozen = raw_get(server.addr, "/flood").await;
-    // Stalled: every buffer between the stream and the client is full.
-    let deadline = Instant::now() + WITHIN;
-    let mut last = usize::MAX;
-    loop {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let now = produced.load(Ordering::Relaxed);
-        if now == last && now > 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the flood never stalled");
-        last = now;
-    }
+    until_stalled(&produced, 1).await;
     let mut idle = TcpStream::connect(server.addr).await.unwrap();
     idle.write_all(b"GET /plain HTTP/1.1\r\nhost: localhost\r\n\r\n")
         .await

@@ -7,14 +7,17 @@
 //! the shutdown; the connection's `Io` does, as it is the one thing hyper still waits on.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
 use sse_runtime::connection::SHUTDOWN_MARGIN;
 use sse_runtime::{EventSourceResponse, Shutdown, SseContext};
-use tests::{GracefulServer, Log, WITHIN, raw_get, read_to_close, read_until, serve_graceful};
+use tests::{
+    GracefulServer, Log, flood_events, raw_get, read_to_close, read_until, serve_graceful,
+    until_stalled,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -25,10 +28,7 @@ fn flood(log: Log, produced: Arc<AtomicUsize>, grace: Duration) -> Router {
         get(move |context: SseContext| {
             let (log, produced) = (log.clone(), produced.clone());
             async move {
-                let events = futures_util::stream::repeat_with(move || {
-                    produced.fetch_add(1, Ordering::Relaxed);
-                    "x".repeat(32 * 1024)
-                });
+                let events = flood_events(produced);
                 let (a, b) = (log.clone(), log.clone());
                 EventSourceResponse::new(events)
                     .shutdown_grace(grace)
@@ -38,22 +38,6 @@ fn flood(log: Log, produced: Arc<AtomicUsize>, grace: Duration) -> Router {
             }
         }),
     )
-}
-
-/// Waits until the stream has stopped producing: every buffer between it and the client that
-/// does not read is full, and hyper no longer polls the body.
-async fn until_stalled(produced: &AtomicUsize, streams: usize) {
-    let deadline = Instant::now() + WITHIN;
-    let mut last = usize::MAX;
-    loop {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let now = produced.load(Ordering::Relaxed);
-        if now == last && now >= streams {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the stream never stalled");
-        last = now;
-    }
 }
 
 /// Triggers the shutdown and checks the guarantee: `serve` returns after the grace and within
