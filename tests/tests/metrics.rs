@@ -15,7 +15,8 @@ use sse_runtime::{Broadcast, LastEventId, ServerSentEvent, sse};
 use tests::{HttpStream, serve_sse};
 
 sse! {
-    #[sse_endpoint(ping = 0)]
+    // With a `retry:` prelude, which counts as bytes sent and not as an event.
+    #[sse_endpoint(ping = 0, retry = 1500)]
     async fn finite() {
         for i in 1..=3 {
             yield ServerSentEvent::new().data(i);
@@ -53,7 +54,12 @@ async fn a_scripted_scenario_exports_exact_counts() {
 
     // One stream that completes: 3 events.
     let mut finite = HttpStream::get(&server.url("/finite"), &[]).await;
-    let finite_bytes = finite.to_end().await.len();
+    let finite_body = finite.to_end().await;
+    assert!(
+        finite_body.starts_with("retry: 1500\r\n\r\n"),
+        "{finite_body}"
+    );
+    let finite_bytes = finite_body.len();
     // One resume that replays 2 events, then leaves.
     let first = hub
         .publish("t", ServerSentEvent::new().data("a"))

@@ -143,16 +143,55 @@ impl<S> Start for Unstarted<S>
 where
     S: Stream<Item = Item> + Send + 'static,
 {
-    fn start(self: Box<Self>, settings: Settings) -> axum::body::Body {
+    fn start(self: Box<Self>, mut settings: Settings) -> axum::body::Body {
         let send_timeout = settings.send_timeout;
-        let driver = Driver::new(settings, self.0);
-        match send_timeout {
-            SendTimeout::Producer(timeout) => {
-                axum::body::Body::new(ProducerBody::new(driver, timeout))
+        match settings.prelude.take() {
+            // Only a stream with a prelude carries one: the others keep no room for it.
+            Some(prelude) => {
+                let source = Prelude {
+                    first: Some(prelude),
+                    inner: self.0,
+                };
+                let mut driver = Driver::new(settings, source);
+                driver.state.flags |= PRELUDE;
+                body(driver, send_timeout)
             }
-            SendTimeout::Off | SendTimeout::Connection(_) => {
-                axum::body::Body::new(SseBody::new(driver))
-            }
+            None => body(Driver::new(settings, self.0), send_timeout),
+        }
+    }
+}
+
+/// The body hyper polls: driven directly, or through a producer task for a send timeout.
+fn body<S>(driver: Driver<S>, send_timeout: SendTimeout) -> axum::body::Body
+where
+    S: Stream<Item = Item> + Send + 'static,
+{
+    match send_timeout {
+        SendTimeout::Producer(timeout) => axum::body::Body::new(ProducerBody::new(driver, timeout)),
+        SendTimeout::Off | SendTimeout::Connection(_) => {
+            axum::body::Body::new(SseBody::new(driver))
+        }
+    }
+}
+
+pin_project! {
+    /// A source that yields the response's prelude (its `retry:` field, as raw bytes) before
+    /// the items of the stream: the first frame begins with it.
+    pub(crate) struct Prelude<S> {
+        first: Option<Bytes>,
+        #[pin]
+        inner: S,
+    }
+}
+
+impl<S: Stream<Item = Item>> Stream for Prelude<S> {
+    type Item = Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Item>> {
+        let this = self.project();
+        match this.first.take() {
+            Some(prelude) => Poll::Ready(Some(Ok(crate::IntoEvent::into_event(prelude)))),
+            None => this.inner.poll_next(cx),
         }
     }
 }
@@ -210,8 +249,6 @@ pin_project! {
 struct State {
     /// The ping period in nanoseconds; 0 sends no pings.
     ping_nanos: u64,
-    /// The frame being built (a `Vec`: 8 bytes less than a `BytesMut` in every open stream).
-    buf: Vec<u8>,
     /// What only some streams use (hooks, shutdown, a send timeout, ...), out of line.
     extras: Option<Box<Extras>>,
     /// Size of the last frame (saturating): the next buffer starts with about this much room.
@@ -248,6 +285,8 @@ const COALESCES: u16 = 128;
 const PROBED: u16 = 256;
 /// `extras.probe` is set and its span is enabled: the source is polled inside it.
 const SPANNED: u16 = 512;
+/// The source is a [`Prelude`] that has not yielded its prelude yet: that item is no event.
+const PRELUDE: u16 = 1024;
 
 /// What only some streams use: allocated for the ones that do.
 #[derive(Default)]
@@ -281,6 +320,9 @@ struct Coalesce {
     last: Option<Instant>,
     /// Armed while a frame is held back; made the first time one is.
     timer: Option<Pin<Box<Sleep>>>,
+    /// The frame held back. The only frame that outlives a poll: the others are built and
+    /// handed to hyper within one, so a stream keeps no buffer of its own.
+    held: Vec<u8>,
 }
 
 impl Coalesce {
@@ -330,10 +372,7 @@ impl Extras {
 
 impl<S: Stream<Item = Item>> Driver<S> {
     pub(crate) fn new(settings: Settings, source: S) -> Self {
-        let buf = settings
-            .prelude
-            .map(|prelude| prelude.to_vec())
-            .unwrap_or_default();
+        debug_assert!(settings.prelude.is_none(), "the prelude is the source's");
         // Saturates at 584 years, which is as good as never.
         let ping_nanos = u64::try_from(settings.ping_interval.as_nanos()).unwrap_or(u64::MAX);
         let send_timeout = match settings.send_timeout {
@@ -357,6 +396,7 @@ impl<S: Stream<Item = Item>> Driver<S> {
                 window,
                 last: None,
                 timer: None,
+                held: Vec::new(),
             }),
         };
         let mut flags = 0;
@@ -381,7 +421,6 @@ impl<S: Stream<Item = Item>> Driver<S> {
             ping_timer: None,
             state: State {
                 ping_nanos,
-                buf,
                 extras: (!extras.is_unused()).then(|| Box::new(extras)),
                 last_frame: 0,
                 separator: settings.separator,
@@ -432,22 +471,25 @@ impl State {
         source: &mut dyn SourceSlot,
         cx: &mut Context<'_>,
     ) -> Poll<Step> {
+        // The frame is built in this poll's buffer, and handed to hyper in it (or held back).
+        let mut buf = self.take_held();
         if self.ended.is_none() {
-            let lone = self.pump(ping_timer.as_mut(), source, cx);
+            let lone = self.pump(&mut buf, ping_timer.as_mut(), source, cx);
             if self.ended.is_some() {
                 // Closed: no more pings, and no timer entry left behind.
                 ping_timer.set(None);
             }
             if let Some(frame) = lone {
+                debug_assert!(buf.is_empty(), "lone bytes are the whole frame");
                 // Shared bytes alone in their frame: they go out as they are.
                 self.last_frame = u16::try_from(frame.len()).unwrap_or(u16::MAX);
                 return Poll::Ready(Step::Data(self.frame_out(frame)));
             }
         }
-        if self.ended.is_none() && self.holds_back(cx) {
+        if self.ended.is_none() && self.holds_back(&mut buf, cx) {
             return Poll::Pending;
         }
-        if let Some(frame) = self.take_frame() {
+        if let Some(frame) = self.take_frame(buf) {
             return Poll::Ready(Step::Data(frame));
         }
         let Some(ending) = self.ended else {
@@ -466,8 +508,9 @@ impl State {
         Poll::Ready(Step::End(ending))
     }
 
-    /// Whether the frame being built is held back by a coalescing window.
-    fn holds_back(&mut self, cx: &mut Context<'_>) -> bool {
+    /// Whether the frame being built is held back by a coalescing window: then it waits in
+    /// the window, and `buf` is left empty.
+    fn holds_back(&mut self, buf: &mut Vec<u8>, cx: &mut Context<'_>) -> bool {
         if !self.is(COALESCES) {
             return false;
         }
@@ -475,9 +518,38 @@ impl State {
             return false;
         };
         match &mut extras.coalesce {
-            Some(coalesce) if extras.pending_raw.is_none() => coalesce.holds(self.buf.len(), cx),
+            Some(coalesce) if extras.pending_raw.is_none() => {
+                let holds = coalesce.holds(buf.len(), cx);
+                if holds {
+                    coalesce.held = std::mem::take(buf);
+                }
+                holds
+            }
             _ => false,
         }
+    }
+
+    /// The frame a coalescing window held back, if any; else an empty buffer (no allocation).
+    fn take_held(&mut self) -> Vec<u8> {
+        if !self.is(COALESCES) {
+            return Vec::new();
+        }
+        self.extras
+            .as_deref_mut()
+            .and_then(|extras| extras.coalesce.as_mut())
+            .map(|coalesce| std::mem::take(&mut coalesce.held))
+            .unwrap_or_default()
+    }
+
+    /// How many bytes wait between polls: those of a frame held back.
+    fn held_len(&self) -> usize {
+        if !self.is(COALESCES) {
+            return 0;
+        }
+        self.extras
+            .as_deref()
+            .and_then(|extras| extras.coalesce.as_ref())
+            .map_or(0, |coalesce| coalesce.held.len())
     }
 
     fn is(&self, flag: u16) -> bool {
@@ -487,7 +559,7 @@ impl State {
     fn is_end_stream(&self) -> bool {
         self.is(DONE)
             || (self.ended.is_some_and(|ending| !ending.abort)
-                && self.buf.is_empty()
+                && self.held_len() == 0
                 && self.pending_raw().is_none())
     }
 
@@ -535,6 +607,7 @@ impl State {
     /// uncopied, and `buf` is empty then.
     fn pump(
         &mut self,
+        buf: &mut Vec<u8>,
         mut ping_timer: Pin<&mut Option<Sleep>>,
         source: &mut dyn SourceSlot,
         cx: &mut Context<'_>,
@@ -585,11 +658,11 @@ impl State {
         // Shared raw bytes that began the frame (its buffer has no capacity meanwhile): the
         // frame itself if nothing follows them, else copied into the buffer before what does.
         let mut lone: Option<Bytes> = None;
-        while self.buf.len() < FRAME_LIMIT && self.pending_raw().is_none() {
+        while buf.len() < FRAME_LIMIT && self.pending_raw().is_none() {
             // The buffer is lent to the source for the poll: an endpoint's body writes what it
             // yields straight into it (see `direct`).
             let lent = direct::Lent::new(
-                std::mem::take(&mut self.buf),
+                std::mem::take(buf),
                 lone.take(),
                 self.separator,
                 self.first_room(),
@@ -597,7 +670,7 @@ impl State {
             // Sound for the same reason: a source that panicked is dropped, never polled again.
             let polled = catch_unwind(AssertUnwindSafe(|| source.poll_item(cx)));
             if let Some(sink) = lent.take_back() {
-                self.buf = sink.buf;
+                *buf = sink.buf;
                 lone = sink.lone;
                 if sink.events > 0
                     && let Some(probe) = self.probe_mut()
@@ -607,15 +680,18 @@ impl State {
             }
             if !matches!(polled, Ok(None | Some(Poll::Pending))) {
                 // Something follows the lone bytes, or the stream ends after them.
-                self.unshare(&mut lone);
+                self.unshare(buf, &mut lone);
             }
             match polled {
                 Ok(None | Some(Poll::Pending)) => break,
                 Ok(Some(Poll::Ready(Some(Ok(payload))))) => {
-                    if let Some(probe) = self.probe_mut() {
+                    if self.is(PRELUDE) {
+                        // The prelude's bytes, which begin the frame: counted as bytes only.
+                        self.flags &= !PRELUDE;
+                    } else if let Some(probe) = self.probe_mut() {
                         probe.events(1);
                     }
-                    let payload = match direct::hold_lone(&self.buf, &mut lone, payload) {
+                    let payload = match direct::hold_lone(buf, &mut lone, payload) {
                         Ok(()) => continue,
                         Err(payload) => payload,
                     };
@@ -624,11 +700,11 @@ impl State {
                         self.flags |= RAW;
                         continue;
                     }
-                    if self.buf.capacity() == 0 {
+                    if buf.capacity() == 0 {
                         // Only now: a stream with nothing to send holds no buffer.
-                        self.buf = frames::buffer(self.first_room());
+                        *buf = frames::buffer(self.first_room());
                     }
-                    if let Err(error) = payload.encode_to(self.separator, &mut self.buf) {
+                    if let Err(error) = payload.encode_to(self.separator, buf) {
                         tracing::error!(%error, "server-sent event could not be encoded; aborting the response");
                         self.close(Ending::abort(CloseReason::Error), source);
                         return None;
@@ -663,7 +739,7 @@ impl State {
         if let Some(period) = self.ping_period()
             && ping::poll_ping(ping_timer, period, cx)
         {
-            self.unshare(&mut lone);
+            self.unshare(buf, &mut lone);
             if let Some(probe) = self.probe_mut() {
                 probe.ping();
             }
@@ -674,28 +750,27 @@ impl State {
             match message {
                 // Sound: a factory that panicked is dropped with the stream, never called again.
                 Some(factory) => match catch_unwind(AssertUnwindSafe(|| factory())) {
-                    Ok(event) => event.write_to(self.separator, &mut self.buf),
+                    Ok(event) => event.write_to(self.separator, buf),
                     Err(panic) => {
                         log_panic("ping message", &*panic);
                         self.close(Ending::abort(CloseReason::Error), source);
                     }
                 },
-                None => ping::default_ping(self.separator, &mut self.buf),
+                None => ping::default_ping(self.separator, buf),
             }
         }
         if self.is(COALESCES) {
             // A coalescing window measures and holds back the buffer.
-            self.unshare(&mut lone);
+            self.unshare(buf, &mut lone);
         }
         lone
     }
 
     /// Copies the lone shared bytes that began the frame, if any, into its buffer: something
     /// follows them, or the frame is held back.
-    fn unshare(&mut self, lone: &mut Option<Bytes>) {
+    fn unshare(&self, buf: &mut Vec<u8>, lone: &mut Option<Bytes>) {
         if let Some(bytes) = lone.take() {
-            let room = self.first_room();
-            direct::begin_frame(&mut self.buf, bytes, room);
+            direct::begin_frame(buf, bytes, self.first_room());
         }
     }
 
@@ -748,17 +823,17 @@ impl State {
         self.close_with(Ending::abort(reason), drop_source);
     }
 
-    fn take_frame(&mut self) -> Option<Bytes> {
-        let frame = if self.buf.is_empty() {
+    fn take_frame(&mut self, buf: Vec<u8>) -> Option<Bytes> {
+        let frame = if buf.is_empty() {
             if !self.is(RAW) {
                 return None;
             }
             self.flags &= !RAW;
             self.extras.as_mut()?.pending_raw.take()?
         } else {
-            self.last_frame = u16::try_from(self.buf.len()).unwrap_or(u16::MAX);
-            // The buffer starts afresh, so an idle stream keeps no allocation between frames.
-            let mut frame = std::mem::take(&mut self.buf);
+            self.last_frame = u16::try_from(buf.len()).unwrap_or(u16::MAX);
+            // The next poll starts afresh, so an idle stream keeps no allocation between frames.
+            let mut frame = buf;
             // A frame may wait in hyper's queue for a slow reader: it holds its bytes (and at
             // most a 32nd more), not the room of a buffer that grew or was reserved for more
             // (hyper bounds its queue by length). Shrinking in place copies nothing. A large
@@ -812,7 +887,7 @@ impl<S> fmt::Debug for Driver<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Driver")
             .field("separator", &self.state.separator)
-            .field("buffered", &self.state.buf.len())
+            .field("held", &self.state.held_len())
             .field("ended", &self.state.ended)
             .finish_non_exhaustive()
     }
