@@ -13,7 +13,8 @@
 //! The driver re-executes itself as `bench server ours|axum|floor` child processes (one fresh
 //! process per scenario run, on 127.0.0.1:0), runs the load clients itself, reads each server's
 //! CPU time and memory from `/proc`, and prints a table of medians with the ratio ours/axum and,
-//! where the floor is a side ((a), (b), (e) and the trickle fan-out (i)), ours/floor. The floor
+//! where the floor is a side ((a), (b), (e), the trickle fan-out (i), and in (g) a storm of
+//! plain requests for 100 events each, the floor of a reconnect storm), ours/floor. The floor
 //! is a hand-written HTTP/1.1 server on tokio alone that sends ours's bytes (`server::floor`).
 //! A second table compares ours with further peers of the same run: its resumable hub ((c) on
 //! it, (g) and (h)), its metrics recorder, axum's leanest idle stream ((d) and (k), also against
@@ -407,7 +408,7 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
         // Ours only: their peers are other figures of ours (see `comparisons`).
         Scenario {
             id: 'g',
-            sides: &[Side::Ours],
+            sides: &[Side::Ours, Side::Floor],
             title: format!(
                 "reconnect storm: {} clients resume {} events behind at once",
                 n(sizes.storm_clients as f64, 0),
@@ -632,6 +633,43 @@ fn comparisons(sizes: &Sizes) -> Vec<Comparison> {
             peer: figure('c', Side::Ours, "delivery_ms"),
             goal: Goal::Info,
             digits: 0,
+        },
+        Comparison {
+            scenario: 'g',
+            title: String::new(),
+            label: format!(
+                "floor: the same storm as plain requests, {} events each made on the spot \
+                 (`/events/{}`): server CPU us/event",
+                sizes.storm_missed, sizes.storm_missed
+            ),
+            value: figure('g', Side::Floor, "cpu_per_request_event"),
+            peer_label: "(c) ours, Broadcast: us/delivered event",
+            peer: broadcast_cpu,
+            goal: Goal::Info,
+            digits: 3,
+        },
+        Comparison {
+            scenario: 'g',
+            title: String::new(),
+            label: "server CPU us/replayed event".to_owned(),
+            value: figure('g', Side::Ours, "cpu_per_replay"),
+            peer_label: "floor: the storm as plain requests, us/event",
+            peer: figure('g', Side::Floor, "cpu_per_request_event"),
+            goal: Goal::Info,
+            digits: 3,
+        },
+        Comparison {
+            scenario: 'g',
+            title: String::new(),
+            label: format!(
+                "ours: the same storm as plain requests (`/events/{}`): server CPU us/event",
+                sizes.storm_missed
+            ),
+            value: figure('g', Side::Ours, "cpu_per_request_event"),
+            peer_label: "floor: the storm as plain requests, us/event",
+            peer: figure('g', Side::Floor, "cpu_per_request_event"),
+            goal: Goal::Info,
+            digits: 3,
         },
     ];
     let coalesce_ms = server::COALESCE_WINDOW.as_millis();
@@ -986,7 +1024,8 @@ async fn run_one(
         config.setup = Setup::ServeLean;
     }
     // Only the scenarios of the resumable hub have its routes (see `server`).
-    config.resume = side == Side::Resumable || matches!(id, 'g' | 'h');
+    config.resume =
+        side == Side::Resumable || (matches!(id, 'g' | 'h') && side.kind() == Kind::Ours);
     config.metrics = side == Side::Metered;
     config.lean = side == Side::AxumLean;
     config.coalesce = side == Side::Coalesced;
@@ -1021,14 +1060,29 @@ async fn run_one(
             )
             .await
         }
+        'g' if side == Side::Floor => {
+            scenarios::request_storm(&server, sizes.storm_clients, sizes.storm_missed).await
+        }
         'g' => {
-            scenarios::storm(
+            let storm = scenarios::storm(
                 &server,
                 sizes.storm_clients,
                 sizes.storm_warmup,
                 sizes.storm_missed,
             )
-            .await
+            .await;
+            match storm {
+                Ok(mut figures) => {
+                    let requests =
+                        scenarios::request_storm(&server, sizes.storm_clients, sizes.storm_missed)
+                            .await;
+                    requests.map(|more| {
+                        figures.extend(more);
+                        figures
+                    })
+                }
+                Err(error) => Err(error),
+            }
         }
         'h' => scenarios::resume_latency(&server, sizes.resume_reps).await,
         'i' => scenarios::trickle(&server, &sizes.trickle).await,

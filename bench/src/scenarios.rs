@@ -664,13 +664,17 @@ pub(crate) async fn storm(
     .await?;
     let head = client::fetch(addr, &format!("/resume/publish/{missed}")).await?;
     let head = head.trim().to_owned();
-    let storm = reconnect_all(server, clients, &cursor, missed, warmup + 1, &head).await?;
+    let resume = |cursor: &str| Request::Resume {
+        cursor: cursor.to_owned(),
+        head: head.clone(),
+    };
+    let storm = wave(server, clients, resume(&cursor), missed, warmup + 1).await?;
     // The same storm with nothing missed: what the reconnects cost besides the replay.
     client::wait_for(addr, "storm disconnects", |stats| {
         stats.resumable == 0 && stats.live == 0
     })
     .await?;
-    let baseline = reconnect_all(server, clients, &head, 0, 0, &head).await?;
+    let baseline = wave(server, clients, resume(&head), 0, 0).await?;
     let replayed = (clients as u64 * missed) as f64;
     Ok(vec![
         ("catch_up_ms", storm.elapsed * 1e3),
@@ -680,6 +684,30 @@ pub(crate) async fn storm(
         (
             "cpu_per_replay_net",
             (storm.cpu - baseline.cpu) * 1e6 / replayed,
+        ),
+    ])
+}
+
+/// (g)'s peer on the floor and on ours: the same storm of requests, each answered with
+/// `events` events made on the spot (`/events/{events}`, on connections opened beforehand),
+/// which is what a request with its events costs where nothing is looked up or replayed. The
+/// server CPU per event of the storm, and the time until every client had all of its events.
+pub(crate) async fn request_storm(
+    server: &ServerProcess,
+    clients: usize,
+    events: u64,
+) -> io::Result<Figures> {
+    // Every stream of an earlier wave has ended.
+    client::wait_for(server.addr, "request storm: earlier streams", |stats| {
+        stats.live == 0
+    })
+    .await?;
+    let storm = wave(server, clients, Request::Events, events, 0).await?;
+    Ok(vec![
+        ("requests_ms", storm.elapsed * 1e3),
+        (
+            "cpu_per_request_event",
+            storm.cpu * 1e6 / (clients as u64 * events) as f64,
         ),
     ])
 }
@@ -694,17 +722,29 @@ struct Wave {
     client_cpu: f64,
 }
 
-/// Opens `clients` connections (not measured), then sends every request with `Last-Event-ID`
-/// `cursor` at once and reads until each client has its `missed` events, numbered from
-/// `first`, the last of which is `head` (with nothing missed, until each has its head).
-async fn reconnect_all(
+/// What each client of a wave asks for.
+enum Request {
+    /// `/resume/events` from `cursor`; its last event (or, with nothing missed, its head) is
+    /// `head`.
+    Resume { cursor: String, head: String },
+    /// `/events/{n}`: `n` events made on the spot, then the end of the body.
+    Events,
+}
+
+/// Opens `clients` connections (not measured), then sends every `request` at once and reads
+/// until each client has its `missed` events, numbered from `first` (with nothing missed, until
+/// each has the response head).
+async fn wave(
     server: &ServerProcess,
     clients: usize,
-    cursor: &str,
+    request: Request,
     missed: u64,
     first: u64,
-    head: &str,
 ) -> io::Result<Wave> {
+    let (path, cursor, head) = match request {
+        Request::Resume { cursor, head } => ("/resume/events".to_owned(), Some(cursor), Some(head)),
+        Request::Events => (format!("/events/{missed}"), None, None),
+    };
     let sockets = client::bounded(
         "storm reconnect",
         connect_many(server.addr, None, clients, true),
@@ -714,12 +754,10 @@ async fn reconnect_all(
     let mut readers = JoinSet::new();
     for mut client in sockets {
         let mut wait = wait.clone();
-        let cursor = cursor.to_owned();
+        let (path, cursor) = (path.clone(), cursor.clone());
         readers.spawn(async move {
             wait.wait_for(|&go| go).await.map_err(io::Error::other)?;
-            client
-                .request("/resume/events", false, Some(&cursor))
-                .await?;
+            client.request(&path, false, cursor.as_deref()).await?;
             if missed == 0 {
                 client.read_head().await?;
             } else {
@@ -742,7 +780,9 @@ async fn reconnect_all(
             check_count(client.events, missed)?;
             if missed > 0 {
                 check_ids(&client, missed, first)?;
-                check_last_id(&client, head)?;
+                if let Some(head) = &head {
+                    check_last_id(&client, head)?;
+                }
             }
             last = last.max(at);
             held.push(client);
