@@ -612,6 +612,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_barrier_ends_a_stream_of_several_topics_before_another_topics_event() {
+        let hub = Hub::builder().separator(Separator::Lf).build();
+        let first = hub
+            .publish("t", ServerSentEvent::new().data(1))
+            .await
+            .unwrap();
+        // `both` follows `t` and `u`, and has sent up to event 1.
+        let mut both = hub.resume(["t", "u"], LastEventId::After(first)).await;
+        // A feed that lost `t`'s events after 1, up to 5, says so (before anything above 1),
+        // then hands on an event of `u` from inside that hole.
+        hub.inner.live.deliver("t", Stored::barrier(5));
+        hub.inner.live.deliver(
+            "u",
+            Stored {
+                seq: 3,
+                frame: Bytes::from(format!("id: {}:3\ndata: 3\n\n", first.epoch())),
+            },
+        );
+        let next = tokio::time::timeout(std::time::Duration::from_secs(5), both.next())
+            .await
+            .expect("the stream answers");
+        assert_eq!(
+            next.map(|payload| payload.encode(Separator::Lf)),
+            None,
+            "it ends: `u`'s event 3 may not go out while `t`'s events up to 5 are lost"
+        );
+    }
+
+    #[tokio::test]
     async fn replayed_frames_are_the_live_frames_bytes() {
         let hub = Hub::builder().separator(Separator::Lf).build();
         let mut live = hub.resume(["t"], LastEventId::None).await;

@@ -577,6 +577,9 @@ async fn connect_tail(shared: &Shared) -> redis::RedisResult<MultiplexedConnecti
 /// One entry read by the tail.
 struct Entry {
     seq: u64,
+    /// Where it goes in the delivery order: its number, or for a barrier the number its
+    /// topic's hole starts after (so that nothing above that, of any topic, goes out first).
+    order: u64,
     topic: usize,
     frame: Bytes,
 }
@@ -752,8 +755,13 @@ fn deliver(
             // the streams that had not sent up to there; their clients resume, and the
             // replay fills the hole or reports the gap.
             tracing::debug!(topic = %topic, from = cursor, to = first.2, "redis tail loop: a topic's history starts above its cursor");
+            // The hole is this topic's events in (cursor, first.2]: the barrier goes out
+            // before anything numbered above the cursor, of any topic. Placed at its own
+            // number, a stream of several topics would first send another topic's events
+            // from inside the hole, and miss this one's there without a gap being seen.
             entries.push(Entry {
                 seq: first.2,
+                order: cursor,
                 topic: index,
                 frame: Bytes::new(),
             });
@@ -763,15 +771,17 @@ fn deliver(
                 .take_while(|entry| entry.0 <= watermark)
                 .map(|(seq, _, _, frame)| Entry {
                     seq,
+                    order: seq,
                     topic: index,
                     frame,
                 }),
         );
     }
-    entries.sort_unstable_by_key(|entry| entry.seq);
+    // At an equal place an event goes first: a barrier's place is the number it follows.
+    entries.sort_unstable_by_key(|entry| (entry.order, u8::from(entry.frame.is_empty())));
     for entry in entries
         .into_iter()
-        .take_while(|entry| entry.seq <= watermark)
+        .take_while(|entry| entry.order <= watermark)
     {
         let topic = &topics[entry.topic];
         if let Some(cursor) = cursors.get_mut(topic) {
@@ -817,6 +827,31 @@ async fn unblock(shared: Arc<Shared>, live: Live) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_topics_hole_goes_out_before_later_events_of_other_topics() {
+        let live = Live::new(8);
+        let topics: Vec<Arc<str>> = vec!["a".into(), "c".into()];
+        let mut rings = live.subscribe(&topics, usize::MAX).unwrap();
+        let mut cursors = HashMap::from([(topics[0].clone(), 74), (topics[1].clone(), 32)]);
+        let frame = |n: u64| Bytes::from(format!("id: e:{n}\ndata: x\n\n"));
+        // `a` was trimmed past its cursor before this read: its first entry is 144, whose
+        // previous event is 143. `c` goes on at 75, whose previous is 32.
+        let batch = vec![
+            vec![(144, b"e".to_vec(), 143, frame(144))],
+            vec![(75, b"e".to_vec(), 32, frame(75))],
+        ];
+        assert!(deliver(&live, "e", &topics, batch, 1, &mut cursors));
+        // One entry per topic was read, so this round delivers up to the lower, 75. `a`'s
+        // hole begins after 74: its barrier goes out now, before `c`'s 75, so that a stream
+        // of both topics ends instead of sending 75 and more while `a`'s are missing.
+        let barrier = rings[0].try_recv().expect("the barrier of `a`");
+        assert!(barrier.is_barrier());
+        assert_eq!(barrier.seq, 143);
+        assert!(rings[0].try_recv().is_err(), "144 waits for the next round");
+        assert_eq!(rings[1].try_recv().unwrap().seq, 75);
+        assert_eq!((cursors[&topics[0]], cursors[&topics[1]]), (143, 75));
+    }
 
     #[test]
     fn redis_below_7_is_refused_with_its_version_named() {

@@ -508,6 +508,16 @@ impl Resume {
                     continue;
                 }
                 match tap.tap.poll_recv(cx) {
+                    // A hole in this topic's feed that this stream has not sent past: it ends
+                    // now, before any other topic's event from inside the hole goes out (the
+                    // barrier's number is the hole's top, not where it starts).
+                    Poll::Ready(Ok(event)) if event.is_barrier() && event.seq > self.high => {
+                        return self.behind_barrier();
+                    }
+                    Poll::Ready(Ok(event)) if event.is_barrier() => {
+                        refilled = true;
+                        break;
+                    }
                     Poll::Ready(Ok(event)) => {
                         self.observed = self.observed.max(event.seq);
                         tap.pending = Some(event);
