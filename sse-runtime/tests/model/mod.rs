@@ -87,11 +87,16 @@ pub(crate) fn case() -> impl Strategy<Value = Case> {
         })
 }
 
-/// What a subscriber received: an event, or a reset to a head.
+/// What a subscriber received: an event, or a reset to a head; and, for the failure messages,
+/// where each connection began and that a stream ended by itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Got {
     Event(u64),
     Reset(u64),
+    /// A connection to node `.0` from the cursor `.1`.
+    Connect(usize, u64),
+    /// The stream ended (the hub ended it: a lag, a barrier, a trimmed replay).
+    Ended,
 }
 
 fn parse(frame: &[u8]) -> (EventId, Got) {
@@ -125,8 +130,11 @@ async fn subscribe(
         if *done.borrow() {
             break;
         }
-        let hub = &nodes[session.node % nodes.len()];
-        let mut resume = hub.resume(subscriber.topics.clone(), cursor.into()).await;
+        let node = session.node % nodes.len();
+        got.push(Got::Connect(node, cursor.seq()));
+        let mut resume = nodes[node]
+            .resume(subscriber.topics.clone(), cursor.into())
+            .await;
         if session.stall_us > 0 {
             tokio::time::sleep(Duration::from_micros(session.stall_us)).await;
         }
@@ -135,7 +143,10 @@ async fn subscribe(
                 next = resume.next() => next,
                 _ = done.wait_for(|done| *done) => break,
             };
-            let Some(payload) = next else { break };
+            let Some(payload) = next else {
+                got.push(Got::Ended);
+                break;
+            };
             let (id, event) = parse(&payload.encode(Separator::Lf));
             cursor = id;
             got.push(event);
@@ -148,14 +159,20 @@ async fn subscribe(
     // On each node in turn.
     let mut turn = 0;
     while cursor.seq() < last {
-        let hub = &nodes[turn % nodes.len()];
+        let node = turn % nodes.len();
         turn += 1;
-        let mut resume = hub.resume(subscriber.topics.clone(), cursor.into()).await;
+        got.push(Got::Connect(node, cursor.seq()));
+        let mut resume = nodes[node]
+            .resume(subscriber.topics.clone(), cursor.into())
+            .await;
         while cursor.seq() < last {
             let next = tokio::time::timeout_at(deadline, resume.next())
                 .await
                 .expect("the final reads finish");
-            let Some(payload) = next else { break };
+            let Some(payload) = next else {
+                got.push(Got::Ended);
+                break;
+            };
             let (id, event) = parse(&payload.encode(Separator::Lf));
             cursor = id;
             got.push(event);
@@ -199,6 +216,7 @@ fn check(
                 assert!(owed, "an unjustified reset at {position}: {got:?}");
                 position = head;
             }
+            Got::Connect(..) | Got::Ended => {}
         }
     }
     let last = published.iter().next_back().copied().unwrap_or(0);
