@@ -1064,25 +1064,21 @@ async fn run_one(
             scenarios::request_storm(&server, sizes.storm_clients, sizes.storm_missed).await
         }
         'g' => {
-            let storm = scenarios::storm(
-                &server,
-                sizes.storm_clients,
-                sizes.storm_warmup,
-                sizes.storm_missed,
-            )
-            .await;
-            match storm {
-                Ok(mut figures) => {
-                    let requests =
-                        scenarios::request_storm(&server, sizes.storm_clients, sizes.storm_missed)
-                            .await;
-                    requests.map(|more| {
-                        figures.extend(more);
-                        figures
-                    })
-                }
-                Err(error) => Err(error),
+            async {
+                let mut figures = scenarios::storm(
+                    &server,
+                    sizes.storm_clients,
+                    sizes.storm_warmup,
+                    sizes.storm_missed,
+                )
+                .await?;
+                figures.extend(
+                    scenarios::request_storm(&server, sizes.storm_clients, sizes.storm_missed)
+                        .await?,
+                );
+                Ok(figures)
             }
+            .await
         }
         'h' => scenarios::resume_latency(&server, sizes.resume_reps).await,
         'i' => scenarios::trickle(&server, &sizes.trickle).await,

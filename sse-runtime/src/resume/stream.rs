@@ -511,10 +511,11 @@ impl Resume {
                     // A hole in this topic's feed that this stream has not sent past: it ends
                     // now, before any other topic's event from inside the hole goes out (the
                     // barrier's number is the hole's top, not where it starts).
-                    Poll::Ready(Ok(event)) if event.is_barrier() && event.seq > self.high => {
-                        return self.behind_barrier();
-                    }
                     Poll::Ready(Ok(event)) if event.is_barrier() => {
+                        if event.seq > self.high {
+                            return self.behind_barrier();
+                        }
+                        // Sent past already: nothing of this hole is missing here.
                         refilled = true;
                         break;
                     }
@@ -545,9 +546,7 @@ impl Resume {
             if event.seq <= self.high {
                 continue;
             }
-            if event.is_barrier() {
-                return self.behind_barrier();
-            }
+            // Never a barrier: those end the stream or are dropped as they arrive.
             self.high = event.seq;
             return Poll::Ready(Some(event.frame.into_event()));
         }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use proptest::prelude::*;
 use sse_runtime::resume::{EventId, Hub};
-use sse_runtime::{Separator, ServerSentEvent};
+use sse_runtime::{Payload, Separator, ServerSentEvent};
 use tokio::sync::watch;
 
 const TOPICS: [&str; 3] = ["a", "b", "c"];
@@ -143,13 +143,9 @@ async fn subscribe(
                 next = resume.next() => next,
                 _ = done.wait_for(|done| *done) => break,
             };
-            let Some(payload) = next else {
-                got.push(Got::Ended);
+            if !take(next, &mut cursor, &mut got) {
                 break;
-            };
-            let (id, event) = parse(&payload.encode(Separator::Lf));
-            cursor = id;
-            got.push(event);
+            }
         }
     }
     // The publishers are done: read up to the last event of its topics.
@@ -169,16 +165,25 @@ async fn subscribe(
             let next = tokio::time::timeout_at(deadline, resume.next())
                 .await
                 .expect("the final reads finish");
-            let Some(payload) = next else {
-                got.push(Got::Ended);
+            if !take(next, &mut cursor, &mut got) {
                 break;
-            };
-            let (id, event) = parse(&payload.encode(Separator::Lf));
-            cursor = id;
-            got.push(event);
+            }
         }
     }
     got
+}
+
+/// Records what a stream's `next` gave: an event (its id becomes the cursor), or the end of
+/// the stream. Whether the stream goes on.
+fn take(next: Option<Payload>, cursor: &mut EventId, got: &mut Vec<Got>) -> bool {
+    let Some(payload) = next else {
+        got.push(Got::Ended);
+        return false;
+    };
+    let (id, event) = parse(&payload.encode(Separator::Lf));
+    *cursor = id;
+    got.push(event);
+    true
 }
 
 /// Checks `got` against the published numbers of the subscriber's topics.
