@@ -3,6 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -387,11 +388,18 @@ pub(crate) async fn recorded_events(server: &ServerProcess, expected: u64) -> io
     Ok(recorded)
 }
 
+/// How far (i1)'s publisher may run ahead of the slowest subscriber, in events: half the
+/// servers' fan-out ring (128), so that the rate measured is one every subscriber receives, not
+/// a burst into buffers that overflows the ring (ours then ends the stream with a lag notice,
+/// and the floor and axum skip events, which fails the counts).
+const TRICKLE_LEAD: u64 = 64;
+
 /// (i): trickle fan-out. `sizes.clients` subscribers of `/fanout`; one publisher sends
 /// `GET /publish/1` on a keep-alive connection, one request at a time, the next once the last is
-/// answered: (i1) `sizes.saturated` of them as fast as that goes, then (i2) `sizes.rate` a
-/// second for `sizes.window`, each part with subscribers of its own (so that no stream lives
-/// the 15 s until ours's and axum's first ping). Every subscriber must receive every event,
+/// answered: (i1) `sizes.saturated` of them as fast as that goes, at most [`TRICKLE_LEAD`]
+/// ahead of the slowest subscriber, then (i2) `sizes.rate` a second for `sizes.window`, each
+/// part with subscribers of its own (so that no stream lives the 15 s until ours's and axum's
+/// first ping). Every subscriber must receive every event,
 /// exactly. The latency of a delivery in (i2) runs from the publish request's send time to the
 /// end of the read that brought the event: the publishes are one at a time, so a subscriber's
 /// k-th event is the k-th publish's, and every side sends its usual event, nothing added to it.
@@ -459,13 +467,16 @@ async fn trickle_part(
     let mut poster = client::Poster::connect(addr).await?;
     let base = Instant::now();
     let mut readers = JoinSet::new();
-    for mut client in connected {
+    let received: std::sync::Arc<[AtomicU64]> = (0..clients).map(|_| AtomicU64::new(0)).collect();
+    for (index, mut client) in connected.into_iter().enumerate() {
+        let received = received.clone();
         readers.spawn(async move {
             let mut arrivals = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
             while client.events < count {
                 if client.read_some().await? {
                     return Err(io::Error::other("a subscriber's stream ended"));
                 }
+                received[index].store(client.events, Ordering::Release);
                 let now = client::nanos_since(base);
                 let got = usize::try_from(client.events.min(count)).unwrap_or(usize::MAX);
                 arrivals.resize(got, now);
@@ -482,9 +493,17 @@ async fn trickle_part(
     let mut sent = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     let mut tick = period.map(tokio::time::interval);
     client::bounded("trickle publishes", async {
-        for _ in 0..count {
-            if let Some(tick) = &mut tick {
-                tick.tick().await;
+        for number in 1..=count {
+            match &mut tick {
+                Some(tick) => {
+                    tick.tick().await;
+                }
+                None => {
+                    let slowest = || received.iter().map(|n| n.load(Ordering::Acquire)).min();
+                    while number > slowest().unwrap_or(0) + TRICKLE_LEAD {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
             }
             sent.push(client::nanos_since(base));
             poster.get("/publish/1").await?;
