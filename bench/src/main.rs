@@ -507,6 +507,8 @@ fn comparisons(sizes: &Sizes) -> Vec<Comparison> {
         key,
     };
     let broadcast_cpu = figure('c', Side::Ours, "cpu_per_delivery");
+    let floor_storm = figure('g', Side::Floor, "cpu_per_request_event");
+    let floor_storm_label = "floor: the storm as plain requests, us/event";
     let mut rows = vec![
         Comparison {
             scenario: 'a',
@@ -642,7 +644,7 @@ fn comparisons(sizes: &Sizes) -> Vec<Comparison> {
                  (`/events/{}`): server CPU us/event",
                 sizes.storm_missed, sizes.storm_missed
             ),
-            value: figure('g', Side::Floor, "cpu_per_request_event"),
+            value: floor_storm,
             peer_label: "(c) ours, Broadcast: us/delivered event",
             peer: broadcast_cpu,
             goal: Goal::Info,
@@ -653,8 +655,8 @@ fn comparisons(sizes: &Sizes) -> Vec<Comparison> {
             title: String::new(),
             label: "server CPU us/replayed event".to_owned(),
             value: figure('g', Side::Ours, "cpu_per_replay"),
-            peer_label: "floor: the storm as plain requests, us/event",
-            peer: figure('g', Side::Floor, "cpu_per_request_event"),
+            peer_label: floor_storm_label,
+            peer: floor_storm,
             goal: Goal::Info,
             digits: 3,
         },
@@ -666,8 +668,8 @@ fn comparisons(sizes: &Sizes) -> Vec<Comparison> {
                 sizes.storm_missed
             ),
             value: figure('g', Side::Ours, "cpu_per_request_event"),
-            peer_label: "floor: the storm as plain requests, us/event",
-            peer: figure('g', Side::Floor, "cpu_per_request_event"),
+            peer_label: floor_storm_label,
+            peer: floor_storm,
             goal: Goal::Info,
             digits: 3,
         },

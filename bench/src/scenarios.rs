@@ -399,8 +399,7 @@ const TRICKLE_LEAD: u64 = 64;
 /// answered: (i1) `sizes.saturated` of them as fast as that goes, at most [`TRICKLE_LEAD`]
 /// ahead of the slowest subscriber, then (i2) `sizes.rate` a second for `sizes.window`, each
 /// part with subscribers of its own (so that no stream lives the 15 s until ours's and axum's
-/// first ping). Every subscriber must receive every event,
-/// exactly. The latency of a delivery in (i2) runs from the publish request's send time to the
+/// first ping). Every subscriber must receive every event, exactly. The latency of a delivery in (i2) runs from the publish request's send time to the
 /// end of the read that brought the event: the publishes are one at a time, so a subscriber's
 /// k-th event is the k-th publish's, and every side sends its usual event, nothing added to it.
 pub(crate) async fn trickle(server: &ServerProcess, sizes: &Trickle) -> io::Result<Figures> {
@@ -499,8 +498,12 @@ async fn trickle_part(
                     tick.tick().await;
                 }
                 None => {
-                    let slowest = || received.iter().map(|n| n.load(Ordering::Acquire)).min();
-                    while number > slowest().unwrap_or(0) + TRICKLE_LEAD {
+                    while received
+                        .iter()
+                        .map(|n| n.load(Ordering::Acquire))
+                        .min()
+                        .is_some_and(|slowest| number > slowest + TRICKLE_LEAD)
+                    {
                         tokio::time::sleep(Duration::from_millis(1)).await;
                     }
                 }
