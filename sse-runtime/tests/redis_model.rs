@@ -15,24 +15,18 @@ mod model;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::TestRunner;
 use sse_runtime::Separator;
 use sse_runtime::resume::{Hub, RedisStore};
 use sse_runtime::testing::RedisServer;
-
-/// Cases in the normal suite (`PROPTEST_CASES` sets another number).
-const CASES: u32 = 256;
 
 #[test]
 fn every_subscriber_on_any_node_gets_its_topics_exactly_or_one_reset() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(CASES);
-    let mut runner = TestRunner::new(Config::with_cases(cases));
+    // proptest's default, as `resume_model.rs` has: 256 cases, or `PROPTEST_CASES`.
+    let mut runner = TestRunner::default();
     let names = AtomicU64::new(0);
     let url = redis.url();
     let outcome = runner.run(&model::case(), |case| {
