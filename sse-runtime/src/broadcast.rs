@@ -17,7 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::BoxError;
 use crate::event::{Separator, ServerSentEvent};
 use crate::into_event::{IntoEvent, Payload};
-use crate::tap::Tap;
+use crate::tap::{Feed, Tap};
 
 /// What a subscriber that fell behind gets.
 ///
@@ -94,7 +94,7 @@ pub struct Broadcast {
 
 struct Inner {
     /// Every event with its number in the order of sending.
-    tx: broadcast::Sender<(u64, Bytes)>,
+    tx: Feed<(u64, Bytes)>,
     /// The number of the next event to send. Held while sending, so that numbers follow the
     /// order of the ring.
     next: Mutex<u64>,
@@ -212,7 +212,7 @@ impl Broadcast {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let seq = *next;
-        let delivered = self.inner.tx.send((seq, bytes)).unwrap_or(0);
+        let delivered = self.inner.tx.send((seq, bytes));
         *next = seq + 1;
         self.inner.shared.head.store(seq + 1, Ordering::Release);
         delivered
@@ -220,7 +220,13 @@ impl Broadcast {
 
     /// A stream of everything sent from now on, for one response.
     pub fn subscribe(&self) -> Subscription {
-        Subscription::new(self.inner.tx.subscribe(), self.inner.shared.clone())
+        // Under the sending lock, as the feed's count wants.
+        let _sending = self
+            .inner
+            .next
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Subscription::new(self.inner.tx.tap(), self.inner.shared.clone())
     }
 
     /// How many subscriptions are alive.
@@ -255,7 +261,7 @@ impl Builder {
     /// The broadcast.
     pub fn build(self) -> Broadcast {
         let capacity = self.capacity.max(1);
-        let (tx, _) = broadcast::channel(capacity);
+        let tx = Feed::new(capacity);
         Broadcast {
             inner: Arc::new(Inner {
                 tx,
@@ -300,11 +306,8 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    fn new(rx: broadcast::Receiver<(u64, Bytes)>, hub: Arc<Shared>) -> Self {
-        Self {
-            tap: Tap::new(rx),
-            hub,
-        }
+    fn new(tap: Tap<(u64, Bytes)>, hub: Arc<Shared>) -> Self {
+        Self { tap, hub }
     }
 
     /// The next event, or how many events were skipped because the subscriber fell more than
@@ -324,7 +327,7 @@ impl Subscription {
             // now stands at the oldest event the ring holds. (`len` takes the ring's lock, on
             // this rare path only.)
             Err(RecvError::Lagged(missed)) => {
-                let behind = self.tap.receiver().map_or(0, |rx| rx.len());
+                let behind = self.tap.len();
                 (missed, behind as u64)
             }
             Err(RecvError::Closed) => return Poll::Ready(Err(RecvError::Closed)),
@@ -336,12 +339,9 @@ impl Subscription {
 
     /// Skips up to `count` events that are ready; returns how many were skipped.
     fn skip(&mut self, count: u64) -> u64 {
-        let Some(rx) = self.tap.receiver() else {
-            return 0;
-        };
         let mut skipped = 0;
         while skipped < count {
-            match rx.try_recv() {
+            match self.tap.try_recv() {
                 Ok(_) => skipped += 1,
                 Err(broadcast::error::TryRecvError::Lagged(missed)) => skipped += missed,
                 Err(_) => break,

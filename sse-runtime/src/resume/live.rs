@@ -5,9 +5,10 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::Notify;
 
 use super::store::Stored;
+use crate::tap::{Feed, Tap};
 
 /// Where a [`Store`](super::Store) delivers the events it appends: the local subscribers of
 /// each topic. Cheap to clone.
@@ -33,7 +34,7 @@ struct Inner {
 }
 
 struct Ring {
-    tx: broadcast::Sender<Stored>,
+    tx: Feed<Stored>,
     /// The mark when the ring was made.
     joined_at: u64,
 }
@@ -61,7 +62,7 @@ impl Live {
     /// Hands `event` of `topic` to its local subscribers; returns how many there were.
     pub fn deliver(&self, topic: &str, event: Stored) -> usize {
         match self.topics().get(topic) {
-            Some(ring) => ring.tx.send(event).unwrap_or(0),
+            Some(ring) => ring.tx.send(event),
             None => 0,
         }
     }
@@ -137,7 +138,7 @@ impl Live {
         &self,
         topics: &[Arc<str>],
         max_per_topic: usize,
-    ) -> Option<Vec<broadcast::Receiver<Stored>>> {
+    ) -> Option<Vec<Tap<Stored>>> {
         let mut map = self.topics();
         let full = |topic: &Arc<str>| {
             map.get(topic).map_or(0, |ring| ring.tx.receiver_count()) >= max_per_topic
@@ -153,12 +154,12 @@ impl Live {
                     .or_insert_with(|| {
                         made = true;
                         Ring {
-                            tx: broadcast::channel(self.inner.capacity).0,
+                            tx: Feed::new(self.inner.capacity),
                             joined_at: self.inner.mark.load(Ordering::Acquire),
                         }
                     })
                     .tx
-                    .subscribe()
+                    .tap()
             })
             .collect();
         if made {

@@ -129,8 +129,8 @@ impl ResumeRequest {
         };
         let taps = receivers
             .into_iter()
-            .map(|rx| TopicTap {
-                tap: Tap::new(rx),
+            .map(|tap| TopicTap {
+                tap,
                 pending: None,
                 checked: 0,
             })
