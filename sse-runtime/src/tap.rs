@@ -131,11 +131,14 @@ impl<T: Clone + Send + 'static> Tap<T> {
         let Some(wait) = &mut self.wait else {
             return Poll::Ready(Err(RecvError::Closed));
         };
+        // `recv` is budgeted: with the task's budget spent it yields without polling the ring,
+        // so without registering anything; such a wait is not taken for registered.
+        let budgeted = tokio::task::coop::has_budget_remaining();
         let Poll::Ready((received, rx)) = wait.poll(cx) else {
             if !self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 self.waker = Some(cx.waker().clone());
             }
-            self.registered = true;
+            self.registered = budgeted;
             return Poll::Pending;
         };
         self.rx = Some(rx);
@@ -289,6 +292,41 @@ mod tests {
         feed.send(1);
         assert_eq!((wakes(&first), wakes(&second)), (0, 1));
         assert_eq!(poll(&mut tap, &second_waker), Poll::Ready(Ok(1)));
+    }
+
+    #[tokio::test]
+    async fn a_wait_cut_short_by_the_task_budget_is_not_taken_for_registered() {
+        let feed = Feed::new(4);
+        let mut tap = feed.tap();
+        let (counter, waker) = waker();
+        let (filler_tx, mut filler) = tokio::sync::broadcast::channel(512);
+        for n in 0..300 {
+            filler_tx.send(n).unwrap();
+        }
+        std::future::poll_fn(|cx| {
+            // Ready receives spend the task's budget (128 of them).
+            for _ in 0..300 {
+                if !tokio::task::coop::has_budget_remaining() {
+                    break;
+                }
+                let _ = std::pin::pin!(filler.recv()).poll(cx);
+            }
+            assert!(
+                !tokio::task::coop::has_budget_remaining(),
+                "the budget is spent"
+            );
+            // The wait yields for the budget, registering nothing with the ring.
+            assert!(poll(&mut tap, &waker).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        tokio::task::yield_now().await;
+        // With budget again: this poll must register the wait.
+        assert!(poll(&mut tap, &waker).is_pending());
+        let before = wakes(&counter);
+        feed.send(1);
+        assert_eq!(wakes(&counter), before + 1, "the send wakes the wait");
+        assert_eq!(poll(&mut tap, &waker), Poll::Ready(Ok(1)));
     }
 
     #[test]
