@@ -114,6 +114,8 @@ mod tap;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod time;
+#[cfg(test)]
+mod wake_count;
 
 pub use broadcast::Broadcast;
 pub use close::{CloseHooks, CloseReason, StreamAborted};

@@ -384,47 +384,30 @@ impl fmt::Debug for ShutdownWatch {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::{Context, Poll, Wake, Waker};
+    use std::task::{Context, Poll};
 
     use super::{Shutdown, ShutdownWatch};
-
-    /// Counts its wakes.
-    #[derive(Default)]
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::wake_count::WakeCount;
 
     #[test]
     fn a_watch_polled_again_with_its_waker_is_still_woken_by_the_trigger() {
         let shutdown = Shutdown::new();
         let mut watch = ShutdownWatch::for_connection(&shutdown, std::time::Duration::ZERO);
-        let count = Arc::new(Count::default());
-        let waker = Waker::from(count.clone());
+        let (count, waker) = WakeCount::waker();
         let mut cx = Context::from_waker(&waker);
         for _ in 0..3 {
             assert_eq!(watch.poll(&mut cx), Poll::Pending);
         }
         // Polled with another waker, then with the first again: the last one is woken.
-        let other = Arc::new(Count::default());
-        let other_waker = Waker::from(other.clone());
+        let (_other, other_waker) = WakeCount::waker();
         assert_eq!(
             watch.poll(&mut Context::from_waker(&other_waker)),
             Poll::Pending
         );
         assert_eq!(watch.poll(&mut cx), Poll::Pending);
-        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        assert_eq!(count.wakes(), 0);
         shutdown.trigger();
-        assert_eq!(
-            count.0.load(Ordering::SeqCst),
-            1,
-            "the trigger wakes the watch"
-        );
+        assert_eq!(count.wakes(), 1, "the trigger wakes the watch");
         assert_eq!(watch.poll(&mut cx), Poll::Ready(()));
         assert!(watch.begun());
     }
@@ -433,7 +416,7 @@ mod tests {
     fn a_watch_sees_a_trigger_at_its_next_poll_whatever_its_waker() {
         let shutdown = Shutdown::new();
         let mut watch = ShutdownWatch::for_connection(&shutdown, std::time::Duration::ZERO);
-        let waker = Waker::from(Arc::new(Count::default()));
+        let (_count, waker) = WakeCount::waker();
         let mut cx = Context::from_waker(&waker);
         assert_eq!(watch.poll(&mut cx), Poll::Pending);
         shutdown.trigger();

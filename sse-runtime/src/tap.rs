@@ -180,48 +180,28 @@ impl<T: Clone + Send + 'static> Tap<T> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::{Context, Poll, Wake, Waker};
+    use std::task::{Context, Poll, Waker};
 
     use tokio::sync::broadcast::error::RecvError;
 
     use super::{Feed, Tap};
-
-    /// A waker that counts its wakes.
-    #[derive(Default)]
-    struct Counter(AtomicUsize);
-
-    impl Wake for Counter {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn waker() -> (Arc<Counter>, Waker) {
-        let counter = Arc::new(Counter::default());
-        (counter.clone(), Waker::from(counter))
-    }
+    use crate::wake_count::WakeCount;
 
     fn poll(tap: &mut Tap<u32>, waker: &Waker) -> Poll<Result<u32, RecvError>> {
         tap.poll_recv(&mut Context::from_waker(waker))
-    }
-
-    fn wakes(counter: &Counter) -> usize {
-        counter.0.load(Ordering::SeqCst)
     }
 
     #[test]
     fn a_waiting_tap_is_woken_by_the_next_send_and_receives_it() {
         let feed = Feed::new(4);
         let mut tap = feed.tap();
-        let (counter, waker) = waker();
+        let (counter, waker) = WakeCount::waker();
         assert!(poll(&mut tap, &waker).is_pending());
         // Polled again with nothing sent: still waiting (without looking at the ring).
         assert!(poll(&mut tap, &waker).is_pending());
         assert!(poll(&mut tap, &waker).is_pending());
         assert_eq!(feed.send(1), 1);
-        assert_eq!(wakes(&counter), 1);
+        assert_eq!(counter.wakes(), 1);
         assert_eq!(poll(&mut tap, &waker), Poll::Ready(Ok(1)));
         assert!(poll(&mut tap, &waker).is_pending());
         assert_eq!(feed.send(2), 1);
@@ -235,7 +215,7 @@ mod tests {
     fn a_tap_counts_what_a_lag_skipped_and_still_wakes_for_the_next_send() {
         let feed = Feed::new(4);
         let mut tap = feed.tap();
-        let (counter, waker) = waker();
+        let (counter, waker) = WakeCount::waker();
         for n in 1..=6 {
             feed.send(n);
         }
@@ -250,7 +230,7 @@ mod tests {
         assert!(poll(&mut tap, &waker).is_pending());
         assert!(poll(&mut tap, &waker).is_pending());
         feed.send(7);
-        assert_eq!(wakes(&counter), 1);
+        assert_eq!(counter.wakes(), 1);
         assert_eq!(poll(&mut tap, &waker), Poll::Ready(Ok(7)));
         // A lag met while waiting is counted too.
         assert!(poll(&mut tap, &waker).is_pending());
@@ -273,11 +253,11 @@ mod tests {
     fn a_waiting_tap_sees_its_feed_go() {
         let feed = Feed::<u32>::new(4);
         let mut tap = feed.tap();
-        let (counter, waker) = waker();
+        let (counter, waker) = WakeCount::waker();
         assert!(poll(&mut tap, &waker).is_pending());
         assert!(poll(&mut tap, &waker).is_pending());
         drop(feed);
-        assert_eq!(wakes(&counter), 1);
+        assert_eq!(counter.wakes(), 1);
         assert_eq!(poll(&mut tap, &waker), Poll::Ready(Err(RecvError::Closed)));
     }
 
@@ -285,12 +265,12 @@ mod tests {
     fn a_tap_polled_with_another_waker_registers_that_one() {
         let feed = Feed::new(4);
         let mut tap = feed.tap();
-        let (first, first_waker) = waker();
-        let (second, second_waker) = waker();
+        let (first, first_waker) = WakeCount::waker();
+        let (second, second_waker) = WakeCount::waker();
         assert!(poll(&mut tap, &first_waker).is_pending());
         assert!(poll(&mut tap, &second_waker).is_pending());
         feed.send(1);
-        assert_eq!((wakes(&first), wakes(&second)), (0, 1));
+        assert_eq!((first.wakes(), second.wakes()), (0, 1));
         assert_eq!(poll(&mut tap, &second_waker), Poll::Ready(Ok(1)));
     }
 
@@ -298,7 +278,7 @@ mod tests {
     async fn a_wait_cut_short_by_the_task_budget_is_not_taken_for_registered() {
         let feed = Feed::new(4);
         let mut tap = feed.tap();
-        let (counter, waker) = waker();
+        let (counter, waker) = WakeCount::waker();
         let (filler_tx, mut filler) = tokio::sync::broadcast::channel(512);
         for n in 0..300 {
             filler_tx.send(n).unwrap();
@@ -323,9 +303,9 @@ mod tests {
         tokio::task::yield_now().await;
         // With budget again: this poll must register the wait.
         assert!(poll(&mut tap, &waker).is_pending());
-        let before = wakes(&counter);
+        let before = counter.wakes();
         feed.send(1);
-        assert_eq!(wakes(&counter), before + 1, "the send wakes the wait");
+        assert_eq!(counter.wakes(), before + 1, "the send wakes the wait");
         assert_eq!(poll(&mut tap, &waker), Poll::Ready(Ok(1)));
     }
 
@@ -335,7 +315,7 @@ mod tests {
         feed.send(1);
         let mut tap = feed.tap();
         feed.send(2);
-        let (_, waker) = waker();
+        let (_, waker) = WakeCount::waker();
         assert_eq!(poll(&mut tap, &waker), Poll::Ready(Ok(2)));
         assert!(poll(&mut tap, &waker).is_pending());
         feed.send(3);
