@@ -108,24 +108,24 @@ impl<T: Clone + Send + 'static> Tap<T> {
             return Poll::Pending;
         }
         self.registered = false;
-        if let Some(mut rx) = self.rx.take() {
+        if self.rx.is_some() {
             // Events sent together are taken without a future, one after the other.
-            match rx.try_recv() {
-                Ok(message) => {
-                    self.rx = Some(rx);
-                    self.next += 1;
-                    return Poll::Ready(Ok(message));
-                }
+            match self.try_recv() {
+                Ok(message) => return Poll::Ready(Ok(message)),
                 Err(TryRecvError::Lagged(missed)) => {
-                    self.rx = Some(rx);
-                    self.next += missed;
                     return Poll::Ready(Err(RecvError::Lagged(missed)));
                 }
-                Err(TryRecvError::Closed) => return Poll::Ready(Err(RecvError::Closed)),
-                Err(TryRecvError::Empty) => match &mut self.wait {
-                    Some(wait) => wait.set(next(rx)),
-                    None => self.wait = Some(ReusableBoxFuture::new(next(rx))),
-                },
+                Err(TryRecvError::Closed) => {
+                    self.rx = None;
+                    return Poll::Ready(Err(RecvError::Closed));
+                }
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+        if let Some(rx) = self.rx.take() {
+            match &mut self.wait {
+                Some(wait) => wait.set(next(rx)),
+                None => self.wait = Some(ReusableBoxFuture::new(next(rx))),
             }
         }
         let Some(wait) = &mut self.wait else {
@@ -150,7 +150,8 @@ impl<T: Clone + Send + 'static> Tap<T> {
         Poll::Ready(received)
     }
 
-    /// The next message if one is ready, when no wait holds the receiver (the lag path).
+    /// The next message if one is ready, when no wait holds the receiver (counted, as every
+    /// receive is).
     pub(crate) fn try_recv(&mut self) -> Result<T, TryRecvError> {
         let Some(rx) = &mut self.rx else {
             return Err(TryRecvError::Empty);
