@@ -18,7 +18,8 @@
 //! is a hand-written HTTP/1.1 server on tokio alone that sends ours's bytes (`server::floor`).
 //! A second table compares ours with further peers of the same run: its resumable hub ((c) on
 //! it, (g) and (h)), its metrics recorder, axum's leanest idle stream ((d) and (k), also against
-//! ours served by `sse_runtime::serve` with hyper's settings for SSE connections), and (c) and
+//! ours served by `sse_runtime::serve` with hyper's settings for SSE connections), axum's
+//! leanest fan-out body in (i) (pre-framed bytes: the least a body costs on hyper), and (c) and
 //! (d) at 5,000 clients against the same at 10,000 ((j) and (k)).
 
 mod client;
@@ -81,9 +82,12 @@ pub(crate) enum Side {
     AxumLean,
     /// Ours with a coalescing window on `/fanout`, in (i) (`bench server ours --coalesce`).
     Coalesced,
-    /// Ours served by `sse_runtime::serve` with hyper's settings for SSE connections, in (d)
-    /// and (k) (`bench server ours --setup serve-lean`).
+    /// Ours served by `sse_runtime::serve` with hyper's settings for SSE connections, in (d),
+    /// (i) and (k) (`bench server ours --setup serve-lean`).
     ServeLean,
+    /// axum's leanest body served as [`Side::ServeLean`] serves ours, in (i)
+    /// (`bench server axum --lean --setup serve-lean`).
+    AxumLeanServeLean,
 }
 
 impl Side {
@@ -92,7 +96,7 @@ impl Side {
             Side::Ours | Side::Resumable | Side::Metered | Side::Coalesced | Side::ServeLean => {
                 Kind::Ours
             }
-            Side::Axum | Side::AxumLean => Kind::Axum,
+            Side::Axum | Side::AxumLean | Side::AxumLeanServeLean => Kind::Axum,
             Side::Floor => Kind::Floor,
         }
     }
@@ -107,6 +111,7 @@ impl Side {
             Side::AxumLean => "axum-lean",
             Side::Coalesced => "ours+coalesce",
             Side::ServeLean => "ours+serve-lean",
+            Side::AxumLeanServeLean => "axum-lean+serve-lean",
         }
     }
 }
@@ -431,6 +436,8 @@ fn scenarios(sizes: &Sizes) -> Vec<Scenario> {
                 Side::Floor,
                 Side::Coalesced,
                 Side::ServeLean,
+                Side::AxumLean,
+                Side::AxumLeanServeLean,
             ],
             title: format!(
                 "trickle fan-out: {} clients, one event per publish request; (i1) {} publishes \
@@ -777,6 +784,45 @@ fn comparisons(sizes: &Sizes) -> Vec<Comparison> {
             digits,
         });
     }
+    // The least any body costs on each setup: axum's leanest fan-out body (pre-framed bytes,
+    // nothing else), against the floor, and ours against it on the same setup.
+    let paced = "paced_cpu_per_delivery";
+    let paced_label = "(i2) paced: server CPU us/delivered event";
+    for (i, (value, peer_label, peer)) in [
+        (Side::AxumLean, "floor", Side::Floor),
+        (Side::Ours, "axum-lean, same setup", Side::AxumLean),
+        (Side::AxumLeanServeLean, "floor", Side::Floor),
+        (
+            Side::ServeLean,
+            "axum-lean+serve-lean, same setup",
+            Side::AxumLeanServeLean,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let title = match i {
+            0 => {
+                "(i) axum's leanest fan-out body, pre-framed bytes (`axum-lean`), on `axum::serve`"
+            }
+            2 => "(i) the same body on ours's `serve` lean (`axum-lean+serve-lean`)",
+            _ => "",
+        };
+        rows.push(Comparison {
+            scenario: 'i',
+            title: title.to_owned(),
+            label: if value == Side::AxumLean || value == Side::AxumLeanServeLean {
+                paced_label.to_owned()
+            } else {
+                format!("{paced_label}, {}", value.as_str())
+            },
+            value: figure('i', value, paced),
+            peer_label,
+            peer: figure('i', peer, paced),
+            goal: Goal::Info,
+            digits: 3,
+        });
+    }
     for (i, (&missed, keys)) in RESUME_MISSED.iter().zip(RESUME_KEYS).enumerate() {
         let title = if i == 0 {
             "(h) resume latency: one client".to_owned()
@@ -1022,14 +1068,14 @@ async fn run_one(
     if id == 'e' && side == Side::Ours {
         config.setup = Setup::Connection;
     }
-    if side == Side::ServeLean {
+    if matches!(side, Side::ServeLean | Side::AxumLeanServeLean) {
         config.setup = Setup::ServeLean;
     }
     // Only the scenarios of the resumable hub have its routes (see `server`).
     config.resume =
         side == Side::Resumable || (matches!(id, 'g' | 'h') && side.kind() == Kind::Ours);
     config.metrics = side == Side::Metered;
-    config.lean = side == Side::AxumLean;
+    config.lean = matches!(side, Side::AxumLean | Side::AxumLeanServeLean);
     config.coalesce = side == Side::Coalesced;
     let metrics = config.metrics;
     let server = ServerProcess::start(&config, &options.wrap).await?;

@@ -34,8 +34,11 @@
 //! a recorder, its `metrics::counter!`/`gauge!` calls get no-op handles.
 //!
 //! `bench server axum --lean` serves `/idle` as the leanest stream axum has,
-//! `Sse::new(stream::pending())`: no keep-alive and no live count (its other routes are the
-//! same, for the reason above).
+//! `Sse::new(stream::pending())`: no keep-alive and no live count; and `/fanout` as the
+//! leanest fan-out body: each event framed once by `/publish/{n}` (ours's bytes, as the floor
+//! frames them) and handed to hyper as it is, with no keep-alive and no formatting, the least
+//! any body costs on the setup that serves it (its other routes are the same, for the reason
+//! above).
 //!
 //! `bench server floor` is the [`floor`]: ours's bytes, from a server written by hand on tokio
 //! alone, for `/events/{n}`, `/events_timeout/{n}`, `/fanout`, `/publish/{n}` and `/stats`.
@@ -527,10 +530,16 @@ mod ours {
 mod theirs {
     use std::sync::Arc;
 
-    use axum::response::IntoResponse;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, ready};
+
+    use axum::http::{StatusCode, header};
     use axum::response::sse::{Event, KeepAlive, Sse};
+    use axum::response::{IntoResponse, Response};
+    use bytes::Bytes;
     use futures_core::Stream;
     use tokio::sync::broadcast;
+    use tokio_util::sync::ReusableBoxFuture;
 
     use super::*;
 
@@ -544,6 +553,8 @@ mod theirs {
     struct Hub {
         tx: broadcast::Sender<Message>,
         payload: Arc<str>,
+        /// `--lean`: every event framed once, as a chunk of ours's bytes, for [`fanout_lean`].
+        frames: Option<broadcast::Sender<Bytes>>,
     }
 
     /// What an axum user writes: `Sse::new(stream).keep_alive(KeepAlive::default())` (15 s).
@@ -579,6 +590,64 @@ mod theirs {
         })
     }
 
+    /// The leanest fan-out body on axum (`--lean`): each event's bytes, framed once by the
+    /// publisher, handed to hyper as they are; no keep-alive, no formatting.
+    /// What any body on `axum::serve` costs at least, whatever SSE layer makes it.
+    async fn fanout_lean(State(hub): State<Arc<Hub>>) -> Response {
+        let Some(frames) = &hub.frames else {
+            return StatusCode::NOT_FOUND.into_response();
+        };
+        let body = Frames {
+            next: ReusableBoxFuture::new(next_frame(frames.subscribe())),
+            _live: LiveGuard::open(),
+        };
+        (
+            [
+                (header::CONTENT_TYPE, "text/event-stream"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            axum::body::Body::new(body),
+        )
+            .into_response()
+    }
+
+    /// A body of the frames a receiver gets (as `tokio_stream`'s `BroadcastStream`: the
+    /// receive is one future, reused).
+    struct Frames {
+        next: ReusableBoxFuture<'static, Received>,
+        _live: LiveGuard,
+    }
+
+    type Received = (
+        Result<Bytes, broadcast::error::RecvError>,
+        broadcast::Receiver<Bytes>,
+    );
+
+    async fn next_frame(mut frames: broadcast::Receiver<Bytes>) -> Received {
+        (frames.recv().await, frames)
+    }
+
+    impl http_body::Body for Frames {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+            loop {
+                let (received, frames) = ready!(self.next.poll(cx));
+                self.next.set(next_frame(frames));
+                match received {
+                    Ok(frame) => return Poll::Ready(Some(Ok(http_body::Frame::data(frame)))),
+                    // Missed events fail the driver's counts; no passing run has any.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return Poll::Ready(None),
+                }
+            }
+        }
+    }
+
     async fn idle() -> impl IntoResponse {
         respond(async_stream::stream! {
             let _live = LiveGuard::open();
@@ -602,6 +671,16 @@ mod theirs {
     }
 
     async fn publish(State(hub): State<Arc<Hub>>, Path(n): Path<u64>) -> &'static str {
+        if let Some(frames) = &hub.frames {
+            let mut frame = Vec::with_capacity(128);
+            for i in 0..n {
+                frame.clear();
+                super::floor::encode(&mut frame, i);
+                // Fails only when nobody listens.
+                let _ = frames.send(Bytes::copy_from_slice(&frame));
+            }
+            return "ok\n";
+        }
         for i in 0..n {
             // Fails only when nobody listens.
             let _ = hub.tx.send(Message {
@@ -613,7 +692,11 @@ mod theirs {
     }
 
     async fn stats(State(hub): State<Arc<Hub>>) -> String {
-        stats_text(hub.tx.receiver_count(), 0).await
+        let subscribers = match &hub.frames {
+            Some(frames) => frames.receiver_count(),
+            None => hub.tx.receiver_count(),
+        };
+        stats_text(subscribers, 0).await
     }
 
     /// With `lean`, `/idle` is [`idle_lean`]; the routes are the same either way (see the
@@ -624,7 +707,7 @@ mod theirs {
             .route("/events/{n}", get(events))
             // axum has no send timeout: (e) compares against the plain endpoint.
             .route("/events_timeout/{n}", get(events))
-            .route("/fanout", get(fanout))
+            .route("/fanout", if lean { get(fanout_lean) } else { get(fanout) })
             .route("/publish/{n}", get(publish))
             .route("/idle", if lean { get(idle_lean) } else { get(idle) })
             .route("/churn", get(churn))
@@ -632,6 +715,7 @@ mod theirs {
             .with_state(Arc::new(Hub {
                 tx,
                 payload: Arc::from(PAYLOAD),
+                frames: lean.then(|| broadcast::channel(FANOUT_CAPACITY).0),
             }))
     }
 }

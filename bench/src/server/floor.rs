@@ -200,7 +200,7 @@ async fn text(socket: &mut TcpStream, body: &str, close: bool) -> io::Result<()>
 }
 
 /// Appends event `id` as ours encodes it.
-fn encode(out: &mut Vec<u8>, id: u64) {
+pub(super) fn encode(out: &mut Vec<u8>, id: u64) {
     out.extend_from_slice(b"id: ");
     out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
     out.extend_from_slice(b"\r\ndata: ");
@@ -464,5 +464,38 @@ mod tests {
         }
         let (ours, floor) = answers.split_at(answers.len() / 2);
         assert_eq!(ours, floor);
+    }
+
+    /// `bench server axum --lean`'s `/fanout`, the least a body costs on a setup, carries the
+    /// floor's bytes for the same publishes.
+    #[tokio::test]
+    async fn the_leanest_axum_body_fans_out_the_floors_bytes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let lean = listener.local_addr().unwrap();
+        let app = super::super::theirs::router(true);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let mut bodies = Vec::new();
+        for addr in [lean, serve_floor().await] {
+            let mut subscriber = get(addr, "/fanout", false).await;
+            read_until(&mut subscriber, |raw| raw.ends_with(b"\r\n\r\n")).await;
+            while !crate::client::fetch(addr, "/stats")
+                .await
+                .unwrap()
+                .contains("subscribers=1 ")
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            for path in ["/publish/1", "/publish/2"] {
+                let mut publisher = get(addr, path, true).await;
+                read_until(&mut publisher, |_| false).await;
+            }
+            let data = |raw: &[u8]| memchr::memmem::find_iter(raw, b"data:").count();
+            let events = read_until(&mut subscriber, |raw| data(raw) == 3).await;
+            let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+            bodies.push(undated_and_decoded(&[head, events].concat()).1);
+        }
+        let event = |id| format!("id: {id}\r\ndata: {PAYLOAD}\r\n\r\n");
+        assert_eq!(bodies[0], [event(0), event(0), event(1)].concat());
+        assert_eq!(bodies[0], bodies[1]);
     }
 }
