@@ -111,6 +111,7 @@ pub mod resume;
 mod serve;
 mod shutdown;
 mod tap;
+mod task_poll;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod time;

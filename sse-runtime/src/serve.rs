@@ -29,6 +29,9 @@ macro_rules! drive {
         let mut armed = false;
         let mut shutting_down = false;
         let result = std::future::poll_fn(|cx| {
+            // The streams this poll reaches can tell hyper's repeated polls of their bodies
+            // within it from a poll after a wake (see `task_poll`).
+            let _poll = crate::task_poll::enter(cx.waker());
             if !shutting_down && !(armed && crate::shutdown::none_triggered()) {
                 if triggered.as_mut().poll(cx).is_ready() {
                     shutting_down = true;

@@ -262,6 +262,11 @@ struct State {
     /// line of the box, which for a stream woken once per event is a cache miss saved. Two
     /// bytes, in what was the struct's padding.
     flags: u16,
+    /// The task poll ([`task_poll`](crate::task_poll)) in which the last poll left every part
+    /// of the stream waiting, registered with the task's waker; 0 for none. A later poll of
+    /// the body within the same task poll (hyper makes two after each chunk) then finds nothing
+    /// new without looking: whatever changed since woke the task, which is polled again.
+    quiet: u64,
 }
 
 /// The stream was polled once: its timer is armed.
@@ -426,6 +431,7 @@ impl<S: Stream<Item = Item>> Driver<S> {
                 separator: settings.separator,
                 ended: None,
                 flags,
+                quiet: 0,
             },
             source: Some(source),
         }
@@ -471,10 +477,20 @@ impl State {
         source: &mut dyn SourceSlot,
         cx: &mut Context<'_>,
     ) -> Poll<Step> {
+        let poll = crate::task_poll::current(cx.waker());
+        if poll != 0 && self.quiet == poll && self.ended.is_none() {
+            return Poll::Pending;
+        }
+        self.quiet = 0;
         // The frame is built in this poll's buffer, and handed to hyper in it (or held back).
         let mut buf = self.take_held();
         if self.ended.is_none() {
-            let lone = self.pump(&mut buf, ping_timer.as_mut(), source, cx);
+            let (lone, waits) = self.pump(&mut buf, ping_timer.as_mut(), source, cx);
+            if waits && poll != 0 && self.ended.is_none() && !self.is(COALESCES) {
+                // Everything waits, registered with this poll's waker (a coalescing window's
+                // hold is decided anew at each poll, so it is left out).
+                self.quiet = poll;
+            }
             if self.ended.is_some() {
                 // Closed: no more pings, and no timer entry left behind.
                 ping_timer.set(None);
@@ -611,7 +627,10 @@ impl State {
         mut ping_timer: Pin<&mut Option<Sleep>>,
         source: &mut dyn SourceSlot,
         cx: &mut Context<'_>,
-    ) -> Option<Bytes> {
+    ) -> (Option<Bytes>, bool) {
+        // Whether the source was left waiting and no ping went out: then every part of the
+        // stream polled here waits, registered with `cx`'s waker.
+        let mut waits = false;
         if !self.is(STARTED) {
             self.start(ping_timer.as_mut());
         }
@@ -631,14 +650,14 @@ impl State {
                     Err(panic) => {
                         log_panic("producer", &*panic);
                         self.close(Ending::abort(CloseReason::Error), source);
-                        return None;
+                        return (None, false);
                     }
                 }
             }
             if let Some(shutdown) = &mut extras.shutdown {
                 if shutdown.poll(cx).is_ready() {
                     self.close(Ending::abort(CloseReason::Shutdown), source);
-                    return None;
+                    return (None, false);
                 }
                 // Registered with this poll's waker. A stream is polled by one task (hyper's
                 // connection task, or its h2 stream's), so later polls have the same waker;
@@ -683,7 +702,11 @@ impl State {
                 self.unshare(buf, &mut lone);
             }
             match polled {
-                Ok(None | Some(Poll::Pending)) => break,
+                Ok(None) => break,
+                Ok(Some(Poll::Pending)) => {
+                    waits = true;
+                    break;
+                }
                 Ok(Some(Poll::Ready(Some(Ok(payload))))) => {
                     if self.is(PRELUDE) {
                         // The prelude's bytes, which begin the frame: counted as bytes only.
@@ -707,13 +730,13 @@ impl State {
                     if let Err(error) = payload.encode_to(self.separator, buf) {
                         tracing::error!(%error, "server-sent event could not be encoded; aborting the response");
                         self.close(Ending::abort(CloseReason::Error), source);
-                        return None;
+                        return (None, false);
                     }
                 }
                 Ok(Some(Poll::Ready(Some(Err(error))))) => {
                     tracing::error!(%error, "server-sent event stream failed; aborting the response");
                     self.close(Ending::abort(CloseReason::Error), source);
-                    return None;
+                    return (None, false);
                 }
                 Ok(Some(Poll::Ready(None))) => {
                     let shutting_down = self
@@ -727,18 +750,19 @@ impl State {
                         CloseReason::Completed
                     };
                     self.close(Ending::clean(reason), source);
-                    return None;
+                    return (None, false);
                 }
                 Err(panic) => {
                     log_panic("stream", &*panic);
                     self.close(Ending::abort(CloseReason::Error), source);
-                    return None;
+                    return (None, false);
                 }
             }
         }
         if let Some(period) = self.ping_period()
             && ping::poll_ping(ping_timer, period, cx)
         {
+            waits = false;
             self.unshare(buf, &mut lone);
             if let Some(probe) = self.probe_mut() {
                 probe.ping();
@@ -763,7 +787,7 @@ impl State {
             // A coalescing window measures and holds back the buffer.
             self.unshare(buf, &mut lone);
         }
-        lone
+        (lone, waits)
     }
 
     /// Copies the lone shared bytes that began the frame, if any, into its buffer: something
@@ -898,4 +922,107 @@ fn log_panic(what: &str, panic: &(dyn Any + Send)) {
         panic = crate::close::panic_message(panic),
         "server-sent event {what} panicked; aborting the response"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll};
+
+    use axum::response::IntoResponse as _;
+    use futures_core::Stream;
+    use http_body::Body as _;
+    use tokio::sync::mpsc;
+
+    use crate::EventSourceResponse;
+    use crate::task_poll;
+    use crate::wake_count::WakeCount;
+
+    /// A stream of what is sent to it, counting its polls.
+    struct Counted {
+        events: mpsc::UnboundedReceiver<&'static str>,
+        polls: Arc<AtomicUsize>,
+    }
+
+    impl Stream for Counted {
+        type Item = &'static str;
+
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            self.polls.fetch_add(1, Ordering::SeqCst);
+            self.events.poll_recv(cx)
+        }
+    }
+
+    /// Polls `body` once with `waker` (inside the task poll marked on this thread, if any).
+    fn poll(body: &mut axum::body::Body, waker: &std::task::Waker) -> Poll<Option<String>> {
+        let mut cx = Context::from_waker(waker);
+        match Pin::new(body).poll_frame(&mut cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let data = frame.into_data().expect("a data frame");
+                Poll::Ready(Some(String::from_utf8(data.to_vec()).unwrap()))
+            }
+            Poll::Ready(Some(Err(error))) => panic!("body failed: {error}"),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// hyper's repeated polls within one task poll (as `serve` marks them) skip a stream that
+    /// was left waiting with the task's waker; a wake in between is the task's, so the next
+    /// task poll finds the event. Another waker, or an unmarked poll, always looks.
+    #[tokio::test]
+    async fn repeated_polls_within_a_task_poll_skip_a_waiting_stream() {
+        let (tx, events) = mpsc::unbounded_channel();
+        let polls = Arc::new(AtomicUsize::new(0));
+        let source = Counted {
+            events,
+            polls: polls.clone(),
+        };
+        let mut body = EventSourceResponse::new(source).into_response().into_body();
+        let ((task, waker), (_other, stranger)) = (WakeCount::waker(), WakeCount::waker());
+        let count = || polls.load(Ordering::SeqCst);
+
+        let first = task_poll::enter(&waker);
+        assert!(poll(&mut body, &waker).is_pending());
+        let looked = count();
+        assert!(looked >= 1, "the first poll looks");
+        assert!(poll(&mut body, &waker).is_pending());
+        assert_eq!(count(), looked, "the same task poll does not look again");
+        tx.send("a").unwrap();
+        assert_eq!(task.wakes(), 1, "the event woke the task");
+        assert!(poll(&mut body, &waker).is_pending());
+        assert_eq!(
+            count(),
+            looked,
+            "still the same task poll: it is polled again, woken"
+        );
+        // A poll with another waker inside the task poll (an executor run inside it) looks.
+        let stranger_saw = poll(&mut body, &stranger);
+        assert!(count() > looked, "another waker looks");
+        drop(first);
+        assert!(matches!(&stranger_saw, Poll::Ready(Some(frame)) if frame.contains("data: a")));
+
+        // The next task poll, after the wake: looks, and gets the next event.
+        tx.send("b").unwrap();
+        let second = task_poll::enter(&waker);
+        let frame = poll(&mut body, &waker);
+        assert!(matches!(&frame, Poll::Ready(Some(frame)) if frame.contains("data: b")));
+        let looked = count();
+        assert!(poll(&mut body, &waker).is_pending());
+        assert_eq!(count(), looked, "after the frame, the same task poll skips");
+        drop(second);
+
+        // Unmarked (any server but `serve`): every poll looks.
+        let before = count();
+        assert!(poll(&mut body, &waker).is_pending());
+        assert!(poll(&mut body, &waker).is_pending());
+        assert_eq!(count(), before + 2);
+
+        // A stream that ends: seen at the next task poll.
+        drop(tx);
+        let _third = task_poll::enter(&waker);
+        assert!(matches!(poll(&mut body, &waker), Poll::Ready(None)));
+    }
 }
