@@ -440,27 +440,37 @@ mod tests {
         assert_eq!(body, [event(0), event(1), event(2)].concat());
     }
 
+    /// Subscribes to `/fanout` at `addr`, waits until the server counts the subscriber, sends
+    /// each of `paths` on a connection of its own, then reads the stream until it has 3
+    /// events: the answers to `paths`, and the stream as read, head first.
+    async fn fan_out_three(addr: SocketAddr, paths: &[&str]) -> (Vec<Vec<u8>>, Vec<u8>) {
+        let mut subscriber = get(addr, "/fanout", false).await;
+        let head = read_until(&mut subscriber, |raw| raw.ends_with(b"\r\n\r\n")).await;
+        while !crate::client::fetch(addr, "/stats")
+            .await
+            .unwrap()
+            .contains("subscribers=1 ")
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut answers = Vec::new();
+        for path in paths {
+            let mut publisher = get(addr, path, true).await;
+            answers.push(read_until(&mut publisher, |_| false).await);
+        }
+        let data = |raw: &[u8]| memchr::memmem::find_iter(raw, b"data:").count();
+        let events = read_until(&mut subscriber, |raw| data(raw) == 3).await;
+        (answers, [head, events].concat())
+    }
+
     #[tokio::test]
     async fn the_floor_fans_out_ours_bytes() {
         let mut answers = Vec::new();
         for addr in [serve_ours().await, serve_floor().await] {
-            let mut subscriber = get(addr, "/fanout", false).await;
-            let head = read_until(&mut subscriber, |raw| raw.ends_with(b"\r\n\r\n")).await;
-            while !crate::client::fetch(addr, "/stats")
-                .await
-                .unwrap()
-                .contains("subscribers=1 ")
-            {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            for path in ["/publish/1", "/publish/2", "/nothing"] {
-                let mut publisher = get(addr, path, true).await;
-                let answer = read_until(&mut publisher, |_| false).await;
-                answers.push(undated_and_decoded(&answer));
-            }
-            let data = |raw: &[u8]| memchr::memmem::find_iter(raw, b"data:").count();
-            let events = read_until(&mut subscriber, |raw| data(raw) == 3).await;
-            answers.push(undated_and_decoded(&[head, events].concat()));
+            let (published, stream) =
+                fan_out_three(addr, &["/publish/1", "/publish/2", "/nothing"]).await;
+            answers.extend(published.iter().map(|answer| undated_and_decoded(answer)));
+            answers.push(undated_and_decoded(&stream));
         }
         let (ours, floor) = answers.split_at(answers.len() / 2);
         assert_eq!(ours, floor);
@@ -476,23 +486,8 @@ mod tests {
         tokio::spawn(async move { axum::serve(listener, app).await });
         let mut bodies = Vec::new();
         for addr in [lean, serve_floor().await] {
-            let mut subscriber = get(addr, "/fanout", false).await;
-            read_until(&mut subscriber, |raw| raw.ends_with(b"\r\n\r\n")).await;
-            while !crate::client::fetch(addr, "/stats")
-                .await
-                .unwrap()
-                .contains("subscribers=1 ")
-            {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            for path in ["/publish/1", "/publish/2"] {
-                let mut publisher = get(addr, path, true).await;
-                read_until(&mut publisher, |_| false).await;
-            }
-            let data = |raw: &[u8]| memchr::memmem::find_iter(raw, b"data:").count();
-            let events = read_until(&mut subscriber, |raw| data(raw) == 3).await;
-            let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
-            bodies.push(undated_and_decoded(&[head, events].concat()).1);
+            let (_, stream) = fan_out_three(addr, &["/publish/1", "/publish/2"]).await;
+            bodies.push(undated_and_decoded(&stream).1);
         }
         let event = |id| format!("id: {id}\r\ndata: {PAYLOAD}\r\n\r\n");
         assert_eq!(bodies[0], [event(0), event(0), event(1)].concat());
