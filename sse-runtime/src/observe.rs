@@ -8,8 +8,10 @@
 //!
 //! A stream carries any of this only when someone listens: a span when the `tracing`
 //! subscriber wants `DEBUG` spans of `sse_runtime`, meters when the `metrics` feature is on.
-//! Counts are kept per stream and handed to the meters once per body frame (an atomic add
-//! each, no lock).
+//! With a recorder that keeps counts (Prometheus's, for one), counts are kept per stream and
+//! handed to the meters once per body frame (an atomic add each, no lock). With none
+//! installed (the facade's no-op recorder) and no span wanted, a stream keeps nothing of
+//! this: each count goes to the facade as it happens, which does nothing with it.
 //!
 //! ```
 //! use sse_runtime::observe::names;
@@ -65,6 +67,72 @@ pub(crate) struct Origin {
     pub(crate) version: Option<Version>,
 }
 
+/// How a stream is observed.
+pub(crate) enum Watch {
+    /// Nobody listens (no `DEBUG` span wanted, no `metrics` feature).
+    #[cfg_attr(feature = "metrics", allow(dead_code))]
+    Unobserved,
+    /// Only the meters listen, through a recorder that keeps no state of its own (the
+    /// `metrics` facade's no-op recorder when none is installed, or one of zero size): the
+    /// stream keeps no probe, and hands each count to the facade as it happens
+    /// ([`meter`]), so a poll reads no line of the stream's out-of-line parts for it. What
+    /// such a recorder does with the counts, it still gets every one of them.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    Metered,
+    /// A span is wanted, or a recorder with state of its own is installed: a probe that keeps
+    /// the stream's counts and the recorder's handles.
+    Probed(Box<Probe>),
+}
+
+/// Whether the current recorder keeps state of its own. The facade's no-op recorder (the one
+/// in place while none is installed) is of zero size; a recorder that keeps counts is not. A
+/// recorder of zero size that forwards elsewhere is metered per call ([`Watch::Metered`]):
+/// slower, and as exact.
+#[cfg(feature = "metrics")]
+fn recorder_keeps_state() -> bool {
+    metrics::with_recorder(|recorder| std::mem::size_of_val(recorder) != 0)
+}
+
+/// The meters of a stream without a probe ([`Watch::Metered`]), looked up at each count.
+#[cfg(feature = "metrics")]
+pub(crate) mod meter {
+    use super::names;
+    use crate::close::CloseReason;
+
+    pub(crate) fn opened() {
+        metrics::gauge!(names::STREAMS_OPEN).increment(1.0);
+        metrics::counter!(names::STREAMS_OPENED).increment(1);
+    }
+
+    pub(crate) fn events(count: u64) {
+        metrics::counter!(names::EVENTS_SENT).increment(count);
+    }
+
+    pub(crate) fn bytes(len: usize) {
+        metrics::counter!(names::BYTES_SENT).increment(len as u64);
+    }
+
+    pub(crate) fn ping() {
+        metrics::counter!(names::PINGS_SENT).increment(1);
+    }
+
+    pub(crate) fn closed(reason: CloseReason) {
+        metrics::gauge!(names::STREAMS_OPEN).decrement(1.0);
+        metrics::counter!(names::STREAMS_CLOSED, "reason" => reason.as_label()).increment(1);
+    }
+}
+
+/// Without the `metrics` feature no stream is [`Watch::Metered`]: nothing to count.
+#[cfg(not(feature = "metrics"))]
+pub(crate) mod meter {
+    use crate::close::CloseReason;
+
+    pub(crate) fn events(_: u64) {}
+    pub(crate) fn bytes(_: usize) {}
+    pub(crate) fn ping() {}
+    pub(crate) fn closed(_: CloseReason) {}
+}
+
 /// The observation of one stream.
 pub(crate) struct Probe {
     span: tracing::Span,
@@ -86,8 +154,9 @@ struct Meters {
 }
 
 impl Probe {
-    /// A probe for a stream starting now, if anyone listens.
-    pub(crate) fn start(origin: &Origin) -> Option<Box<Self>> {
+    /// How a stream starting now is observed: by a probe of its own if anyone listens, or
+    /// (see [`Watch::Metered`]) by the meters alone.
+    pub(crate) fn start(origin: &Origin) -> Watch {
         let span = tracing::debug_span!(
             target: "sse_runtime::stream",
             "sse_stream",
@@ -103,15 +172,22 @@ impl Probe {
             replayed = tracing::field::Empty,
             gap = tracing::field::Empty,
         );
-        if span.is_disabled() && !cfg!(feature = "metrics") {
-            return None;
+        if span.is_disabled() {
+            #[cfg(not(feature = "metrics"))]
+            return Watch::Unobserved;
+            #[cfg(feature = "metrics")]
+            if !recorder_keeps_state() {
+                meter::opened();
+                return Watch::Metered;
+            }
         }
         #[cfg(feature = "metrics")]
-        {
-            metrics::gauge!(names::STREAMS_OPEN).increment(1.0);
-            metrics::counter!(names::STREAMS_OPENED).increment(1);
-        }
-        Some(Box::new(Self {
+        meter::opened();
+        Watch::Probed(Box::new(Self::new(span)))
+    }
+
+    fn new(span: tracing::Span) -> Self {
+        Self {
             span,
             started: Instant::now(),
             events: 0,
@@ -124,7 +200,7 @@ impl Probe {
                 pings: metrics::counter!(names::PINGS_SENT),
                 flushed: (0, 0, 0),
             },
-        }))
+        }
     }
 
     /// The span to enter while the source is polled (so that what it logs, and what a
@@ -164,8 +240,7 @@ impl Probe {
         #[cfg(feature = "metrics")]
         {
             self.flush();
-            metrics::gauge!(names::STREAMS_OPEN).decrement(1.0);
-            metrics::counter!(names::STREAMS_CLOSED, "reason" => reason.as_label()).increment(1);
+            meter::closed(reason);
         }
         if self.span.is_disabled() {
             return;

@@ -38,7 +38,7 @@ use crate::connection::ConnectionHandle;
 use crate::event::{Separator, ServerSentEvent};
 use crate::into_event::Payload;
 use crate::limit::Permit;
-use crate::observe::{Origin, Probe};
+use crate::observe::{self, Origin, Probe, Watch};
 use crate::shutdown::{self, ShutdownWatch};
 use crate::time::deadline;
 
@@ -292,6 +292,9 @@ const PROBED: u16 = 256;
 const SPANNED: u16 = 512;
 /// The source is a [`Prelude`] that has not yielded its prelude yet: that item is no event.
 const PRELUDE: u16 = 1024;
+/// The stream is metered without a probe ([`Watch::Metered`]): each count goes to the
+/// `metrics` facade as it happens; cleared once the close was counted.
+const METERED: u16 = 2048;
 
 /// What only some streams use: allocated for the ones that do.
 #[derive(Default)]
@@ -387,6 +390,11 @@ impl<S: Stream<Item = Item>> Driver<S> {
         let connection = settings
             .connection
             .filter(|_| send_timeout.is_some() || settings.shutdown.is_some());
+        let (probe, metered) = match Probe::start(&settings.origin) {
+            Watch::Probed(probe) => (Some(probe), false),
+            Watch::Metered => (None, true),
+            Watch::Unobserved => (None, false),
+        };
         let extras = Extras {
             hooks: settings.hooks,
             shutdown: settings.shutdown,
@@ -395,7 +403,7 @@ impl<S: Stream<Item = Item>> Driver<S> {
             connection,
             send_timeout,
             pending_raw: None,
-            probe: Probe::start(&settings.origin),
+            probe,
             permit: settings.permit,
             coalesce: settings.coalesce.map(|window| Coalesce {
                 window,
@@ -410,6 +418,7 @@ impl<S: Stream<Item = Item>> Driver<S> {
             (extras.shutdown.is_some(), WATCHES),
             (extras.coalesce.is_some(), COALESCES),
             (extras.probe.is_some(), PROBED),
+            (metered, METERED),
             (
                 extras
                     .probe
@@ -691,10 +700,8 @@ impl State {
             if let Some(sink) = lent.take_back() {
                 *buf = sink.buf;
                 lone = sink.lone;
-                if sink.events > 0
-                    && let Some(probe) = self.probe_mut()
-                {
-                    probe.events(sink.events);
+                if sink.events > 0 {
+                    self.count_events(sink.events);
                 }
             }
             if !matches!(polled, Ok(None | Some(Poll::Pending))) {
@@ -711,8 +718,8 @@ impl State {
                     if self.is(PRELUDE) {
                         // The prelude's bytes, which begin the frame: counted as bytes only.
                         self.flags &= !PRELUDE;
-                    } else if let Some(probe) = self.probe_mut() {
-                        probe.events(1);
+                    } else {
+                        self.count_events(1);
                     }
                     let payload = match direct::hold_lone(buf, &mut lone, payload) {
                         Ok(()) => continue,
@@ -766,6 +773,8 @@ impl State {
             self.unshare(buf, &mut lone);
             if let Some(probe) = self.probe_mut() {
                 probe.ping();
+            } else if self.is(METERED) {
+                observe::meter::ping();
             }
             let message = self
                 .extras
@@ -877,8 +886,19 @@ impl State {
     fn frame_out(&mut self, frame: Bytes) -> Bytes {
         if let Some(probe) = self.probe_mut() {
             probe.frame(frame.len());
+        } else if self.is(METERED) {
+            observe::meter::bytes(frame.len());
         }
         frame
+    }
+
+    /// `count` events went into the frame being built.
+    fn count_events(&mut self, count: u64) {
+        if let Some(probe) = self.probe_mut() {
+            probe.events(count);
+        } else if self.is(METERED) {
+            observe::meter::events(count);
+        }
     }
 
     fn probe(&self) -> Option<&Probe> {
@@ -898,11 +918,13 @@ impl State {
     /// Once the stream ended and its last frame went out (or never will): the probe records
     /// the figures, once.
     fn finish_probe(&mut self) {
-        if let Some(ending) = self.ended
-            && let Some(mut probe) = self.extras.as_mut().and_then(|extras| extras.probe.take())
-        {
+        let Some(ending) = self.ended else { return };
+        if let Some(mut probe) = self.extras.as_mut().and_then(|extras| extras.probe.take()) {
             self.flags &= !(PROBED | SPANNED);
             probe.close(ending.reason);
+        } else if self.is(METERED) {
+            self.flags &= !METERED;
+            observe::meter::closed(ending.reason);
         }
     }
 }
@@ -926,6 +948,81 @@ fn log_panic(what: &str, panic: &(dyn Any + Send)) {
 
 #[cfg(test)]
 mod tests {
+    /// A driver of a stream that yields nothing, built as a response would build it.
+    #[cfg(feature = "metrics")]
+    fn bare_driver() -> super::Driver<futures_util::stream::Pending<super::Item>> {
+        super::Driver::new(
+            super::Settings {
+                producer: None,
+                separator: crate::event::Separator::default(),
+                ping_interval: std::time::Duration::ZERO,
+                ping_message: None,
+                shutdown: None,
+                connection: None,
+                send_timeout: super::SendTimeout::Off,
+                coalesce: None,
+                hooks: crate::close::HookSet::default(),
+                prelude: None,
+                permit: None,
+                origin: crate::observe::Origin::default(),
+            },
+            futures_util::stream::pending(),
+        )
+    }
+
+    /// A recorder of zero size (as the facade's no-op one is), and one with state.
+    #[cfg(feature = "metrics")]
+    mod recorders {
+        use metrics::{
+            Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+        };
+
+        pub(super) struct Stateless;
+        pub(super) struct Stateful(#[allow(dead_code)] pub(super) u64);
+
+        macro_rules! noop {
+            ($t:ty) => {
+                impl Recorder for $t {
+                    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+                    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+                    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+                    fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+                        Counter::noop()
+                    }
+                    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+                        Gauge::noop()
+                    }
+                    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+                        Histogram::noop()
+                    }
+                }
+            };
+        }
+        noop!(Stateless);
+        noop!(Stateful);
+    }
+
+    /// Without a recorder that keeps counts, and without a span, a stream keeps no probe and
+    /// allocates nothing out of line for it (a poll then reads no line of it); with one that
+    /// keeps counts, it has a probe. (The counts themselves: tests/tests/metrics*.rs.)
+    #[cfg(feature = "metrics")]
+    #[test]
+    fn a_stream_keeps_a_probe_only_for_a_recorder_with_state() {
+        let stateless = metrics::with_local_recorder(&recorders::Stateless, bare_driver);
+        assert!(stateless.state.is(super::METERED));
+        assert!(!stateless.state.is(super::PROBED));
+        assert!(
+            stateless.state.extras.is_none(),
+            "nothing else needs the extras"
+        );
+        let none = bare_driver();
+        assert!(none.state.is(super::METERED), "the facade's no-op recorder");
+        assert!(none.state.extras.is_none());
+        let stateful = metrics::with_local_recorder(&recorders::Stateful(1), bare_driver);
+        assert!(stateful.state.is(super::PROBED));
+        assert!(!stateful.state.is(super::METERED));
+    }
+
     use std::pin::Pin;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
