@@ -98,6 +98,11 @@ impl Client {
         self
     }
 
+    /// The port of the server end of the connection (which node of several it reads).
+    pub(crate) fn server_port(&self) -> u16 {
+        self.stream.peer_addr().map_or(0, |addr| addr.port())
+    }
+
     /// What a stamped client measured (`None` for any other).
     pub(crate) fn stamps(&self) -> Option<&Stamps> {
         self.checked.as_ref()?.stamps.as_ref()

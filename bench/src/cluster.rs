@@ -520,6 +520,34 @@ fn rows(
         ),
         row(
             String::new(),
+            "p50 ms, publish to the event's last delivery",
+            "paced_event_last_p50_ms",
+            Goal::Info,
+            2,
+        ),
+        row(
+            String::new(),
+            "p90 ms, publish to the event's last delivery",
+            "paced_event_last_p90_ms",
+            Goal::Info,
+            2,
+        ),
+        row(
+            String::new(),
+            "p99 ms of the node whose subscribers had it lowest",
+            "paced_node_p99_min_ms",
+            Goal::Info,
+            2,
+        ),
+        row(
+            String::new(),
+            "p99 ms of the node whose subscribers had it highest",
+            "paced_node_p99_max_ms",
+            Goal::Info,
+            2,
+        ),
+        row(
+            String::new(),
             "server CPU us/delivered event (nodes + redis-server)",
             "paced_cpu_per_delivery",
             Goal::Info,
@@ -1635,8 +1663,11 @@ fn paced_figures(system: System, clients: &[Client], segments: &[Segment]) -> io
             .any(|s| (s.window.0..s.window.1).contains(sent))
     };
     let mut latencies = Vec::new();
-    // Per event (its send time is its name), when its first subscriber had it.
+    // Per event (its send time is its name), when its first and its last subscriber had it.
     let mut first: HashMap<u64, u64> = HashMap::new();
+    let mut last: HashMap<u64, u64> = HashMap::new();
+    // Per node (the port its subscribers read), its subscribers' latencies.
+    let mut per_node: HashMap<u16, Vec<u64>> = HashMap::new();
     for client in clients {
         if system.ours()
             && let Some(fault) = client.ids().and_then(|ids| ids.fault.as_ref())
@@ -1646,10 +1677,14 @@ fn paced_figures(system: System, clients: &[Client], segments: &[Segment]) -> io
         let stamps = client
             .stamps()
             .ok_or_else(|| io::Error::other("a subscriber without stamps"))?;
+        let node = per_node.entry(client.server_port()).or_default();
         for &(sent, latency) in stamps.seen.iter().filter(|(sent, _)| in_window(sent)) {
             latencies.push(latency);
+            node.push(latency);
             let earliest = first.entry(sent).or_insert(latency);
             *earliest = (*earliest).min(latency);
+            let latest = last.entry(sent).or_insert(latency);
+            *latest = (*latest).max(latency);
         }
     }
     if latencies.is_empty() {
@@ -1659,6 +1694,18 @@ fn paced_figures(system: System, clients: &[Client], segments: &[Segment]) -> io
     let quantile = client::quantile_ms;
     let mut first: Vec<u64> = first.into_values().collect();
     first.sort_unstable();
+    let mut last: Vec<u64> = last.into_values().collect();
+    last.sort_unstable();
+    // The lowest and the highest of the nodes' p99s: a node whose streams lag shows here.
+    let node_p99s: Vec<f64> = per_node
+        .into_values()
+        .map(|mut node| {
+            node.sort_unstable();
+            quantile(&node, 0.99)
+        })
+        .collect();
+    let node_p99 =
+        |pick: fn(f64, f64) -> f64| node_p99s.iter().copied().reduce(pick).unwrap_or(0.0);
     let elapsed: f64 = segments
         .iter()
         .map(|s| (s.window.1 - s.window.0) as f64 / 1e9)
@@ -1675,6 +1722,10 @@ fn paced_figures(system: System, clients: &[Client], segments: &[Segment]) -> io
         ("paced_p99_ms", quantile(&latencies, 0.99)),
         ("paced_p999_ms", quantile(&latencies, 0.999)),
         ("paced_max_ms", quantile(&latencies, 1.0)),
+        ("paced_event_last_p50_ms", quantile(&last, 0.5)),
+        ("paced_event_last_p90_ms", quantile(&last, 0.9)),
+        ("paced_node_p99_min_ms", node_p99(f64::min)),
+        ("paced_node_p99_max_ms", node_p99(f64::max)),
         ("paced_samples", latencies.len() as f64),
         ("paced_cpu_per_delivery", (nodes + redis) * 1e6 / delivered),
         ("paced_deliveries_per_s", delivered / elapsed),
