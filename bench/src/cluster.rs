@@ -9,6 +9,10 @@
 //!   sharing one hub through a `redis-server` of their own;
 //! * **nchan, 3 nodes**: three nginx processes with nchan (one worker each, no master) in
 //!   nchan's Redis mode, on a `redis-server` of their own;
+//! * **the floor, 3 nodes**: three `bench cluster-floor` processes (this binary; one worker
+//!   thread each, likewise) on our Redis store, with everything after the store written by
+//!   hand: each node writes every event to all its subscribers' sockets in one loop, one
+//!   `send(2)` each (see `cluster_floor.rs`). The least a node on the store does;
 //! * **ours, 1 node on Redis** and **ours, 1 node in memory** (the example without
 //!   `REDIS_URL`, no Redis at all): what the Redis store costs one node.
 //!
@@ -34,13 +38,13 @@
 //!    misses `send`).
 //! 2. **Fixed rate**, 40 events/s to 1,000 subscribers: publish-to-delivery latency, p50, p99,
 //!    p99.9 and the largest, from the send time in the data to the end of the read that
-//!    brought the event. The two systems of a pair (ours and nchan on three nodes; ours on one
-//!    node, on Redis and in memory) run at once, each with its own subscribers, and take the
+//!    brought the event. The systems of a group (ours, nchan and the floor on three nodes; ours
+//!    on one node, on Redis and in memory) run at once, each with its own subscribers, and take the
 //!    load in turn, a few seconds each, for a few rounds: a tail latency moves with the
 //!    machine's state from minute to minute, and so both sides see the same minutes.
 //!
 //! After each load every subscriber must have received every event published since it was
-//! ready, exactly once (counts; on ours, also consecutive ids), or the run fails.
+//! ready, exactly once (counts; on ours and the floor, also consecutive ids), or the run fails.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -99,11 +103,15 @@ pub(crate) enum System {
     Ours1Redis,
     /// One `cluster` node on its in-memory hub.
     Ours1Memory,
+    /// Three floor nodes (`bench cluster-floor`) sharing our Redis store: the least a node on
+    /// it does to deliver ours's bytes.
+    Floor3,
 }
 
-const SYSTEMS: [System; 4] = [
+const SYSTEMS: [System; 5] = [
     System::Ours3,
     System::Nchan3,
+    System::Floor3,
     System::Ours1Redis,
     System::Ours1Memory,
 ];
@@ -116,6 +124,7 @@ impl System {
             System::Nchan3 => "nchan-3",
             System::Ours1Redis => "ours-1-redis",
             System::Ours1Memory => "ours-1-memory",
+            System::Floor3 => "floor-3",
         }
     }
 
@@ -129,12 +138,13 @@ impl System {
             System::Nchan3 => "nchan, 3 nodes on Redis",
             System::Ours1Redis => "ours, 1 node on Redis",
             System::Ours1Memory => "ours, 1 node in memory",
+            System::Floor3 => "floor, 3 nodes on our Redis store",
         }
     }
 
     fn nodes(self) -> usize {
         match self {
-            System::Ours3 | System::Nchan3 => 3,
+            System::Ours3 | System::Nchan3 | System::Floor3 => 3,
             System::Ours1Redis | System::Ours1Memory => 1,
         }
     }
@@ -143,7 +153,8 @@ impl System {
         self != System::Ours1Memory
     }
 
-    fn ours(self) -> bool {
+    /// Whether it sends ours's ids (`<epoch>:<seq>`, consecutive), which its clients check.
+    fn ours_ids(self) -> bool {
         self != System::Nchan3
     }
 }
@@ -159,7 +170,7 @@ struct Plan {
     /// Load before a saturation's window starts, and that window.
     warmup: Duration,
     window: Duration,
-    /// The fixed rate runs in rounds: in each, every system of a pair in turn gets a warm-up
+    /// The fixed rate runs in rounds: in each, every system of a group in turn gets a warm-up
     /// and a window.
     paced_rounds: usize,
     paced_warmup: Duration,
@@ -289,7 +300,7 @@ pub(crate) async fn drive(options: Options) -> ExitCode {
     println!(
         "- loads: (i) saturation with {} and {} subscribers ({PUBLISHERS} publisher tasks, at \
          most {LEAD} events ahead of the slowest subscriber, {} s warm-up, {} s window); (ii) {} \
-         events/s to {} subscribers, the two systems of a pair in turn, {} rounds of {} s \
+         events/s to {} subscribers, the systems of a group in turn, {} rounds of {} s \
          warm-up and {} s window each; events of {PAYLOAD_BYTES} bytes of data; runs: {runs}{}\n",
         report::number(plan.crowds[0] as f64, 0),
         report::number(plan.crowds[1] as f64, 0),
@@ -316,10 +327,11 @@ pub(crate) async fn drive(options: Options) -> ExitCode {
             let figures = saturations(system, &plan, &binary, base).await;
             record(&mut tally, run, runs, system, started, figures);
         }
-        // (ii), the systems of each pair in turn (a pair of which one was selected: that one).
-        for (a, b) in PAIRS {
-            let mut group: Vec<System> = [a, b]
-                .into_iter()
+        // (ii), the systems of each group in turn (those of it that were selected).
+        for systems in GROUPS {
+            let mut group: Vec<System> = systems
+                .iter()
+                .copied()
                 .filter(|system| selected.contains(system))
                 .collect();
             if group.is_empty() {
@@ -346,6 +358,11 @@ pub(crate) async fn drive(options: Options) -> ExitCode {
     let results = &tally.results;
     println!("## Three nodes on Redis: ours against nchan (same run)\n");
     println!("{}", results.comparison_table(&against_nchan(&plan)));
+    let [ours_floor, floor_nchan] = against_the_floor(&plan);
+    println!("## Three nodes on Redis: ours against the floor (same run)\n");
+    println!("{}", results.comparison_table(&ours_floor));
+    println!("## Three nodes on Redis: the floor against nchan (same run)\n");
+    println!("{}", results.comparison_table(&floor_nchan));
     println!("## One node: the Redis store against the in-memory hub (same run)\n");
     println!("{}", results.comparison_table(&redis_against_memory(&plan)));
     println!(
@@ -579,6 +596,27 @@ fn against_nchan(plan: &Plan) -> Vec<Comparison<System>> {
     )
 }
 
+/// Ours on three nodes against the floor on three, and the floor against nchan (no targets):
+/// how far ours is from the least a node on the same store does, and where that least stands.
+fn against_the_floor(plan: &Plan) -> [Vec<Comparison<System>>; 2] {
+    [
+        rows(
+            plan,
+            System::Ours3,
+            System::Floor3,
+            "floor, 3 nodes on our Redis store",
+            [Goal::Info; 3],
+        ),
+        rows(
+            plan,
+            System::Floor3,
+            System::Nchan3,
+            "nchan, 3 nodes on Redis",
+            [Goal::Info; 3],
+        ),
+    ]
+}
+
 /// Ours on one node: the Redis store against the in-memory one (no targets).
 fn redis_against_memory(plan: &Plan) -> Vec<Comparison<System>> {
     rows(
@@ -590,11 +628,11 @@ fn redis_against_memory(plan: &Plan) -> Vec<Comparison<System>> {
     )
 }
 
-/// The systems whose fixed-rate loads alternate, round by round: each pair's figures are of
+/// The systems whose fixed-rate loads alternate, round by round: each group's figures are of
 /// the same minutes of the machine's life.
-const PAIRS: [(System, System); 2] = [
-    (System::Ours3, System::Nchan3),
-    (System::Ours1Redis, System::Ours1Memory),
+const GROUPS: [&[System]; 2] = [
+    &[System::Ours3, System::Nchan3, System::Floor3],
+    &[System::Ours1Redis, System::Ours1Memory],
 ];
 
 /// (i): starts `system`, saturates it with the two crowds in turn, stops it (whatever
@@ -861,7 +899,24 @@ async fn start_ours(
         Some(port) => command.env("REDIS_URL", format!("redis://127.0.0.1:{port}")),
         None => command.env_remove("REDIS_URL"),
     };
-    let mut proc = Proc::spawn(format!("ours {node}"), &mut command, true)?;
+    said_where(Proc::spawn(format!("ours {node}"), &mut command, true)?).await
+}
+
+/// A floor node (`bench cluster-floor`, this binary) with `threads` worker threads, on the
+/// Redis at `redis` (a port).
+async fn start_floor(redis: u16, threads: usize, node: usize) -> io::Result<(Proc, SocketAddr)> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .arg("cluster-floor")
+        .env("PORT", "0")
+        .env("TOKIO_WORKER_THREADS", threads.to_string())
+        .env("REDIS_URL", format!("redis://127.0.0.1:{redis}"));
+    said_where(Proc::spawn(format!("floor {node}"), &mut command, true)?).await
+}
+
+/// Waits for a node's `listening on http://<addr>` line on its stderr, and forwards its other
+/// lines.
+async fn said_where(mut proc: Proc) -> io::Result<(Proc, SocketAddr)> {
     let stderr = proc.child.stderr.take().expect("stderr is piped");
     let mut lines = BufReader::new(stderr).lines();
     let addr = tokio::time::timeout(PATIENCE, async {
@@ -1003,7 +1058,12 @@ impl Deployment {
         };
         let redis_port = deployment.redis.as_ref().map(|redis| redis.port);
         for node in 0..system.nodes() {
-            if system.ours() {
+            if system == System::Floor3 {
+                let port = redis_port.ok_or_else(|| io::Error::other("the floor needs Redis"))?;
+                let (proc, addr) = start_floor(port, node_threads, node + 1).await?;
+                deployment.nodes.push(proc);
+                deployment.addrs.push(addr);
+            } else if system.ours_ids() {
                 let (proc, addr) = start_ours(binary, redis_port, node_threads, node + 1).await?;
                 deployment.nodes.push(proc);
                 deployment.addrs.push(addr);
@@ -1669,7 +1729,7 @@ fn paced_figures(system: System, clients: &[Client], segments: &[Segment]) -> io
     // Per node (the port its subscribers read), its subscribers' latencies.
     let mut per_node: HashMap<u16, Vec<u64>> = HashMap::new();
     for client in clients {
-        if system.ours()
+        if system.ours_ids()
             && let Some(fault) = client.ids().and_then(|ids| ids.fault.as_ref())
         {
             return Err(io::Error::other(format!("ids: {fault}")));

@@ -6,7 +6,7 @@
 //! cargo run -p bench --release -- --quick       # a short smoke run (a tenth of the sizes)
 //! cargo run -p bench --release -- --only a,b,i  # against the floor
 //! cargo run -p bench --release -- soak --quick  # soak and chaos (see RELIABILITY.md)
-//! cargo run -p bench --release -- cluster       # 3 nodes on Redis against nchan
+//! cargo run -p bench --release -- cluster       # 3 nodes on Redis against nchan and the floor
 //! cargo run -p bench --release -- render        # (a)'s events made in process, no socket
 //! ```
 //!
@@ -24,6 +24,7 @@
 
 mod client;
 mod cluster;
+mod cluster_floor;
 mod measure;
 mod render;
 mod report;
@@ -124,7 +125,7 @@ usage: bench [--runs N] [--only a,b,c,d,e,f,g,h,i,j,k] [--quick] [--workers N]
        bench soak [--quick]        (soak and chaos, see RELIABILITY.md)
        bench soak-server
        bench cluster [--quick] [--runs N] [--node-threads N]
-                     [--system ours-3,nchan-3,ours-1-redis,ours-1-memory]
+                     [--system ours-3,nchan-3,floor-3,ours-1-redis,ours-1-memory]
                                    (3 nodes on Redis against nchan, see BENCHMARKS.md)";
 
 struct Options {
@@ -162,6 +163,25 @@ fn main() -> ExitCode {
             .expect("a tokio runtime");
         return runtime.block_on(soak::drive(quick));
     }
+    if args.first().map(String::as_str) == Some("cluster-floor") {
+        // One worker thread unless told otherwise, as the `cluster` example's nodes run.
+        let threads = std::env::var("TOKIO_WORKER_THREADS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        return match runtime.block_on(cluster_floor::run()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("bench cluster-floor: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.first().map(String::as_str) == Some("cluster") {
         let mut quick = false;
         let mut runs = None;
@@ -179,7 +199,7 @@ fn main() -> ExitCode {
                         Some(systems) if !systems.is_empty() => only = Some(systems),
                         _ => {
                             return usage_error(
-                                "--system takes ours-3, nchan-3, ours-1-redis or ours-1-memory (or a list)",
+                                "--system takes ours-3, nchan-3, floor-3, ours-1-redis or ours-1-memory (or a list)",
                             );
                         }
                     }

@@ -52,7 +52,7 @@ use axum::routing::get;
 
 use crate::Kind;
 
-mod floor;
+pub(crate) mod floor;
 
 /// The data of every event: 64 bytes, one line.
 pub(crate) const PAYLOAD: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/";

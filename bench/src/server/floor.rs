@@ -126,7 +126,10 @@ async fn connection(mut socket: TcpStream, hub: broadcast::Sender<Frame>) -> io:
 
 /// Reads until `input` holds a whole request head; returns its length, blank line included,
 /// or `None` if the client closed between requests.
-async fn read_head(socket: &mut TcpStream, input: &mut Vec<u8>) -> io::Result<Option<usize>> {
+pub(crate) async fn read_head(
+    socket: &mut TcpStream,
+    input: &mut Vec<u8>,
+) -> io::Result<Option<usize>> {
     let mut searched: usize = 0;
     loop {
         let from = searched.saturating_sub(3);
@@ -171,13 +174,13 @@ fn parse(head: &[u8]) -> io::Result<(Route, bool)> {
 }
 
 /// The date header's value, as hyper writes it.
-fn date() -> String {
+pub(crate) fn date() -> String {
     httpdate::fmt_http_date(SystemTime::now())
 }
 
 /// Ours's head of an SSE response (hyper adds `close` to ours's `connection: keep-alive` when
 /// the request asked for it).
-fn sse_head(close: bool) -> String {
+pub(crate) fn sse_head(close: bool) -> String {
     format!(
         "HTTP/1.1 200 OK\r\ncache-control: no-store\r\nconnection: keep-alive{}\r\n\
          x-accel-buffering: no\r\ncontent-type: text/event-stream; charset=utf-8\r\n\

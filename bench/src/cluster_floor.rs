@@ -1,0 +1,339 @@
+//! `bench cluster-floor`: one node of the cluster's floor, the least a node on our Redis store
+//! does to deliver the bytes ours delivers (the `floor-3` system of `bench cluster`).
+//!
+//! It shares the hub of the `cluster` example (`RedisStore`, hub `cluster`, the same history
+//! and TTL) through sse-runtime, so the store, its publish script and its one tail loop per
+//! node are ours, and everything after them is written by hand on tokio alone: no hyper, no
+//! axum, no task per subscriber. One task follows topic `bench` (a [`Resume`] from now on)
+//! and writes each event, framed once as a chunk, to every subscriber's socket in one loop,
+//! one `send(2)` each, as nginx walks its subscribers; what a socket does not take waits in
+//! that subscriber's buffer and goes before its next bytes (retried every millisecond until
+//! it has gone). Events that are ready together go as one chunk, as ours coalesces them.
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `GET /events?...` | ours's response head, then every event of topic `bench` from now on (the query is not read) |
+//! | `POST /publish/{topic}` | publishes the body to the topic through the store; answers the event's id |
+//!
+//! It reads `REDIS_URL` and `PORT`, says `listening on http://<addr>` on stderr as the
+//! example does, sends no pings and never reads a subscriber's socket again: a subscriber that
+//! left is dropped at its first failed write. A reference for the benchmark, not a server.
+//!
+//! [`Resume`]: sse_runtime::resume::Resume
+
+use std::io;
+use std::time::Duration;
+
+use futures_util::{FutureExt as _, StreamExt as _};
+use sse_runtime::resume::{Hub, RedisStore};
+use sse_runtime::{LastEventId, Separator, ServerSentEvent};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::server::floor::{date, read_head, sse_head};
+
+/// What the `cluster` example keeps per topic, and for how long.
+const HISTORY: usize = 10_000;
+const TTL: Duration = Duration::from_secs(24 * 3600);
+/// The one topic the node delivers.
+const TOPIC: &str = "bench";
+/// The most event bytes one chunk takes when events are ready together.
+const CHUNK: usize = 64 * 1024;
+/// How often bytes that a socket did not take are offered again.
+const RETRY: Duration = Duration::from_millis(1);
+/// The longest publish body read.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Runs the node until the process is killed.
+pub(crate) async fn run() -> io::Result<()> {
+    let url = std::env::var("REDIS_URL").map_err(|_| io::Error::other("REDIS_URL is not set"))?;
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|port| port.parse().ok())
+        .unwrap_or(0);
+    // The hub first: the node listens (and says so) once it can serve.
+    let node = Node::start(&url).await?;
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    eprintln!("listening on http://{}", listener.local_addr()?);
+    node.serve(listener).await
+}
+
+/// A node's hub on the store, and its writer.
+pub(crate) struct Node {
+    hub: Hub,
+    joins: mpsc::UnboundedSender<TcpStream>,
+}
+
+impl Node {
+    /// Connects to the Redis at `url` and starts the writer.
+    pub(crate) async fn start(url: &str) -> io::Result<Self> {
+        let store = RedisStore::builder(url)
+            .hub("cluster")
+            .history(HISTORY)
+            .ttl(TTL)
+            .connect()
+            .await
+            .map_err(io::Error::other)?;
+        let hub = Hub::builder().store(store).build();
+        let (joins, joined) = mpsc::unbounded_channel();
+        let live = hub.resume([TOPIC], LastEventId::None).await;
+        tokio::spawn(fan_out(live, joined));
+        Ok(Self { hub, joins })
+    }
+
+    /// Accepts connections on `listener` until it fails.
+    pub(crate) async fn serve(self, listener: TcpListener) -> io::Result<()> {
+        loop {
+            let (socket, _) = listener.accept().await?;
+            let (hub, joins) = (self.hub.clone(), self.joins.clone());
+            tokio::spawn(async move {
+                // A client that went away ends its connection; nothing to tell.
+                let _ = connection(socket, hub, joins).await;
+            });
+        }
+    }
+}
+
+/// One subscriber: its socket, and the bytes it did not take yet.
+struct Subscriber {
+    socket: TcpStream,
+    pending: Vec<u8>,
+}
+
+impl Subscriber {
+    /// Sends `bytes` after what is pending; `false` once the client is gone.
+    fn send(&mut self, bytes: &[u8]) -> bool {
+        if self.pending.is_empty() {
+            match self.socket.try_write(bytes) {
+                Ok(n) => self.pending.extend_from_slice(&bytes[n..]),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    self.pending.extend_from_slice(bytes);
+                }
+                Err(_) => return false,
+            }
+            true
+        } else {
+            self.pending.extend_from_slice(bytes);
+            self.flush()
+        }
+    }
+
+    /// Offers the pending bytes again; `false` once the client is gone.
+    fn flush(&mut self) -> bool {
+        while !self.pending.is_empty() {
+            match self.socket.try_write(&self.pending) {
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+}
+
+/// The node's one writer: each event (or run of ready events), framed once, to every
+/// subscriber in turn.
+async fn fan_out(
+    mut live: sse_runtime::resume::Resume,
+    mut joined: mpsc::UnboundedReceiver<TcpStream>,
+) {
+    let mut subscribers: Vec<Subscriber> = Vec::new();
+    let mut chunk = Vec::with_capacity(CHUNK + 64);
+    let mut retry = tokio::time::interval(RETRY);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let backlog = subscribers.iter().any(|s| !s.pending.is_empty());
+        tokio::select! {
+            biased;
+            socket = joined.recv() => match socket {
+                Some(socket) => subscribers.push(Subscriber { socket, pending: Vec::new() }),
+                None => return,
+            },
+            payload = live.next() => {
+                let Some(payload) = payload else { return };
+                let mut data = payload.encode(Separator::CrLf).to_vec();
+                while data.len() < CHUNK {
+                    match live.next().now_or_never() {
+                        Some(Some(more)) => data.extend_from_slice(&more.encode(Separator::CrLf)),
+                        Some(None) | None => break,
+                    }
+                }
+                chunk.clear();
+                chunk.extend_from_slice(format!("{:X}\r\n", data.len()).as_bytes());
+                chunk.extend_from_slice(&data);
+                chunk.extend_from_slice(b"\r\n");
+                subscribers.retain_mut(|subscriber| subscriber.send(&chunk));
+            }
+            _ = retry.tick(), if backlog => {
+                subscribers.retain_mut(Subscriber::flush);
+            }
+        }
+    }
+}
+
+/// Serves one connection's requests: a subscriber's socket goes to the writer; publishes are
+/// answered one after the other.
+async fn connection(
+    mut socket: TcpStream,
+    hub: Hub,
+    joins: mpsc::UnboundedSender<TcpStream>,
+) -> io::Result<()> {
+    socket.set_nodelay(true)?;
+    let mut input = Vec::with_capacity(1024);
+    loop {
+        let Some(end) = read_head(&mut socket, &mut input).await? else {
+            return Ok(());
+        };
+        let head = std::str::from_utf8(&input[..end])
+            .map_err(|_| io::Error::other("a head not in UTF-8"))?
+            .to_owned();
+        input.drain(..end);
+        let mut words = head.split(' ');
+        let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        if method == "GET" && (path == "/events" || path.starts_with("/events?")) {
+            socket.write_all(sse_head(false).as_bytes()).await?;
+            return joins
+                .send(socket)
+                .map_err(|_| io::Error::other("the writer ended"));
+        }
+        let topic = path.strip_prefix("/publish/").filter(|_| method == "POST");
+        let Some(topic) = topic else {
+            let answer = format!(
+                "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\ndate: {}\r\n\r\n",
+                date()
+            );
+            socket.write_all(answer.as_bytes()).await?;
+            continue;
+        };
+        let length = head
+            .split("\r\n")
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<usize>().ok())?
+            })
+            .ok_or_else(|| io::Error::other("a publish without a content-length"))?;
+        if length > MAX_BODY {
+            return Err(io::Error::other("a publish body too long"));
+        }
+        while input.len() < length {
+            input.reserve(length - input.len());
+            if socket.read_buf(&mut input).await? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        let body: Vec<u8> = input.drain(..length).collect();
+        let body = String::from_utf8(body).map_err(|_| io::Error::other("a body not in UTF-8"))?;
+        let answer = match hub.publish(topic, ServerSentEvent::new().data(body)).await {
+            Ok(id) => {
+                let id = id.to_string();
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\n\
+                     content-length: {}\r\ndate: {}\r\n\r\n{id}",
+                    id.len(),
+                    date()
+                )
+            }
+            Err(_) => format!(
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\ndate: {}\r\n\r\n",
+                date()
+            ),
+        };
+        socket.write_all(answer.as_bytes()).await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use sse_runtime::testing::RedisServer;
+
+    use super::*;
+    use crate::client::{Client, Poster};
+
+    async fn floor_node(url: &str) -> SocketAddr {
+        let node = Node::start(url).await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(node.serve(listener));
+        addr
+    }
+
+    /// The numbers of the ids that two floor nodes on one Redis answer and deliver: every
+    /// event published on either reaches the subscribers of both, once, in order, with the
+    /// chunked framing and consecutive ids that the cluster's checked clients read (a gap, a
+    /// repeat, a bad chunk fails them), bursts that go out as one chunk included.
+    #[tokio::test]
+    async fn floor_nodes_deliver_every_event_once_in_order() {
+        let Some(redis) = RedisServer::start() else {
+            return;
+        };
+        let nodes = [
+            floor_node(&redis.url()).await,
+            floor_node(&redis.url()).await,
+        ];
+        let mut subscribers = Vec::new();
+        for &addr in &nodes {
+            let mut client = Client::get(addr, "/events?topic=bench", false, 4096)
+                .await
+                .unwrap()
+                .checked();
+            client.read_head().await.unwrap();
+            subscribers.push(client);
+        }
+        let seq = |answer: &[u8]| -> u64 {
+            let text = std::str::from_utf8(answer).unwrap();
+            text.rsplit(':').next().unwrap().parse().unwrap()
+        };
+        // A subscriber joins the writer after its head: publish until both have one event.
+        let mut poster = Poster::connect(nodes[0]).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let first = loop {
+            let id = seq(poster.post("/publish/bench", b"warm").await.unwrap());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let mut fresh = Vec::new();
+            for client in &mut subscribers {
+                while tokio::time::timeout(Duration::from_millis(20), client.read_some())
+                    .await
+                    .is_ok_and(|read| !read.unwrap())
+                {}
+                fresh.push(client.events);
+            }
+            if fresh.iter().all(|&events| events > 0) {
+                break id + 1;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no event arrived");
+        };
+        let base: Vec<u64> = subscribers.iter().map(|client| client.events).collect();
+        // 100 events from 4 posters at once, on both nodes: bursts the writer takes together.
+        let mut posting = tokio::task::JoinSet::new();
+        for k in 0..4 {
+            let addr = nodes[k % 2];
+            posting.spawn(async move {
+                let mut poster = Poster::connect(addr).await.unwrap();
+                for _ in 0..25 {
+                    poster.post("/publish/bench", b"x").await.unwrap();
+                }
+            });
+        }
+        while let Some(done) = posting.join_next().await {
+            done.unwrap();
+        }
+        let last = seq(poster.post("/publish/bench", b"end").await.unwrap());
+        assert_eq!(last, first + 100);
+        for (client, base) in subscribers.iter_mut().zip(base) {
+            tokio::time::timeout(Duration::from_secs(20), client.read_events(base + 101))
+                .await
+                .expect("every event within 20 s")
+                .unwrap();
+            let ids = client.ids().unwrap();
+            assert_eq!(ids.last, last);
+            ids.expect(ids.count, None, Some(last)).unwrap();
+            assert_eq!(client.events, base + 101);
+        }
+    }
+}
