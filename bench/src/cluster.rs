@@ -12,7 +12,8 @@
 //! * **the floor, 3 nodes**: three `bench cluster-floor` processes (this binary; one worker
 //!   thread each, likewise) on our Redis store, with everything after the store written by
 //!   hand: each node writes every event to all its subscribers' sockets in one loop, one
-//!   `send(2)` each (see `cluster_floor.rs`). The least a node on the store does;
+//!   `send(2)` each (see `cluster_floor.rs`). The least a node on the store does. Asked for
+//!   (`--system floor-tasks-3`), also the same with a task per subscriber;
 //! * **ours, 1 node on Redis** and **ours, 1 node in memory** (the example without
 //!   `REDIS_URL`, no Redis at all): what the Redis store costs one node.
 //!
@@ -106,9 +107,22 @@ pub(crate) enum System {
     /// Three floor nodes (`bench cluster-floor`) sharing our Redis store: the least a node on
     /// it does to deliver ours's bytes.
     Floor3,
+    /// The same with a task per subscriber (`bench cluster-floor --tasks`); only when asked
+    /// for.
+    FloorTasks3,
 }
 
-const SYSTEMS: [System; 5] = [
+const SYSTEMS: [System; 6] = [
+    System::Ours3,
+    System::Nchan3,
+    System::Floor3,
+    System::FloorTasks3,
+    System::Ours1Redis,
+    System::Ours1Memory,
+];
+
+/// What a run without `--system` runs.
+const DEFAULT_SYSTEMS: [System; 5] = [
     System::Ours3,
     System::Nchan3,
     System::Floor3,
@@ -125,6 +139,7 @@ impl System {
             System::Ours1Redis => "ours-1-redis",
             System::Ours1Memory => "ours-1-memory",
             System::Floor3 => "floor-3",
+            System::FloorTasks3 => "floor-tasks-3",
         }
     }
 
@@ -139,12 +154,13 @@ impl System {
             System::Ours1Redis => "ours, 1 node on Redis",
             System::Ours1Memory => "ours, 1 node in memory",
             System::Floor3 => "floor, 3 nodes on our Redis store",
+            System::FloorTasks3 => "floor with a task per subscriber, 3 nodes",
         }
     }
 
     fn nodes(self) -> usize {
         match self {
-            System::Ours3 | System::Nchan3 | System::Floor3 => 3,
+            System::Ours3 | System::Nchan3 | System::Floor3 | System::FloorTasks3 => 3,
             System::Ours1Redis | System::Ours1Memory => 1,
         }
     }
@@ -315,7 +331,7 @@ pub(crate) async fn drive(options: Options) -> ExitCode {
     );
     let base = Instant::now();
     let mut tally = Tally::default();
-    let selected = only.unwrap_or_else(|| SYSTEMS.to_vec());
+    let selected = only.unwrap_or_else(|| DEFAULT_SYSTEMS.to_vec());
     for run in 0..runs {
         // (i), each system on its own; rotate which goes first, so drift in the machine evens
         // out.
@@ -363,6 +379,10 @@ pub(crate) async fn drive(options: Options) -> ExitCode {
     println!("{}", results.comparison_table(&ours_floor));
     println!("## Three nodes on Redis: the floor against nchan (same run)\n");
     println!("{}", results.comparison_table(&floor_nchan));
+    if selected.contains(&System::FloorTasks3) {
+        println!("## Three nodes on Redis: the floor with a task per subscriber (same run)\n");
+        println!("{}", results.comparison_table(&with_tasks(&plan)));
+    }
     println!("## One node: the Redis store against the in-memory hub (same run)\n");
     println!("{}", results.comparison_table(&redis_against_memory(&plan)));
     println!(
@@ -617,6 +637,18 @@ fn against_the_floor(plan: &Plan) -> [Vec<Comparison<System>>; 2] {
     ]
 }
 
+/// The floor with a task per subscriber against the floor (no targets): what a task per
+/// subscriber costs, without hyper or an SSE layer.
+fn with_tasks(plan: &Plan) -> Vec<Comparison<System>> {
+    rows(
+        plan,
+        System::FloorTasks3,
+        System::Floor3,
+        "floor, 3 nodes on our Redis store",
+        [Goal::Info; 3],
+    )
+}
+
 /// Ours on one node: the Redis store against the in-memory one (no targets).
 fn redis_against_memory(plan: &Plan) -> Vec<Comparison<System>> {
     rows(
@@ -631,7 +663,12 @@ fn redis_against_memory(plan: &Plan) -> Vec<Comparison<System>> {
 /// The systems whose fixed-rate loads alternate, round by round: each group's figures are of
 /// the same minutes of the machine's life.
 const GROUPS: [&[System]; 2] = [
-    &[System::Ours3, System::Nchan3, System::Floor3],
+    &[
+        System::Ours3,
+        System::Nchan3,
+        System::Floor3,
+        System::FloorTasks3,
+    ],
     &[System::Ours1Redis, System::Ours1Memory],
 ];
 
@@ -902,12 +939,18 @@ async fn start_ours(
     said_where(Proc::spawn(format!("ours {node}"), &mut command, true)?).await
 }
 
-/// A floor node (`bench cluster-floor`, this binary) with `threads` worker threads, on the
-/// Redis at `redis` (a port).
-async fn start_floor(redis: u16, threads: usize, node: usize) -> io::Result<(Proc, SocketAddr)> {
+/// A floor node (`bench cluster-floor`, this binary, `--tasks` if `tasks`) with `threads`
+/// worker threads, on the Redis at `redis` (a port).
+async fn start_floor(
+    redis: u16,
+    tasks: bool,
+    threads: usize,
+    node: usize,
+) -> io::Result<(Proc, SocketAddr)> {
     let mut command = Command::new(std::env::current_exe()?);
     command
         .arg("cluster-floor")
+        .args(tasks.then_some("--tasks"))
         .env("PORT", "0")
         .env("TOKIO_WORKER_THREADS", threads.to_string())
         .env("REDIS_URL", format!("redis://127.0.0.1:{redis}"));
@@ -1058,9 +1101,10 @@ impl Deployment {
         };
         let redis_port = deployment.redis.as_ref().map(|redis| redis.port);
         for node in 0..system.nodes() {
-            if system == System::Floor3 {
+            if matches!(system, System::Floor3 | System::FloorTasks3) {
                 let port = redis_port.ok_or_else(|| io::Error::other("the floor needs Redis"))?;
-                let (proc, addr) = start_floor(port, node_threads, node + 1).await?;
+                let tasks = system == System::FloorTasks3;
+                let (proc, addr) = start_floor(port, tasks, node_threads, node + 1).await?;
                 deployment.nodes.push(proc);
                 deployment.addrs.push(addr);
             } else if system.ours_ids() {

@@ -10,6 +10,13 @@
 //! that subscriber's buffer and goes before its next bytes (retried every millisecond until
 //! it has gone). Events that are ready together go as one chunk, as ours coalesces them.
 //!
+//! `bench cluster-floor --tasks` (the `floor-tasks-3` system) writes the same chunks from a
+//! task per subscriber instead, each woken by a tokio `broadcast` of the framed chunks and
+//! writing with `write_all`, as `axum::serve` runs a task per connection: the floor with the
+//! wake-up and poll of every subscriber's task that any design on hyper has, and still no
+//! hyper and no SSE layer. A subscriber that falls more than [`TASKS_CAPACITY`] chunks behind
+//! is cut off (and the bench's counts fail the run).
+//!
 //! | route | what |
 //! | --- | --- |
 //! | `GET /events?...` | ours's response head, then every event of topic `bench` from now on (the query is not read) |
@@ -22,6 +29,7 @@
 //! [`Resume`]: sse_runtime::resume::Resume
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{FutureExt as _, StreamExt as _};
@@ -29,7 +37,7 @@ use sse_runtime::resume::{Hub, RedisStore};
 use sse_runtime::{LastEventId, Separator, ServerSentEvent};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::server::floor::{date, read_head, sse_head};
 
@@ -42,18 +50,29 @@ const TOPIC: &str = "bench";
 const CHUNK: usize = 64 * 1024;
 /// How often bytes that a socket did not take are offered again.
 const RETRY: Duration = Duration::from_millis(1);
+/// The chunks a subscriber's task may be behind the writer (`--tasks`).
+const TASKS_CAPACITY: usize = 256;
 /// The longest publish body read.
 const MAX_BODY: usize = 64 * 1024;
 
+/// How a node's event chunks reach its subscribers' sockets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Writer {
+    /// One task writes every chunk to every socket, in one loop.
+    Loop,
+    /// A task per subscriber, woken by a broadcast of the chunks, writes its own.
+    Tasks,
+}
+
 /// Runs the node until the process is killed.
-pub(crate) async fn run() -> io::Result<()> {
+pub(crate) async fn run(writer: Writer) -> io::Result<()> {
     let url = std::env::var("REDIS_URL").map_err(|_| io::Error::other("REDIS_URL is not set"))?;
     let port: u16 = std::env::var("PORT")
         .ok()
         .and_then(|port| port.parse().ok())
         .unwrap_or(0);
     // The hub first: the node listens (and says so) once it can serve.
-    let node = Node::start(&url).await?;
+    let node = Node::start(&url, writer).await?;
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     eprintln!("listening on http://{}", listener.local_addr()?);
     node.serve(listener).await
@@ -62,12 +81,21 @@ pub(crate) async fn run() -> io::Result<()> {
 /// A node's hub on the store, and its writer.
 pub(crate) struct Node {
     hub: Hub,
-    joins: mpsc::UnboundedSender<TcpStream>,
+    route: Route,
+}
+
+/// Where a subscriber's socket goes once its head is written.
+#[derive(Clone)]
+enum Route {
+    /// To the one writer.
+    Loop(mpsc::UnboundedSender<TcpStream>),
+    /// To a task of its own that follows the broadcast.
+    Tasks(broadcast::Sender<Arc<[u8]>>),
 }
 
 impl Node {
     /// Connects to the Redis at `url` and starts the writer.
-    pub(crate) async fn start(url: &str) -> io::Result<Self> {
+    pub(crate) async fn start(url: &str, writer: Writer) -> io::Result<Self> {
         let store = RedisStore::builder(url)
             .hub("cluster")
             .history(HISTORY)
@@ -76,20 +104,30 @@ impl Node {
             .await
             .map_err(io::Error::other)?;
         let hub = Hub::builder().store(store).build();
-        let (joins, joined) = mpsc::unbounded_channel();
         let live = hub.resume([TOPIC], LastEventId::None).await;
-        tokio::spawn(fan_out(live, joined));
-        Ok(Self { hub, joins })
+        let route = match writer {
+            Writer::Loop => {
+                let (joins, joined) = mpsc::unbounded_channel();
+                tokio::spawn(fan_out(live, Sink::Loop(joined)));
+                Route::Loop(joins)
+            }
+            Writer::Tasks => {
+                let chunks = broadcast::channel(TASKS_CAPACITY).0;
+                tokio::spawn(fan_out(live, Sink::Tasks(chunks.clone())));
+                Route::Tasks(chunks)
+            }
+        };
+        Ok(Self { hub, route })
     }
 
     /// Accepts connections on `listener` until it fails.
     pub(crate) async fn serve(self, listener: TcpListener) -> io::Result<()> {
         loop {
             let (socket, _) = listener.accept().await?;
-            let (hub, joins) = (self.hub.clone(), self.joins.clone());
+            let (hub, route) = (self.hub.clone(), self.route.clone());
             tokio::spawn(async move {
                 // A client that went away ends its connection; nothing to tell.
-                let _ = connection(socket, hub, joins).await;
+                let _ = connection(socket, hub, route).await;
             });
         }
     }
@@ -134,12 +172,21 @@ impl Subscriber {
     }
 }
 
-/// The node's one writer: each event (or run of ready events), framed once, to every
-/// subscriber in turn.
-async fn fan_out(
-    mut live: sse_runtime::resume::Resume,
-    mut joined: mpsc::UnboundedReceiver<TcpStream>,
-) {
+/// Where the writer's chunks go.
+enum Sink {
+    /// Subscribers to write to, as they join.
+    Loop(mpsc::UnboundedReceiver<TcpStream>),
+    /// The subscribers' tasks.
+    Tasks(broadcast::Sender<Arc<[u8]>>),
+}
+
+/// The node's writer: each event (or run of ready events), framed once, to every subscriber
+/// in turn (or, `--tasks`, to their tasks).
+async fn fan_out(mut live: sse_runtime::resume::Resume, sink: Sink) {
+    let (mut joined, tasks) = match sink {
+        Sink::Loop(joined) => (Some(joined), None),
+        Sink::Tasks(tasks) => (None, Some(tasks)),
+    };
     let mut subscribers: Vec<Subscriber> = Vec::new();
     let mut chunk = Vec::with_capacity(CHUNK + 64);
     let mut retry = tokio::time::interval(RETRY);
@@ -148,7 +195,7 @@ async fn fan_out(
         let backlog = subscribers.iter().any(|s| !s.pending.is_empty());
         tokio::select! {
             biased;
-            socket = joined.recv() => match socket {
+            Some(socket) = async { Some(joined.as_mut()?.recv().await) } => match socket {
                 Some(socket) => subscribers.push(Subscriber { socket, pending: Vec::new() }),
                 None => return,
             },
@@ -165,7 +212,11 @@ async fn fan_out(
                 chunk.extend_from_slice(format!("{:X}\r\n", data.len()).as_bytes());
                 chunk.extend_from_slice(&data);
                 chunk.extend_from_slice(b"\r\n");
-                subscribers.retain_mut(|subscriber| subscriber.send(&chunk));
+                match &tasks {
+                    // Fails only while no subscriber follows.
+                    Some(tasks) => drop(tasks.send(Arc::from(&chunk[..]))),
+                    None => subscribers.retain_mut(|subscriber| subscriber.send(&chunk)),
+                }
             }
             _ = retry.tick(), if backlog => {
                 subscribers.retain_mut(Subscriber::flush);
@@ -174,13 +225,25 @@ async fn fan_out(
     }
 }
 
+/// A subscriber's task (`--tasks`): each chunk of the broadcast, written as it comes.
+async fn follow(
+    mut socket: TcpStream,
+    mut chunks: broadcast::Receiver<Arc<[u8]>>,
+) -> io::Result<()> {
+    loop {
+        match chunks.recv().await {
+            Ok(chunk) => socket.write_all(&chunk).await?,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                return Err(io::Error::other(format!("{missed} chunks missed")));
+            }
+            Err(broadcast::error::RecvError::Closed) => return Ok(()),
+        }
+    }
+}
+
 /// Serves one connection's requests: a subscriber's socket goes to the writer; publishes are
 /// answered one after the other.
-async fn connection(
-    mut socket: TcpStream,
-    hub: Hub,
-    joins: mpsc::UnboundedSender<TcpStream>,
-) -> io::Result<()> {
+async fn connection(mut socket: TcpStream, hub: Hub, route: Route) -> io::Result<()> {
     socket.set_nodelay(true)?;
     let mut input = Vec::with_capacity(1024);
     loop {
@@ -195,9 +258,12 @@ async fn connection(
         let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
         if method == "GET" && (path == "/events" || path.starts_with("/events?")) {
             socket.write_all(sse_head(false).as_bytes()).await?;
-            return joins
-                .send(socket)
-                .map_err(|_| io::Error::other("the writer ended"));
+            return match route {
+                Route::Loop(joins) => joins
+                    .send(socket)
+                    .map_err(|_| io::Error::other("the writer ended")),
+                Route::Tasks(chunks) => follow(socket, chunks.subscribe()).await,
+            };
         }
         let topic = path.strip_prefix("/publish/").filter(|_| method == "POST");
         let Some(topic) = topic else {
@@ -255,8 +321,8 @@ mod tests {
     use super::*;
     use crate::client::{Client, Poster};
 
-    async fn floor_node(url: &str) -> SocketAddr {
-        let node = Node::start(url).await.unwrap();
+    async fn floor_node(url: &str, writer: Writer) -> SocketAddr {
+        let node = Node::start(url, writer).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(node.serve(listener));
@@ -269,12 +335,18 @@ mod tests {
     /// repeat, a bad chunk fails them), bursts that go out as one chunk included.
     #[tokio::test]
     async fn floor_nodes_deliver_every_event_once_in_order() {
+        for writer in [Writer::Loop, Writer::Tasks] {
+            deliver_every_event_once_in_order(writer).await;
+        }
+    }
+
+    async fn deliver_every_event_once_in_order(writer: Writer) {
         let Some(redis) = RedisServer::start() else {
             return;
         };
         let nodes = [
-            floor_node(&redis.url()).await,
-            floor_node(&redis.url()).await,
+            floor_node(&redis.url(), writer).await,
+            floor_node(&redis.url(), writer).await,
         ];
         let mut subscribers = Vec::new();
         for &addr in &nodes {

@@ -125,7 +125,7 @@ usage: bench [--runs N] [--only a,b,c,d,e,f,g,h,i,j,k] [--quick] [--workers N]
        bench soak [--quick]        (soak and chaos, see RELIABILITY.md)
        bench soak-server
        bench cluster [--quick] [--runs N] [--node-threads N]
-                     [--system ours-3,nchan-3,floor-3,ours-1-redis,ours-1-memory]
+                     [--system ours-3,nchan-3,floor-3,floor-tasks-3,ours-1-redis,ours-1-memory]
                                    (3 nodes on Redis against nchan, see BENCHMARKS.md)";
 
 struct Options {
@@ -164,6 +164,11 @@ fn main() -> ExitCode {
         return runtime.block_on(soak::drive(quick));
     }
     if args.first().map(String::as_str) == Some("cluster-floor") {
+        let writer = match &args[1..] {
+            [] => cluster_floor::Writer::Loop,
+            [flag] if flag == "--tasks" => cluster_floor::Writer::Tasks,
+            _ => return usage_error("cluster-floor takes only --tasks"),
+        };
         // One worker thread unless told otherwise, as the `cluster` example's nodes run.
         let threads = std::env::var("TOKIO_WORKER_THREADS")
             .ok()
@@ -174,7 +179,7 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
             .expect("a tokio runtime");
-        return match runtime.block_on(cluster_floor::run()) {
+        return match runtime.block_on(cluster_floor::run(writer)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("bench cluster-floor: {error}");
@@ -199,7 +204,7 @@ fn main() -> ExitCode {
                         Some(systems) if !systems.is_empty() => only = Some(systems),
                         _ => {
                             return usage_error(
-                                "--system takes ours-3, nchan-3, floor-3, ours-1-redis or ours-1-memory (or a list)",
+                                "--system takes ours-3, nchan-3, floor-3, floor-tasks-3, ours-1-redis or ours-1-memory (or a list)",
                             );
                         }
                     }
