@@ -12,8 +12,9 @@
 //! * **the floor, 3 nodes**: three `bench cluster-floor` processes (this binary; one worker
 //!   thread each, likewise) on our Redis store, with everything after the store written by
 //!   hand: each node writes every event to all its subscribers' sockets in one loop, one
-//!   `send(2)` each (see `cluster_floor.rs`). The least a node on the store does. Asked for
-//!   (`--system floor-tasks-3`), also the same with a task per subscriber;
+//!   `send(2)` each (see `cluster_floor.rs`). The least a node on the store does. Asked for,
+//!   also the same with a task per subscriber (`floor-tasks-3`) and with a bare body on
+//!   hyper, served as the example is (`floor-hyper-3`);
 //! * **ours, 1 node on Redis** and **ours, 1 node in memory** (the example without
 //!   `REDIS_URL`, no Redis at all): what the Redis store costs one node.
 //!
@@ -110,13 +111,17 @@ pub(crate) enum System {
     /// The same with a task per subscriber (`bench cluster-floor --tasks`); only when asked
     /// for.
     FloorTasks3,
+    /// The same events handed to hyper by a bare body (`bench cluster-floor --hyper`); only
+    /// when asked for.
+    FloorHyper3,
 }
 
-const SYSTEMS: [System; 6] = [
+const SYSTEMS: [System; 7] = [
     System::Ours3,
     System::Nchan3,
     System::Floor3,
     System::FloorTasks3,
+    System::FloorHyper3,
     System::Ours1Redis,
     System::Ours1Memory,
 ];
@@ -140,6 +145,7 @@ impl System {
             System::Ours1Memory => "ours-1-memory",
             System::Floor3 => "floor-3",
             System::FloorTasks3 => "floor-tasks-3",
+            System::FloorHyper3 => "floor-hyper-3",
         }
     }
 
@@ -155,18 +161,33 @@ impl System {
             System::Ours1Memory => "ours, 1 node in memory",
             System::Floor3 => "floor, 3 nodes on our Redis store",
             System::FloorTasks3 => "floor with a task per subscriber, 3 nodes",
+            System::FloorHyper3 => "floor on hyper, 3 nodes",
         }
     }
 
     fn nodes(self) -> usize {
         match self {
-            System::Ours3 | System::Nchan3 | System::Floor3 | System::FloorTasks3 => 3,
+            System::Ours3
+            | System::Nchan3
+            | System::Floor3
+            | System::FloorTasks3
+            | System::FloorHyper3 => 3,
             System::Ours1Redis | System::Ours1Memory => 1,
         }
     }
 
     fn redis(self) -> bool {
         self != System::Ours1Memory
+    }
+
+    /// For a floor, the flag of its `bench cluster-floor` nodes (`Some("")` for none).
+    fn floor_flag(self) -> Option<&'static str> {
+        match self {
+            System::Floor3 => Some(""),
+            System::FloorTasks3 => Some("--tasks"),
+            System::FloorHyper3 => Some("--hyper"),
+            _ => None,
+        }
     }
 
     /// Whether it sends ours's ids (`<epoch>:<seq>`, consecutive), which its clients check.
@@ -382,6 +403,10 @@ pub(crate) async fn drive(options: Options) -> ExitCode {
     if selected.contains(&System::FloorTasks3) {
         println!("## Three nodes on Redis: the floor with a task per subscriber (same run)\n");
         println!("{}", results.comparison_table(&with_tasks(&plan)));
+    }
+    if selected.contains(&System::FloorHyper3) {
+        println!("## Three nodes on Redis: ours against the floor on hyper (same run)\n");
+        println!("{}", results.comparison_table(&against_hyper(&plan)));
     }
     println!("## One node: the Redis store against the in-memory hub (same run)\n");
     println!("{}", results.comparison_table(&redis_against_memory(&plan)));
@@ -649,6 +674,17 @@ fn with_tasks(plan: &Plan) -> Vec<Comparison<System>> {
     )
 }
 
+/// Ours against the floor on hyper (no targets): what the SSE layer costs over a bare body.
+fn against_hyper(plan: &Plan) -> Vec<Comparison<System>> {
+    rows(
+        plan,
+        System::Ours3,
+        System::FloorHyper3,
+        "floor on hyper, 3 nodes",
+        [Goal::Info; 3],
+    )
+}
+
 /// Ours on one node: the Redis store against the in-memory one (no targets).
 fn redis_against_memory(plan: &Plan) -> Vec<Comparison<System>> {
     rows(
@@ -668,6 +704,7 @@ const GROUPS: [&[System]; 2] = [
         System::Nchan3,
         System::Floor3,
         System::FloorTasks3,
+        System::FloorHyper3,
     ],
     &[System::Ours1Redis, System::Ours1Memory],
 ];
@@ -939,18 +976,18 @@ async fn start_ours(
     said_where(Proc::spawn(format!("ours {node}"), &mut command, true)?).await
 }
 
-/// A floor node (`bench cluster-floor`, this binary, `--tasks` if `tasks`) with `threads`
-/// worker threads, on the Redis at `redis` (a port).
+/// A floor node (`bench cluster-floor`, this binary, with `flag` unless it is empty) with
+/// `threads` worker threads, on the Redis at `redis` (a port).
 async fn start_floor(
     redis: u16,
-    tasks: bool,
+    flag: &str,
     threads: usize,
     node: usize,
 ) -> io::Result<(Proc, SocketAddr)> {
     let mut command = Command::new(std::env::current_exe()?);
     command
         .arg("cluster-floor")
-        .args(tasks.then_some("--tasks"))
+        .args(Some(flag).filter(|flag| !flag.is_empty()))
         .env("PORT", "0")
         .env("TOKIO_WORKER_THREADS", threads.to_string())
         .env("REDIS_URL", format!("redis://127.0.0.1:{redis}"));
@@ -1101,10 +1138,9 @@ impl Deployment {
         };
         let redis_port = deployment.redis.as_ref().map(|redis| redis.port);
         for node in 0..system.nodes() {
-            if matches!(system, System::Floor3 | System::FloorTasks3) {
+            if let Some(flag) = system.floor_flag() {
                 let port = redis_port.ok_or_else(|| io::Error::other("the floor needs Redis"))?;
-                let tasks = system == System::FloorTasks3;
-                let (proc, addr) = start_floor(port, tasks, node_threads, node + 1).await?;
+                let (proc, addr) = start_floor(port, flag, node_threads, node + 1).await?;
                 deployment.nodes.push(proc);
                 deployment.addrs.push(addr);
             } else if system.ours_ids() {

@@ -17,6 +17,12 @@
 //! hyper and no SSE layer. A subscriber that falls more than [`TASKS_CAPACITY`] chunks behind
 //! is cut off (and the bench's counts fail the run).
 //!
+//! `bench cluster-floor --hyper` (the `floor-hyper-3` system) hands the same events, unframed,
+//! to hyper instead: an axum router served by `sse_runtime::serve(..).http1_only()`, as the
+//! `cluster` example is, whose `/events` body is each event's bytes from a tokio `broadcast`
+//! and nothing else (hyper frames the chunks). The floor on hyper: a task per subscriber and
+//! hyper's dispatch, but no SSE layer (no driver, no pings, no send timeout, no close hooks).
+//!
 //! | route | what |
 //! | --- | --- |
 //! | `GET /events?...` | ours's response head, then every event of topic `bench` from now on (the query is not read) |
@@ -28,9 +34,20 @@
 //!
 //! [`Resume`]: sse_runtime::resume::Resume
 
+use std::convert::Infallible;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path as AxumPath, State};
+use axum::http::{HeaderName, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use tokio_util::sync::ReusableBoxFuture;
 
 use futures_util::{FutureExt as _, StreamExt as _};
 use sse_runtime::resume::{Hub, RedisStore};
@@ -62,6 +79,8 @@ pub(crate) enum Writer {
     Loop,
     /// A task per subscriber, woken by a broadcast of the chunks, writes its own.
     Tasks,
+    /// A body per subscriber on hyper, fed the events by a broadcast.
+    Hyper,
 }
 
 /// Runs the node until the process is killed.
@@ -91,6 +110,8 @@ enum Route {
     Loop(mpsc::UnboundedSender<TcpStream>),
     /// To a task of its own that follows the broadcast.
     Tasks(broadcast::Sender<Arc<[u8]>>),
+    /// To hyper, with a body that follows the broadcast of the events' bytes.
+    Hyper(broadcast::Sender<Bytes>),
 }
 
 impl Node {
@@ -116,12 +137,27 @@ impl Node {
                 tokio::spawn(fan_out(live, Sink::Tasks(chunks.clone())));
                 Route::Tasks(chunks)
             }
+            Writer::Hyper => {
+                let events = broadcast::channel(TASKS_CAPACITY).0;
+                tokio::spawn(fan_out(live, Sink::Hyper(events.clone())));
+                Route::Hyper(events)
+            }
         };
         Ok(Self { hub, route })
     }
 
     /// Accepts connections on `listener` until it fails.
     pub(crate) async fn serve(self, listener: TcpListener) -> io::Result<()> {
+        if let Route::Hyper(events) = &self.route {
+            let app = Router::new()
+                .route("/events", get(hyper_events))
+                .route("/publish/{topic}", post(hyper_publish))
+                .with_state((self.hub.clone(), events.clone()));
+            let listener = sse_runtime::connection::Listener::new(listener);
+            return sse_runtime::serve(listener, app, &sse_runtime::Shutdown::new())
+                .http1_only()
+                .await;
+        }
         loop {
             let (socket, _) = listener.accept().await?;
             let (hub, route) = (self.hub.clone(), self.route.clone());
@@ -178,14 +214,17 @@ enum Sink {
     Loop(mpsc::UnboundedReceiver<TcpStream>),
     /// The subscribers' tasks.
     Tasks(broadcast::Sender<Arc<[u8]>>),
+    /// The subscribers' bodies on hyper (the events' bytes, unframed).
+    Hyper(broadcast::Sender<Bytes>),
 }
 
 /// The node's writer: each event (or run of ready events), framed once, to every subscriber
 /// in turn (or, `--tasks`, to their tasks).
 async fn fan_out(mut live: sse_runtime::resume::Resume, sink: Sink) {
-    let (mut joined, tasks) = match sink {
-        Sink::Loop(joined) => (Some(joined), None),
-        Sink::Tasks(tasks) => (None, Some(tasks)),
+    let (mut joined, tasks, bodies) = match sink {
+        Sink::Loop(joined) => (Some(joined), None, None),
+        Sink::Tasks(tasks) => (None, Some(tasks), None),
+        Sink::Hyper(bodies) => (None, None, Some(bodies)),
     };
     let mut subscribers: Vec<Subscriber> = Vec::new();
     let mut chunk = Vec::with_capacity(CHUNK + 64);
@@ -208,6 +247,11 @@ async fn fan_out(mut live: sse_runtime::resume::Resume, sink: Sink) {
                         Some(None) | None => break,
                     }
                 }
+                if let Some(bodies) = &bodies {
+                    // Fails only while no subscriber follows.
+                    drop(bodies.send(Bytes::from(data)));
+                    continue;
+                }
                 chunk.clear();
                 chunk.extend_from_slice(format!("{:X}\r\n", data.len()).as_bytes());
                 chunk.extend_from_slice(&data);
@@ -222,6 +266,66 @@ async fn fan_out(mut live: sse_runtime::resume::Resume, sink: Sink) {
                 subscribers.retain_mut(Subscriber::flush);
             }
         }
+    }
+}
+
+/// `GET /events` on hyper (`--hyper`): ours's response head, and a body of the events.
+async fn hyper_events(State((_, events)): State<HyperState>) -> Response {
+    let body = Events {
+        next: ReusableBoxFuture::new(next_event(events.subscribe())),
+    };
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONNECTION, "keep-alive"),
+            (HeaderName::from_static("x-accel-buffering"), "no"),
+            (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
+        ],
+        axum::body::Body::new(body),
+    )
+        .into_response()
+}
+
+/// `POST /publish/{topic}` on hyper (`--hyper`): the body as the event's data; its id.
+async fn hyper_publish(
+    State((hub, _)): State<HyperState>,
+    AxumPath(topic): AxumPath<String>,
+    body: String,
+) -> Result<String, StatusCode> {
+    match hub.publish(&topic, ServerSentEvent::new().data(body)).await {
+        Ok(id) => Ok(id.to_string()),
+        Err(_) => Err(StatusCode::SERVICE_UNAVAILABLE),
+    }
+}
+
+type HyperState = (Hub, broadcast::Sender<Bytes>);
+
+/// A body of the events a receiver gets, one reused future for the receive. A subscriber
+/// that lags ends (and the bench's counts fail the run).
+struct Events {
+    next: ReusableBoxFuture<'static, Received>,
+}
+
+type Received = (
+    Result<Bytes, broadcast::error::RecvError>,
+    broadcast::Receiver<Bytes>,
+);
+
+async fn next_event(mut events: broadcast::Receiver<Bytes>) -> Received {
+    (events.recv().await, events)
+}
+
+impl http_body::Body for Events {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        let (received, events) = ready!(self.next.poll(cx));
+        self.next.set(next_event(events));
+        Poll::Ready(received.ok().map(|data| Ok(http_body::Frame::data(data))))
     }
 }
 
@@ -263,6 +367,8 @@ async fn connection(mut socket: TcpStream, hub: Hub, route: Route) -> io::Result
                     .send(socket)
                     .map_err(|_| io::Error::other("the writer ended")),
                 Route::Tasks(chunks) => follow(socket, chunks.subscribe()).await,
+                // Served by hyper instead (`Node::serve`).
+                Route::Hyper(_) => Err(io::Error::other("not a connection of this server")),
             };
         }
         let topic = path.strip_prefix("/publish/").filter(|_| method == "POST");
@@ -335,7 +441,7 @@ mod tests {
     /// repeat, a bad chunk fails them), bursts that go out as one chunk included.
     #[tokio::test]
     async fn floor_nodes_deliver_every_event_once_in_order() {
-        for writer in [Writer::Loop, Writer::Tasks] {
+        for writer in [Writer::Loop, Writer::Tasks, Writer::Hyper] {
             deliver_every_event_once_in_order(writer).await;
         }
     }

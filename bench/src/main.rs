@@ -125,7 +125,8 @@ usage: bench [--runs N] [--only a,b,c,d,e,f,g,h,i,j,k] [--quick] [--workers N]
        bench soak [--quick]        (soak and chaos, see RELIABILITY.md)
        bench soak-server
        bench cluster [--quick] [--runs N] [--node-threads N]
-                     [--system ours-3,nchan-3,floor-3,floor-tasks-3,ours-1-redis,ours-1-memory]
+                     [--system ours-3,nchan-3,floor-3,floor-tasks-3,floor-hyper-3,ours-1-redis,
+                      ours-1-memory]
                                    (3 nodes on Redis against nchan, see BENCHMARKS.md)";
 
 struct Options {
@@ -167,7 +168,8 @@ fn main() -> ExitCode {
         let writer = match &args[1..] {
             [] => cluster_floor::Writer::Loop,
             [flag] if flag == "--tasks" => cluster_floor::Writer::Tasks,
-            _ => return usage_error("cluster-floor takes only --tasks"),
+            [flag] if flag == "--hyper" => cluster_floor::Writer::Hyper,
+            _ => return usage_error("cluster-floor takes only --tasks or --hyper"),
         };
         // One worker thread unless told otherwise, as the `cluster` example's nodes run.
         let threads = std::env::var("TOKIO_WORKER_THREADS")
@@ -204,7 +206,7 @@ fn main() -> ExitCode {
                         Some(systems) if !systems.is_empty() => only = Some(systems),
                         _ => {
                             return usage_error(
-                                "--system takes ours-3, nchan-3, floor-3, floor-tasks-3, ours-1-redis or ours-1-memory (or a list)",
+                                "--system takes ours-3, nchan-3, floor-3, floor-tasks-3, floor-hyper-3, ours-1-redis or ours-1-memory (or a list)",
                             );
                         }
                     }
