@@ -34,11 +34,8 @@
 //!
 //! [`Resume`]: sse_runtime::resume::Resume
 
-use std::convert::Infallible;
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::Router;
@@ -47,7 +44,6 @@ use axum::http::{HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use tokio_util::sync::ReusableBoxFuture;
 
 use futures_util::{FutureExt as _, StreamExt as _};
 use sse_runtime::resume::{Hub, RedisStore};
@@ -57,6 +53,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::server::floor::{date, read_head, sse_head};
+use crate::server::frames_body;
 
 /// What the `cluster` example keeps per topic, and for how long.
 const HISTORY: usize = 10_000;
@@ -271,9 +268,6 @@ async fn fan_out(mut live: sse_runtime::resume::Resume, sink: Sink) {
 
 /// `GET /events` on hyper (`--hyper`): ours's response head, and a body of the events.
 async fn hyper_events(State((_, events)): State<HyperState>) -> Response {
-    let body = Events {
-        next: ReusableBoxFuture::new(next_event(events.subscribe())),
-    };
     (
         [
             (header::CACHE_CONTROL, "no-store"),
@@ -281,7 +275,7 @@ async fn hyper_events(State((_, events)): State<HyperState>) -> Response {
             (HeaderName::from_static("x-accel-buffering"), "no"),
             (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
         ],
-        axum::body::Body::new(body),
+        frames_body(events.subscribe()),
     )
         .into_response()
 }
@@ -299,35 +293,6 @@ async fn hyper_publish(
 }
 
 type HyperState = (Hub, broadcast::Sender<Bytes>);
-
-/// A body of the events a receiver gets, one reused future for the receive. A subscriber
-/// that lags ends (and the bench's counts fail the run).
-struct Events {
-    next: ReusableBoxFuture<'static, Received>,
-}
-
-type Received = (
-    Result<Bytes, broadcast::error::RecvError>,
-    broadcast::Receiver<Bytes>,
-);
-
-async fn next_event(mut events: broadcast::Receiver<Bytes>) -> Received {
-    (events.recv().await, events)
-}
-
-impl http_body::Body for Events {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
-        let (received, events) = ready!(self.next.poll(cx));
-        self.next.set(next_event(events));
-        Poll::Ready(received.ok().map(|data| Ok(http_body::Frame::data(data))))
-    }
-}
 
 /// A subscriber's task (`--tasks`): each chunk of the broadcast, written as it comes.
 async fn follow(

@@ -54,6 +54,8 @@ use crate::Kind;
 
 pub(crate) mod floor;
 
+pub(crate) use theirs::frames_body;
+
 /// The data of every event: 64 bytes, one line.
 pub(crate) const PAYLOAD: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/";
 
@@ -597,18 +599,23 @@ mod theirs {
         let Some(frames) = &hub.frames else {
             return StatusCode::NOT_FOUND.into_response();
         };
-        let body = Frames {
-            next: ReusableBoxFuture::new(next_frame(frames.subscribe())),
-            _live: LiveGuard::open(),
-        };
         (
             [
                 (header::CONTENT_TYPE, "text/event-stream"),
                 (header::CACHE_CONTROL, "no-store"),
             ],
-            axum::body::Body::new(body),
+            frames_body(frames.subscribe()),
         )
             .into_response()
+    }
+
+    /// A body of each frame `frames` receives, as it is, and nothing else (the leanest body
+    /// on hyper; also the cluster's floor on hyper, `bench cluster-floor --hyper`).
+    pub(crate) fn frames_body(frames: broadcast::Receiver<Bytes>) -> axum::body::Body {
+        axum::body::Body::new(Frames {
+            next: ReusableBoxFuture::new(next_frame(frames)),
+            _live: LiveGuard::open(),
+        })
     }
 
     /// A body of the frames a receiver gets (as `tokio_stream`'s `BroadcastStream`: the
