@@ -393,23 +393,17 @@ pub(crate) async fn drive(options: Options) -> ExitCode {
         }
     }
     let results = &tally.results;
-    println!("## Three nodes on Redis: ours against nchan (same run)\n");
-    println!("{}", results.comparison_table(&against_nchan(&plan)));
-    let [ours_floor, floor_nchan] = against_the_floor(&plan);
-    println!("## Three nodes on Redis: ours against the floor (same run)\n");
-    println!("{}", results.comparison_table(&ours_floor));
-    println!("## Three nodes on Redis: the floor against nchan (same run)\n");
-    println!("{}", results.comparison_table(&floor_nchan));
-    if selected.contains(&System::FloorTasks3) {
-        println!("## Three nodes on Redis: the floor with a task per subscriber (same run)\n");
-        println!("{}", results.comparison_table(&with_tasks(&plan)));
+    for table in TABLES {
+        // A table of a system only asked for is left out when it was not.
+        let shown = [table.value, table.peer]
+            .iter()
+            .all(|system| DEFAULT_SYSTEMS.contains(system) || selected.contains(system));
+        if shown {
+            println!("## {} (same run)\n", table.heading);
+            let rows = rows(&plan, table.value, table.peer, table.goals);
+            println!("{}", results.comparison_table(&rows));
+        }
     }
-    if selected.contains(&System::FloorHyper3) {
-        println!("## Three nodes on Redis: ours against the floor on hyper (same run)\n");
-        println!("{}", results.comparison_table(&against_hyper(&plan)));
-    }
-    println!("## One node: the Redis store against the in-memory hub (same run)\n");
-    println!("{}", results.comparison_table(&redis_against_memory(&plan)));
     println!(
         "Other processes on the machine used at most {:.0}% of one core during any window{}.\n",
         tally.others_pct,
@@ -480,13 +474,8 @@ fn record(
 
 /// The rows of one load, `value` against `peer`, with the goals of `goals` (for the
 /// saturations' deliveries/s and CPU, and the fixed rate's p99).
-fn rows(
-    plan: &Plan,
-    value: System,
-    peer: System,
-    peer_label: &'static str,
-    goals: [Goal; 3],
-) -> Vec<Comparison<System>> {
+fn rows(plan: &Plan, value: System, peer: System, goals: [Goal; 3]) -> Vec<Comparison<System>> {
+    let peer_label = peer.as_str();
     let n = |count: usize| report::number(count as f64, 0);
     let figure = |side, key| Figure {
         scenario: ID,
@@ -626,75 +615,64 @@ fn rows(
     rows
 }
 
-/// Ours on three nodes against nchan on three, with the targets.
-fn against_nchan(plan: &Plan) -> Vec<Comparison<System>> {
-    rows(
-        plan,
-        System::Ours3,
-        System::Nchan3,
-        "nchan, 3 nodes on Redis",
-        [
+/// One comparison table of a drive: `value` against `peer`, with the goals of the
+/// saturations' deliveries/s and CPU and of the fixed rate's p99.
+struct Table {
+    heading: &'static str,
+    value: System,
+    peer: System,
+    goals: [Goal; 3],
+}
+
+/// The tables a drive prints, in order.
+const TABLES: [Table; 6] = [
+    // The targets.
+    Table {
+        heading: "Three nodes on Redis: ours against nchan",
+        value: System::Ours3,
+        peer: System::Nchan3,
+        goals: [
             Goal::RatioAtLeast(1.5),
             Goal::RatioAtMost(0.6),
             Goal::RatioAtMost(1.0),
         ],
-    )
-}
-
-/// Ours on three nodes against the floor on three, and the floor against nchan (no targets):
-/// how far ours is from the least a node on the same store does, and where that least stands.
-fn against_the_floor(plan: &Plan) -> [Vec<Comparison<System>>; 2] {
-    [
-        rows(
-            plan,
-            System::Ours3,
-            System::Floor3,
-            "floor, 3 nodes on our Redis store",
-            [Goal::Info; 3],
-        ),
-        rows(
-            plan,
-            System::Floor3,
-            System::Nchan3,
-            "nchan, 3 nodes on Redis",
-            [Goal::Info; 3],
-        ),
-    ]
-}
-
-/// The floor with a task per subscriber against the floor (no targets): what a task per
-/// subscriber costs, without hyper or an SSE layer.
-fn with_tasks(plan: &Plan) -> Vec<Comparison<System>> {
-    rows(
-        plan,
-        System::FloorTasks3,
-        System::Floor3,
-        "floor, 3 nodes on our Redis store",
-        [Goal::Info; 3],
-    )
-}
-
-/// Ours against the floor on hyper (no targets): what the SSE layer costs over a bare body.
-fn against_hyper(plan: &Plan) -> Vec<Comparison<System>> {
-    rows(
-        plan,
-        System::Ours3,
-        System::FloorHyper3,
-        "floor on hyper, 3 nodes",
-        [Goal::Info; 3],
-    )
-}
-
-/// Ours on one node: the Redis store against the in-memory one (no targets).
-fn redis_against_memory(plan: &Plan) -> Vec<Comparison<System>> {
-    rows(
-        plan,
-        System::Ours1Redis,
-        System::Ours1Memory,
-        "ours, 1 node in memory",
-        [Goal::Info; 3],
-    )
-}
+    },
+    // How far ours is from the least a node on the same store does, and where that least
+    // stands.
+    Table {
+        heading: "Three nodes on Redis: ours against the floor",
+        value: System::Ours3,
+        peer: System::Floor3,
+        goals: [Goal::Info; 3],
+    },
+    Table {
+        heading: "Three nodes on Redis: the floor against nchan",
+        value: System::Floor3,
+        peer: System::Nchan3,
+        goals: [Goal::Info; 3],
+    },
+    // What a task per subscriber costs, without hyper or an SSE layer.
+    Table {
+        heading: "Three nodes on Redis: the floor with a task per subscriber",
+        value: System::FloorTasks3,
+        peer: System::Floor3,
+        goals: [Goal::Info; 3],
+    },
+    // What the SSE layer costs over a bare body on hyper.
+    Table {
+        heading: "Three nodes on Redis: ours against the floor on hyper",
+        value: System::Ours3,
+        peer: System::FloorHyper3,
+        goals: [Goal::Info; 3],
+    },
+    // What the Redis store costs one node.
+    Table {
+        heading: "One node: the Redis store against the in-memory hub",
+        value: System::Ours1Redis,
+        peer: System::Ours1Memory,
+        goals: [Goal::Info; 3],
+    },
+];
 
 /// The systems whose fixed-rate loads alternate, round by round: each group's figures are of
 /// the same minutes of the machine's life.
