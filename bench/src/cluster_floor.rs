@@ -35,7 +35,6 @@
 //! [`Resume`]: sse_runtime::resume::Resume
 
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -52,7 +51,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::server::floor::{date, read_head, sse_head};
+use crate::server::floor::{date, read_head, sse_head, text};
 use crate::server::frames_body;
 
 /// What the `cluster` example keeps per topic, and for how long.
@@ -105,8 +104,8 @@ pub(crate) struct Node {
 enum Route {
     /// To the one writer.
     Loop(mpsc::UnboundedSender<TcpStream>),
-    /// To a task of its own that follows the broadcast.
-    Tasks(broadcast::Sender<Arc<[u8]>>),
+    /// To a task of its own that follows the broadcast of the framed chunks.
+    Tasks(broadcast::Sender<Bytes>),
     /// To hyper, with a body that follows the broadcast of the events' bytes.
     Hyper(broadcast::Sender<Bytes>),
 }
@@ -129,15 +128,16 @@ impl Node {
                 tokio::spawn(fan_out(live, Sink::Loop(joined)));
                 Route::Loop(joins)
             }
-            Writer::Tasks => {
-                let chunks = broadcast::channel(TASKS_CAPACITY).0;
-                tokio::spawn(fan_out(live, Sink::Tasks(chunks.clone())));
-                Route::Tasks(chunks)
-            }
-            Writer::Hyper => {
-                let events = broadcast::channel(TASKS_CAPACITY).0;
-                tokio::spawn(fan_out(live, Sink::Hyper(events.clone())));
-                Route::Hyper(events)
+            Writer::Tasks | Writer::Hyper => {
+                let tx = broadcast::channel(TASKS_CAPACITY).0;
+                // hyper frames the chunks of its bodies itself.
+                let framed = writer == Writer::Tasks;
+                tokio::spawn(fan_out(live, Sink::Broadcast(tx.clone(), framed)));
+                if framed {
+                    Route::Tasks(tx)
+                } else {
+                    Route::Hyper(tx)
+                }
             }
         };
         Ok(Self { hub, route })
@@ -205,30 +205,41 @@ impl Subscriber {
     }
 }
 
+/// Offers bytes to every subscriber with `offer`, drops those that are gone; returns whether
+/// any is left with bytes its socket did not take.
+fn pass(subscribers: &mut Vec<Subscriber>, mut offer: impl FnMut(&mut Subscriber) -> bool) -> bool {
+    let mut backlog = false;
+    subscribers.retain_mut(|subscriber| {
+        let alive = offer(subscriber);
+        backlog |= alive && !subscriber.pending.is_empty();
+        alive
+    });
+    backlog
+}
+
 /// Where the writer's chunks go.
 enum Sink {
     /// Subscribers to write to, as they join.
     Loop(mpsc::UnboundedReceiver<TcpStream>),
-    /// The subscribers' tasks.
-    Tasks(broadcast::Sender<Arc<[u8]>>),
-    /// The subscribers' bodies on hyper (the events' bytes, unframed).
-    Hyper(broadcast::Sender<Bytes>),
+    /// The subscribers' tasks (framed chunks) or bodies on hyper (the events' bytes, unframed,
+    /// when the flag is `false`).
+    Broadcast(broadcast::Sender<Bytes>, bool),
 }
 
 /// The node's writer: each event (or run of ready events), framed once, to every subscriber
-/// in turn (or, `--tasks`, to their tasks).
+/// in turn (or, `--tasks`, to their tasks; `--hyper`, unframed, to their bodies).
 async fn fan_out(mut live: sse_runtime::resume::Resume, sink: Sink) {
-    let (mut joined, tasks, bodies) = match sink {
-        Sink::Loop(joined) => (Some(joined), None, None),
-        Sink::Tasks(tasks) => (None, Some(tasks), None),
-        Sink::Hyper(bodies) => (None, None, Some(bodies)),
+    let (mut joined, broadcast) = match sink {
+        Sink::Loop(joined) => (Some(joined), None),
+        Sink::Broadcast(tx, framed) => (None, Some((tx, framed))),
     };
     let mut subscribers: Vec<Subscriber> = Vec::new();
     let mut chunk = Vec::with_capacity(CHUNK + 64);
     let mut retry = tokio::time::interval(RETRY);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Whether a subscriber has bytes its socket did not take, as of the last pass over them.
+    let mut backlog = false;
     loop {
-        let backlog = subscribers.iter().any(|s| !s.pending.is_empty());
         tokio::select! {
             biased;
             Some(socket) = async { Some(joined.as_mut()?.recv().await) } => match socket {
@@ -244,23 +255,23 @@ async fn fan_out(mut live: sse_runtime::resume::Resume, sink: Sink) {
                         Some(None) | None => break,
                     }
                 }
-                if let Some(bodies) = &bodies {
+                if let Some((tx, false)) = &broadcast {
                     // Fails only while no subscriber follows.
-                    drop(bodies.send(Bytes::from(data)));
+                    drop(tx.send(Bytes::from(data)));
                     continue;
                 }
                 chunk.clear();
                 chunk.extend_from_slice(format!("{:X}\r\n", data.len()).as_bytes());
                 chunk.extend_from_slice(&data);
                 chunk.extend_from_slice(b"\r\n");
-                match &tasks {
+                match &broadcast {
                     // Fails only while no subscriber follows.
-                    Some(tasks) => drop(tasks.send(Arc::from(&chunk[..]))),
-                    None => subscribers.retain_mut(|subscriber| subscriber.send(&chunk)),
+                    Some((tx, _)) => drop(tx.send(Bytes::copy_from_slice(&chunk))),
+                    None => backlog = pass(&mut subscribers, |s| s.send(&chunk)),
                 }
             }
             _ = retry.tick(), if backlog => {
-                subscribers.retain_mut(Subscriber::flush);
+                backlog = pass(&mut subscribers, Subscriber::flush);
             }
         }
     }
@@ -295,10 +306,7 @@ async fn hyper_publish(
 type HyperState = (Hub, broadcast::Sender<Bytes>);
 
 /// A subscriber's task (`--tasks`): each chunk of the broadcast, written as it comes.
-async fn follow(
-    mut socket: TcpStream,
-    mut chunks: broadcast::Receiver<Arc<[u8]>>,
-) -> io::Result<()> {
+async fn follow(mut socket: TcpStream, mut chunks: broadcast::Receiver<Bytes>) -> io::Result<()> {
     loop {
         match chunks.recv().await {
             Ok(chunk) => socket.write_all(&chunk).await?,
@@ -364,22 +372,16 @@ async fn connection(mut socket: TcpStream, hub: Hub, route: Route) -> io::Result
         }
         let body: Vec<u8> = input.drain(..length).collect();
         let body = String::from_utf8(body).map_err(|_| io::Error::other("a body not in UTF-8"))?;
-        let answer = match hub.publish(topic, ServerSentEvent::new().data(body)).await {
-            Ok(id) => {
-                let id = id.to_string();
-                format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\n\
-                     content-length: {}\r\ndate: {}\r\n\r\n{id}",
-                    id.len(),
+        match hub.publish(topic, ServerSentEvent::new().data(body)).await {
+            Ok(id) => text(&mut socket, &id.to_string(), false).await?,
+            Err(_) => {
+                let answer = format!(
+                    "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\ndate: {}\r\n\r\n",
                     date()
-                )
+                );
+                socket.write_all(answer.as_bytes()).await?;
             }
-            Err(_) => format!(
-                "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\ndate: {}\r\n\r\n",
-                date()
-            ),
-        };
-        socket.write_all(answer.as_bytes()).await?;
+        }
     }
 }
 

@@ -191,7 +191,7 @@ pub(crate) fn sse_head(close: bool) -> String {
 }
 
 /// A plain-text answer, head and body in one write.
-async fn text(socket: &mut TcpStream, body: &str, close: bool) -> io::Result<()> {
+pub(crate) async fn text(socket: &mut TcpStream, body: &str, close: bool) -> io::Result<()> {
     let answer = format!(
         "HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n\
          {}date: {}\r\n\r\n{body}",
