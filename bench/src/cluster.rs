@@ -180,12 +180,12 @@ impl System {
         self != System::Ours1Memory
     }
 
-    /// For a floor, the flag of its `bench cluster-floor` nodes (`Some("")` for none).
-    fn floor_flag(self) -> Option<&'static str> {
+    /// For a floor, the arguments of its `bench cluster-floor` nodes after the command's name.
+    fn floor_args(self) -> Option<&'static [&'static str]> {
         match self {
-            System::Floor3 => Some(""),
-            System::FloorTasks3 => Some("--tasks"),
-            System::FloorHyper3 => Some("--hyper"),
+            System::Floor3 => Some(&[]),
+            System::FloorTasks3 => Some(&["--tasks"]),
+            System::FloorHyper3 => Some(&["--hyper"]),
             _ => None,
         }
     }
@@ -954,18 +954,18 @@ async fn start_ours(
     said_where(Proc::spawn(format!("ours {node}"), &mut command, true)?).await
 }
 
-/// A floor node (`bench cluster-floor`, this binary, with `flag` unless it is empty) with
-/// `threads` worker threads, on the Redis at `redis` (a port).
+/// A floor node (`bench cluster-floor`, this binary, with `args`) with `threads` worker
+/// threads, on the Redis at `redis` (a port).
 async fn start_floor(
     redis: u16,
-    flag: &str,
+    args: &[&str],
     threads: usize,
     node: usize,
 ) -> io::Result<(Proc, SocketAddr)> {
     let mut command = Command::new(std::env::current_exe()?);
     command
         .arg("cluster-floor")
-        .args(Some(flag).filter(|flag| !flag.is_empty()))
+        .args(args)
         .env("PORT", "0")
         .env("TOKIO_WORKER_THREADS", threads.to_string())
         .env("REDIS_URL", format!("redis://127.0.0.1:{redis}"));
@@ -1116,22 +1116,19 @@ impl Deployment {
         };
         let redis_port = deployment.redis.as_ref().map(|redis| redis.port);
         for node in 0..system.nodes() {
-            if let Some(flag) = system.floor_flag() {
+            let (proc, addr) = if let Some(args) = system.floor_args() {
                 let port = redis_port.ok_or_else(|| io::Error::other("the floor needs Redis"))?;
-                let (proc, addr) = start_floor(port, flag, node_threads, node + 1).await?;
-                deployment.nodes.push(proc);
-                deployment.addrs.push(addr);
-            } else if system.ours_ids() {
-                let (proc, addr) = start_ours(binary, redis_port, node_threads, node + 1).await?;
-                deployment.nodes.push(proc);
-                deployment.addrs.push(addr);
-            } else {
+                start_floor(port, args, node_threads, node + 1).await?
+            } else if system == System::Nchan3 {
                 let port = redis_port.ok_or_else(|| io::Error::other("nchan needs Redis"))?;
                 let (proc, addr, dir) = start_nchan(port, node + 1).await?;
-                deployment.nodes.push(proc);
-                deployment.addrs.push(addr);
                 deployment._dirs.push(dir);
-            }
+                (proc, addr)
+            } else {
+                start_ours(binary, redis_port, node_threads, node + 1).await?
+            };
+            deployment.nodes.push(proc);
+            deployment.addrs.push(addr);
         }
         let pids: Vec<u32> = deployment.nodes.iter().map(|node| node.pid).collect();
         deployment.writes = measure::Writes::start(&pids);
