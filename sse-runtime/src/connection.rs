@@ -43,12 +43,15 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::connect_info::Connected;
 use axum::serve::IncomingStream;
+use bytes::{Buf, Bytes, BytesMut};
+use http_body::{Body as _, Frame};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::time::{Instant, Sleep};
@@ -176,7 +179,7 @@ impl ConnectionHandle {
 /// A connection accepted by [`Listener`]: a `TcpStream` whose stalled writes time out once a
 /// response with a send timeout set one. You do not use it directly; `axum::serve` does.
 pub struct Io {
-    stream: TcpStream,
+    socket: Arc<Socket>,
     shared: Arc<Shared>,
     stall: Option<Pin<Box<Sleep>>>,
     stalled: bool,
@@ -192,7 +195,7 @@ pub struct Io {
 impl Io {
     fn new(stream: TcpStream) -> Self {
         Self {
-            stream,
+            socket: Arc::new(Socket::new(stream)),
             shared: Arc::default(),
             stall: None,
             stalled: false,
@@ -231,7 +234,7 @@ impl Io {
         }
         self.closed = true;
         self.shared.shut_down.store(true, Ordering::Relaxed);
-        if let Err(error) = self.stream.set_zero_linger() {
+        if let Err(error) = self.socket.stream.set_zero_linger() {
             tracing::debug!(%error, "cannot set SO_LINGER");
         }
         tracing::debug!("shutdown grace over; closing a connection whose client is not reading");
@@ -248,7 +251,35 @@ impl Io {
 
     /// The underlying stream.
     pub fn get_ref(&self) -> &TcpStream {
-        &self.stream
+        &self.socket.stream
+    }
+
+    /// The socket, shared with `serve`'s connection task for its direct writes.
+    pub(crate) fn socket(&self) -> &Arc<Socket> {
+        &self.socket
+    }
+
+    /// Sends what a direct write left (see [`Socket::poll_direct`]) before anything of hyper's:
+    /// the bytes of a chunk the socket took only in part, or the error that write met.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.socket.has_pending.load(Ordering::Relaxed) {
+            return Poll::Ready(Ok(()));
+        }
+        let socket = self.socket.clone();
+        if let Some(error) = lock(&socket.failed).take() {
+            return Poll::Ready(Err(error));
+        }
+        let mut pending = lock(&socket.pending);
+        while !pending.is_empty() {
+            let poll = poll_write_to(&socket.stream, cx, &pending);
+            match ready!(self.track(cx, poll)) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(n) => pending.advance(n),
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+        socket.has_pending.store(false, Ordering::Relaxed);
+        Poll::Ready(Ok(()))
     }
 
     /// Tracks a write's result: progress clears the stall, a blocked write arms the timer.
@@ -285,7 +316,7 @@ impl Io {
         }
         self.shared.timed_out.store(true, Ordering::Relaxed);
         // Reset instead of a FIN that would wait behind unread data for a client that is gone.
-        if let Err(error) = self.stream.set_zero_linger() {
+        if let Err(error) = self.socket.stream.set_zero_linger() {
             tracing::debug!(%error, "cannot set SO_LINGER");
         }
         tracing::warn!("send timeout: the client stopped reading; closing the connection");
@@ -299,7 +330,7 @@ impl Io {
 impl fmt::Debug for Io {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Io")
-            .field("stream", &self.stream)
+            .field("stream", &self.socket.stream)
             .field("stalled", &self.stalled)
             .finish_non_exhaustive()
     }
@@ -346,7 +377,7 @@ impl AsyncRead for Io {
         if this.closed {
             return Poll::Ready(Err(closed_by_shutdown()));
         }
-        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+        match poll_read_from(&this.socket.stream, cx, buf) {
             // hyper keeps a read pending on every open connection (h2 frames, h1 EOF detection).
             Poll::Pending => this.pending(cx),
             ready => ready,
@@ -364,7 +395,9 @@ impl AsyncWrite for Io {
         if this.closed {
             return Poll::Ready(Err(closed_by_shutdown()));
         }
-        let poll = Pin::new(&mut this.stream).poll_write(cx, buf);
+        ready!(this.poll_drain(cx))?;
+        this.socket.clean.store(false, Ordering::Relaxed);
+        let poll = poll_write_to(&this.socket.stream, cx, buf);
         this.track(cx, poll)
     }
 
@@ -377,15 +410,18 @@ impl AsyncWrite for Io {
         if this.closed {
             return Poll::Ready(Err(closed_by_shutdown()));
         }
+        ready!(this.poll_drain(cx))?;
+        this.socket.clean.store(false, Ordering::Relaxed);
+        let stream = &this.socket.stream;
         let poll = match gathered(bufs) {
-            Some((small, len)) => Pin::new(&mut this.stream).poll_write(cx, &small[..len]),
-            None => Pin::new(&mut this.stream).poll_write_vectored(cx, bufs),
+            Some((small, len)) => poll_write_to(stream, cx, &small[..len]),
+            None => poll_write_vectored_to(stream, cx, bufs),
         };
         this.track(cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        true
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -393,14 +429,284 @@ impl AsyncWrite for Io {
         if this.closed {
             return Poll::Ready(Err(closed_by_shutdown()));
         }
-        match Pin::new(&mut this.stream).poll_flush(cx) {
-            Poll::Pending => this.pending(cx),
-            ready => ready,
-        }
+        ready!(this.poll_drain(cx))?;
+        // A TCP socket has nothing to flush. hyper flushes only once its buffer is written
+        // out, so from here until its next write, nothing of hyper's waits to be sent.
+        this.socket.clean.store(true, Ordering::Relaxed);
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Poll::Ready(socket2::SockRef::from(&this.socket.stream).shutdown(std::net::Shutdown::Write))
+    }
+}
+
+/// `TcpStream::poll_read` through a shared reference.
+fn poll_read_from(
+    stream: &TcpStream,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+) -> Poll<io::Result<()>> {
+    loop {
+        ready!(stream.poll_read_ready(cx))?;
+        match stream.try_read(buf.initialize_unfilled()) {
+            Ok(n) => {
+                buf.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(error) => return Poll::Ready(Err(error)),
+        }
+    }
+}
+
+/// `TcpStream::poll_write` through a shared reference.
+fn poll_write_to(stream: &TcpStream, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    loop {
+        ready!(stream.poll_write_ready(cx))?;
+        match stream.try_write(buf) {
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            result => return Poll::Ready(result),
+        }
+    }
+}
+
+/// `TcpStream::poll_write_vectored` through a shared reference.
+fn poll_write_vectored_to(
+    stream: &TcpStream,
+    cx: &mut Context<'_>,
+    bufs: &[io::IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    loop {
+        ready!(stream.poll_write_ready(cx))?;
+        match stream.try_write_vectored(bufs) {
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            result => return Poll::Ready(result),
+        }
+    }
+}
+
+/// A lock that a panic elsewhere does not poison: every value behind these locks is whole
+/// between statements.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The most frames one task poll writes directly before it lets other tasks run (as hyper's
+/// own loop does after 16 rounds).
+const DIRECT_FRAMES: usize = 16;
+
+/// What hyper is to get next from a relayed body instead of polling it: the frame after the
+/// direct writes (trailers, an error) or the end.
+type Stash = Option<Result<Frame<Bytes>, axum::Error>>;
+
+/// The SSE response a connection is streaming, when `serve` relays it.
+#[derive(Default)]
+struct Relay {
+    body: Option<Body>,
+    stash: Option<Stash>,
+}
+
+/// The socket of one connection, shared by its [`Io`] (hyper's side) and `serve`'s connection
+/// task, which writes the frames of a relayed SSE body to it directly
+/// ([`poll_direct`](Self::poll_direct)).
+pub(crate) struct Socket {
+    stream: TcpStream,
+    /// Nothing of hyper's waits to be written: its last call on the socket's write side was a
+    /// completed flush, which hyper makes only once its buffer is empty.
+    clean: AtomicBool,
+    /// `pending` or `failed` holds something.
+    has_pending: AtomicBool,
+    /// What the socket did not take of a direct write: it goes before hyper's next bytes.
+    pending: Mutex<BytesMut>,
+    /// The error a direct write met, for hyper's next write to report.
+    failed: Mutex<Option<io::Error>>,
+    relay: Mutex<Relay>,
+}
+
+#[cfg(test)]
+pub(crate) static DIRECT_CHUNKS: AtomicU64 = AtomicU64::new(0);
+#[cfg(test)]
+pub(crate) static PARTIAL_CHUNKS: AtomicU64 = AtomicU64::new(0);
+
+impl Socket {
+    fn new(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            clean: AtomicBool::new(false),
+            has_pending: AtomicBool::new(false),
+            pending: Mutex::default(),
+            failed: Mutex::default(),
+            relay: Mutex::default(),
+        }
+    }
+
+    /// Makes `body` the relayed response of this connection: hyper polls the [`Relayed`] body,
+    /// which polls `body`, and the connection task writes its frames itself while hyper has
+    /// nothing to write. Only for a chunked HTTP/1.1 response.
+    pub(crate) fn relay(self: &Arc<Self>, body: Body) -> Relayed {
+        // hyper is about to write the head.
+        self.clean.store(false, Ordering::Relaxed);
+        *lock(&self.relay) = Relay {
+            body: Some(body),
+            stash: None,
+        };
+        Relayed {
+            socket: self.clone(),
+        }
+    }
+
+    /// Polls the relayed body, if any, and writes its frames to the socket as hyper's chunks,
+    /// while nothing of hyper's waits to be written. `Pending` when hyper has nothing to do:
+    /// the body waits, the socket took every chunk, and nothing is there to read (so hyper's
+    /// pending read has nothing to find). `Ready` when hyper must be polled: no relayed body,
+    /// hyper has bytes of its own to write, a chunk was taken only in part (hyper's next flush
+    /// sends the rest, and waits for the socket), the body ended or gave something other than
+    /// data (hyper gets it from the relayed body), or the client sent something.
+    pub(crate) fn poll_direct(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.clean.load(Ordering::Relaxed) || self.has_pending.load(Ordering::Relaxed) {
+            return Poll::Ready(());
+        }
+        let mut relay = lock(&self.relay);
+        let relay = &mut *relay;
+        if relay.stash.is_some() {
+            return Poll::Ready(());
+        }
+        let Some(body) = relay.body.as_mut() else {
+            return Poll::Ready(());
+        };
+        for _ in 0..DIRECT_FRAMES {
+            match Pin::new(&mut *body).poll_frame(cx) {
+                Poll::Pending => {
+                    return match self.stream.poll_read_ready(cx) {
+                        Poll::Pending => Poll::Pending,
+                        Poll::Ready(_) => Poll::Ready(()),
+                    };
+                }
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        // hyper asks the same after each data frame, and skips empty ones.
+                        let end = http_body::Body::is_end_stream(body);
+                        let whole = data.is_empty() || self.write_chunk(&data);
+                        if end {
+                            relay.stash = Some(None);
+                        }
+                        if end || !whole {
+                            return Poll::Ready(());
+                        }
+                    }
+                    Err(frame) => {
+                        relay.stash = Some(Some(Ok(frame)));
+                        return Poll::Ready(());
+                    }
+                },
+                Poll::Ready(other) => {
+                    relay.stash = Some(other);
+                    return Poll::Ready(());
+                }
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Writes `data` as one chunk, framed as hyper frames it; whether the socket took all of
+    /// it (what it did not take, or the error, waits in `pending`).
+    fn write_chunk(&self, data: &Bytes) -> bool {
+        use std::io::Write as _;
+        let mut line = [0u8; 20];
+        let mut cursor = io::Cursor::new(&mut line[..]);
+        write!(cursor, "{:X}\r\n", data.len()).expect("a usize in hex fits 20 bytes");
+        let len = usize::try_from(cursor.position()).unwrap_or(0);
+        let line = &line[..len];
+        let parts = [line, &data[..], b"\r\n"];
+        let total = line.len() + data.len() + 2;
+        let slices = parts.map(io::IoSlice::new);
+        let result = match gathered(&slices) {
+            Some((small, len)) => self.stream.try_write(&small[..len]),
+            None => self.stream.try_write_vectored(&slices),
+        };
+        let written = match result {
+            Ok(n) => n,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(error) => {
+                *lock(&self.failed) = Some(error);
+                self.has_pending.store(true, Ordering::Relaxed);
+                return false;
+            }
+        };
+        #[cfg(test)]
+        DIRECT_CHUNKS.fetch_add(1, Ordering::Relaxed);
+        if written == total {
+            return true;
+        }
+        #[cfg(test)]
+        PARTIAL_CHUNKS.fetch_add(1, Ordering::Relaxed);
+        let mut pending = lock(&self.pending);
+        let mut skip = written;
+        for part in parts {
+            let from = skip.min(part.len());
+            pending.extend_from_slice(&part[from..]);
+            skip -= from;
+        }
+        self.has_pending.store(true, Ordering::Relaxed);
+        false
+    }
+}
+
+/// The body hyper polls for a relayed response: what the direct writes left for it (the
+/// frame after them, or the end), else the response's own body. Dropping it drops that body.
+pub(crate) struct Relayed {
+    socket: Arc<Socket>,
+}
+
+impl http_body::Body for Relayed {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let mut relay = lock(&self.socket.relay);
+        if let Some(stash) = relay.stash.take() {
+            return Poll::Ready(stash);
+        }
+        match relay.body.as_mut() {
+            Some(body) => Pin::new(body).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let relay = lock(&self.socket.relay);
+        match &relay.stash {
+            Some(stash) => stash.is_none(),
+            None => relay
+                .body
+                .as_ref()
+                .is_none_or(http_body::Body::is_end_stream),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        let relay = lock(&self.socket.relay);
+        match (&relay.stash, &relay.body) {
+            (None, Some(body)) => body.size_hint(),
+            _ => http_body::SizeHint::default(),
+        }
+    }
+}
+
+impl Drop for Relayed {
+    fn drop(&mut self) {
+        // Taken out first: the body's drop runs its stream's close hooks, outside the lock.
+        let body = std::mem::take(&mut *lock(&self.socket.relay));
+        drop(body);
     }
 }
 

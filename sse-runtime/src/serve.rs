@@ -5,22 +5,28 @@ use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
 use axum::Router;
+use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::serve::Listener as _;
-use http::Request;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, Version, header};
+use http_body::Frame;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tower_service::Service as _;
 
-use crate::connection::{Connection, Listener};
+use crate::connection::{Connection, Listener, Relayed};
 use crate::shutdown::Shutdown;
 
 /// Runs a hyper connection to its end; once the shutdown begins, tells it to close when its
 /// requests end. (A macro: hyper's two connection types share no trait.)
 macro_rules! drive {
-    ($conn:expr, $shutdown:expr) => {{
+    ($conn:expr, $shutdown:expr, $socket:expr) => {{
         let mut conn = pin!($conn);
         let mut triggered = pin!($shutdown.triggered());
         // Whether `triggered` waits, registered with this task's waker (a spawned task's
@@ -39,6 +45,14 @@ macro_rules! drive {
                 } else {
                     armed = true;
                 }
+            }
+            // While no shutdown began, the frames of a relayed SSE body go to the socket
+            // from here, and hyper is polled only when it has something to do.
+            if !shutting_down
+                && crate::shutdown::none_triggered()
+                && $socket.poll_direct(cx).is_pending()
+            {
+                return std::task::Poll::Pending;
             }
             conn.as_mut().poll(cx)
         })
@@ -213,12 +227,24 @@ impl Serve {
                 () = &mut signal => break,
             };
             let connection = Connection::of(&io, remote_addr);
+            let socket = io.socket().clone();
+            let relay_socket = socket.clone();
             let app = app.clone();
             let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
                 request
                     .extensions_mut()
                     .insert(ConnectInfo(connection.clone()));
-                app.clone().call(request)
+                let relay = relayable_request(&request).then(|| relay_socket.clone());
+                let response = app.clone().call(request);
+                async move {
+                    let response = response.await?;
+                    Ok::<_, Infallible>(match relay {
+                        Some(socket) if relayable_response(&response) => {
+                            response.map(|body| ServeBody::Relayed(socket.relay(body)))
+                        }
+                        _ => response.map(ServeBody::Plain),
+                    })
+                }
             });
             let (protocols, shutdown, close_rx) =
                 (protocols.clone(), shutdown.clone(), close_rx.clone());
@@ -231,13 +257,15 @@ impl Serve {
                     Protocols::Auto(builder) => {
                         drive!(
                             builder.serve_connection_with_upgrades(io, service),
-                            shutdown
+                            shutdown,
+                            socket
                         );
                     }
                     Protocols::Http1(builder) => {
                         drive!(
                             builder.serve_connection(io, service).with_upgrades(),
-                            shutdown
+                            shutdown,
+                            socket
                         );
                     }
                 }
@@ -247,6 +275,69 @@ impl Serve {
         drop(listener);
         close_tx.closed().await;
         Ok(())
+    }
+}
+
+/// Whether hyper answers `request` with a chunked body if the response has no length:
+/// HTTP/1.1 (HTTP/1.0 has no chunks, h2 frames of its own), not `HEAD` or `CONNECT`.
+fn relayable_request<B>(request: &Request<B>) -> bool {
+    request.version() == Version::HTTP_11
+        && request.method() != Method::HEAD
+        && request.method() != Method::CONNECT
+}
+
+/// Whether `response` is an SSE stream that hyper sends chunked: `200`, `text/event-stream`,
+/// no length or transfer coding of its own, and a body of unknown length that has not ended.
+fn relayable_response(response: &Response<Body>) -> bool {
+    let headers = response.headers();
+    response.status() == StatusCode::OK
+        && response.version() == Version::HTTP_11
+        && headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|value| value.as_bytes().starts_with(b"text/event-stream"))
+        && !headers.contains_key(header::CONTENT_LENGTH)
+        && !headers.contains_key(header::TRANSFER_ENCODING)
+        && !http_body::Body::is_end_stream(response.body())
+        && http_body::Body::size_hint(response.body())
+            .exact()
+            .is_none()
+}
+
+/// The body of a response `serve` gives hyper: the app's own, or an SSE stream's relayed
+/// through the connection's socket, whose frames the connection task writes itself while hyper
+/// has nothing to write (`connection::Socket::poll_direct`). That skips hyper's dispatch for
+/// each event of a stream; the bytes are the chunks hyper would write.
+enum ServeBody {
+    Plain(Body),
+    Relayed(Relayed),
+}
+
+impl http_body::Body for ServeBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        match self.get_mut() {
+            Self::Plain(body) => Pin::new(body).poll_frame(cx),
+            Self::Relayed(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Plain(body) => body.is_end_stream(),
+            Self::Relayed(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            Self::Plain(body) => body.size_hint(),
+            Self::Relayed(body) => body.size_hint(),
+        }
     }
 }
 
@@ -272,5 +363,193 @@ impl std::fmt::Debug for Serve {
             .field("http1_only", &self.http1_only)
             .field("http1_max_buf_size", &self.http1_max_buf_size)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::IntoFuture as _;
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use crate::connection::{DIRECT_CHUNKS, Listener, PARTIAL_CHUNKS};
+    use crate::{EventSourceResponse, ServerSentEvent, Shutdown};
+
+    /// Events of `/large`: 16 MiB in all.
+    const LARGE: usize = 1_000;
+
+    /// `count` events of `size` bytes of data each, `gap` apart, then the end.
+    fn events(count: usize, size: usize, gap: Duration) -> EventSourceResponse {
+        EventSourceResponse::new(async_stream::stream! {
+            for i in 0..count {
+                tokio::time::sleep(gap).await;
+                yield ServerSentEvent::new().data(payload(i, size));
+            }
+        })
+    }
+
+    fn payload(i: usize, size: usize) -> String {
+        let mut text = format!("{i}:");
+        while text.len() < size {
+            text.push(char::from(b'a' + (text.len() % 26) as u8));
+        }
+        text
+    }
+
+    fn expected(count: usize, size: usize) -> Vec<u8> {
+        (0..count)
+            .flat_map(|i| format!("data: {}\r\n\r\n", payload(i, size)).into_bytes())
+            .collect()
+    }
+
+    async fn server() -> std::net::SocketAddr {
+        let app = Router::new()
+            .route(
+                "/few",
+                get(|| async { events(20, 40, Duration::from_millis(5)) }),
+            )
+            .route(
+                "/large",
+                get(|| async { events(LARGE, 16_384, Duration::from_micros(200)) }),
+            )
+            .route("/plain", get(|| async { "plain" }));
+        let listener = Listener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(
+            super::serve(listener, app, &Shutdown::new())
+                .http1_only()
+                .into_future(),
+        );
+        addr
+    }
+
+    /// Reads one response on `client`: its head, and its body decoded from chunks up to the
+    /// last chunk (panics on framing that is not hyper's).
+    async fn chunked_response(client: &mut TcpStream) -> (String, Vec<u8>) {
+        let mut raw = Vec::new();
+        let mut buf = vec![0u8; 65_536];
+        let (head, mut at) = loop {
+            if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                break (String::from_utf8(raw[..end].to_vec()).unwrap(), end + 4);
+            }
+            let n = client.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the connection closed inside the head");
+            raw.extend_from_slice(&buf[..n]);
+        };
+        let mut body = Vec::new();
+        loop {
+            // A size line, the data, a CRLF.
+            let line_end = loop {
+                if let Some(end) = raw[at..].windows(2).position(|w| w == b"\r\n") {
+                    break at + end;
+                }
+                let n = client.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the connection closed inside a chunk");
+                raw.extend_from_slice(&buf[..n]);
+            };
+            let line = std::str::from_utf8(&raw[at..line_end]).unwrap();
+            assert_eq!(
+                line,
+                line.to_uppercase(),
+                "hyper writes chunk sizes in upper case"
+            );
+            let size = usize::from_str_radix(line, 16).unwrap();
+            let end = line_end + 2 + size + 2;
+            while raw.len() < end {
+                let n = client.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the connection closed inside a chunk");
+                raw.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(&raw[end - 2..end], b"\r\n");
+            if size == 0 {
+                assert_eq!(raw.len(), end, "nothing after the last chunk");
+                return (head, body);
+            }
+            body.extend_from_slice(&raw[line_end + 2..end - 2]);
+            at = end;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stream_s_events_go_out_as_direct_chunks_and_the_connection_serves_on() {
+        let addr = server().await;
+        let before = DIRECT_CHUNKS.load(Ordering::Relaxed);
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET /few HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let (head, body) =
+            tokio::time::timeout(Duration::from_secs(10), chunked_response(&mut client))
+                .await
+                .unwrap();
+        assert!(head.contains("transfer-encoding: chunked"), "{head}");
+        assert_eq!(body, expected(20, 40));
+        // The first event goes out with the head, through hyper; the others, 5 ms apart, are
+        // written by the connection's task.
+        let direct = DIRECT_CHUNKS.load(Ordering::Relaxed) - before;
+        assert!(direct >= 15, "only {direct} direct chunks");
+        // hyper ended the response, and serves the next request on the same connection.
+        client
+            .write_all(b"GET /plain HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = vec![0u8; 4096];
+        let mut read = 0;
+        while !answer[..read].ends_with(b"plain") {
+            let n = tokio::time::timeout(Duration::from_secs(10), client.read(&mut answer[read..]))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "closed before the second response");
+            read += n;
+        }
+        assert!(answer.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_stops_reading_gets_every_byte_in_order_after_partial_direct_writes() {
+        let addr = server().await;
+        let before = PARTIAL_CHUNKS.load(Ordering::Relaxed);
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET /large HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        // 16 MiB of events, about a millisecond apart, while nothing is read: more than
+        // loopback's socket buffers hold, so direct writes are taken in part or not at all,
+        // the rest left to hyper's flush.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let (_, body) =
+            tokio::time::timeout(Duration::from_secs(20), chunked_response(&mut client))
+                .await
+                .unwrap();
+        assert_eq!(body.len(), expected(LARGE, 16_384).len());
+        assert!(body == expected(LARGE, 16_384), "the bytes differ");
+        let partial = PARTIAL_CHUNKS.load(Ordering::Relaxed) - before;
+        assert!(partial >= 1, "no direct write was taken in part");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_http1_0_stream_is_not_chunked_and_not_relayed() {
+        let addr = server().await;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET /few HTTP/1.0\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut raw = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut raw))
+            .await
+            .unwrap()
+            .unwrap();
+        let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        assert!(!String::from_utf8_lossy(&raw[..end]).contains("chunked"));
+        assert_eq!(&raw[end..], &expected(20, 40)[..]);
     }
 }
