@@ -464,13 +464,7 @@ fn poll_read_from(
 
 /// `TcpStream::poll_write` through a shared reference.
 fn poll_write_to(stream: &TcpStream, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-    loop {
-        ready!(stream.poll_write_ready(cx))?;
-        match stream.try_write(buf) {
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-            result => return Poll::Ready(result),
-        }
-    }
+    poll_writable(stream, cx, || stream.try_write(buf))
 }
 
 /// `TcpStream::poll_write_vectored` through a shared reference.
@@ -479,9 +473,18 @@ fn poll_write_vectored_to(
     cx: &mut Context<'_>,
     bufs: &[io::IoSlice<'_>],
 ) -> Poll<io::Result<usize>> {
+    poll_writable(stream, cx, || stream.try_write_vectored(bufs))
+}
+
+/// `write` once `stream` is writable, again each time it finds the socket full.
+fn poll_writable(
+    stream: &TcpStream,
+    cx: &mut Context<'_>,
+    mut write: impl FnMut() -> io::Result<usize>,
+) -> Poll<io::Result<usize>> {
     loop {
         ready!(stream.poll_write_ready(cx))?;
-        match stream.try_write_vectored(bufs) {
+        match write() {
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
             result => return Poll::Ready(result),
         }

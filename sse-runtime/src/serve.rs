@@ -1,26 +1,23 @@
 //! [`serve`]: the one documented way to run an app with SSE streams.
 
+use std::convert::Infallible;
 use std::future::{Future, IntoFuture};
 use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 
-use std::convert::Infallible;
-use std::task::{Context, Poll};
-
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::serve::Listener as _;
-use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, Version, header};
-use http_body::Frame;
+use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tower_service::Service as _;
 
-use crate::connection::{Connection, Listener, Relayed};
+use crate::connection::{Connection, Listener};
 use crate::shutdown::Shutdown;
 
 /// Runs a hyper connection to its end; once the shutdown begins, tells it to close when its
@@ -238,11 +235,15 @@ impl Serve {
                 let response = app.clone().call(request);
                 async move {
                     let response = response.await?;
+                    // An SSE stream's body relayed through the connection's socket, whose
+                    // frames the connection task writes itself while hyper has nothing to
+                    // write (`connection::Socket::poll_direct`): that skips hyper's dispatch
+                    // for each event; the bytes are the chunks hyper would write.
                     Ok::<_, Infallible>(match relay {
                         Some(socket) if relayable_response(&response) => {
-                            response.map(|body| ServeBody::Relayed(socket.relay(body)))
+                            response.map(|body| Either::Right(socket.relay(body)))
                         }
-                        _ => response.map(ServeBody::Plain),
+                        _ => response.map(Either::Left),
                     })
                 }
             });
@@ -301,44 +302,6 @@ fn relayable_response(response: &Response<Body>) -> bool {
         && http_body::Body::size_hint(response.body())
             .exact()
             .is_none()
-}
-
-/// The body of a response `serve` gives hyper: the app's own, or an SSE stream's relayed
-/// through the connection's socket, whose frames the connection task writes itself while hyper
-/// has nothing to write (`connection::Socket::poll_direct`). That skips hyper's dispatch for
-/// each event of a stream; the bytes are the chunks hyper would write.
-enum ServeBody {
-    Plain(Body),
-    Relayed(Relayed),
-}
-
-impl http_body::Body for ServeBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        match self.get_mut() {
-            Self::Plain(body) => Pin::new(body).poll_frame(cx),
-            Self::Relayed(body) => Pin::new(body).poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Plain(body) => body.is_end_stream(),
-            Self::Relayed(body) => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        match self {
-            Self::Plain(body) => body.size_hint(),
-            Self::Relayed(body) => body.size_hint(),
-        }
-    }
 }
 
 /// How connections are served: HTTP/1.1 or h2 as the client's first bytes say, or HTTP/1 only.
@@ -428,6 +391,12 @@ mod tests {
         addr
     }
 
+    /// Sends a request of `line` with no body on `client`.
+    async fn send(client: &mut TcpStream, line: &str) {
+        let request = format!("{line}\r\nhost: x\r\n\r\n");
+        client.write_all(request.as_bytes()).await.unwrap();
+    }
+
     /// Reads one response on `client`: its head, and its body decoded from chunks up to the
     /// last chunk (panics on framing that is not hyper's).
     async fn chunked_response(client: &mut TcpStream) -> (String, Vec<u8>) {
@@ -480,10 +449,7 @@ mod tests {
         let addr = server().await;
         let before = DIRECT_CHUNKS.load(Ordering::Relaxed);
         let mut client = TcpStream::connect(addr).await.unwrap();
-        client
-            .write_all(b"GET /few HTTP/1.1\r\nhost: x\r\n\r\n")
-            .await
-            .unwrap();
+        send(&mut client, "GET /few HTTP/1.1").await;
         let (head, body) =
             tokio::time::timeout(Duration::from_secs(10), chunked_response(&mut client))
                 .await
@@ -495,10 +461,7 @@ mod tests {
         let direct = DIRECT_CHUNKS.load(Ordering::Relaxed) - before;
         assert!(direct >= 15, "only {direct} direct chunks");
         // hyper ended the response, and serves the next request on the same connection.
-        client
-            .write_all(b"GET /plain HTTP/1.1\r\nhost: x\r\n\r\n")
-            .await
-            .unwrap();
+        send(&mut client, "GET /plain HTTP/1.1").await;
         let mut answer = vec![0u8; 4096];
         let mut read = 0;
         while !answer[..read].ends_with(b"plain") {
@@ -517,10 +480,7 @@ mod tests {
         let addr = server().await;
         let before = PARTIAL_CHUNKS.load(Ordering::Relaxed);
         let mut client = TcpStream::connect(addr).await.unwrap();
-        client
-            .write_all(b"GET /large HTTP/1.1\r\nhost: x\r\n\r\n")
-            .await
-            .unwrap();
+        send(&mut client, "GET /large HTTP/1.1").await;
         // 16 MiB of events, about a millisecond apart, while nothing is read: more than
         // loopback's socket buffers hold, so direct writes are taken in part or not at all,
         // the rest left to hyper's flush.
@@ -539,10 +499,7 @@ mod tests {
     async fn an_http1_0_stream_is_not_chunked_and_not_relayed() {
         let addr = server().await;
         let mut client = TcpStream::connect(addr).await.unwrap();
-        client
-            .write_all(b"GET /few HTTP/1.0\r\nhost: x\r\n\r\n")
-            .await
-            .unwrap();
+        send(&mut client, "GET /few HTTP/1.0").await;
         let mut raw = Vec::new();
         tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut raw))
             .await
