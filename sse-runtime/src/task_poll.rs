@@ -139,12 +139,15 @@ mod tests {
     #[test]
     fn a_thread_whose_block_ran_out_takes_another() {
         let (_task, waker) = WakeCount::waker();
-        LAST.with(|cell| cell.set(7 * BLOCK + BLOCK - 1));
+        // A block no thread of this process takes (threads of other tests take blocks from
+        // 1 up, a few dozen at most): the next id after its last would be in block 1,001.
+        LAST.with(|cell| cell.set(1_000 * BLOCK + BLOCK - 1));
         let entered = enter(&waker);
         let id = current(&waker);
         drop(entered);
         assert_eq!(id % BLOCK, 0, "the first id of a fresh block");
-        assert_ne!(id / BLOCK, 7);
+        assert_ne!(id / BLOCK, 1_000);
+        assert_ne!(id / BLOCK, 1_001, "not the id after the old block's last");
         assert_ne!(id, 0);
     }
 }
