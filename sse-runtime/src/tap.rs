@@ -1,157 +1,219 @@
 //! One tokio broadcast ring with a count of its sends ([`Feed`]), and one receiver of it polled
 //! like a stream without a future per event ([`Tap`]).
+//!
+//! The ring holds the messages; the wakers of the taps that wait for the next one are parked
+//! beside it, in one array the feed owns, not in tokio's list of waiting receivers. A send walks
+//! that array, which lies in a few consecutive cache lines, where tokio's walk visits one node
+//! per waiting receiver, each inside that receiver's own future on the heap: with a thousand
+//! subscribers, each woken once per event, those are a thousand cache misses per event before
+//! the first subscriber's task runs, and one more per subscriber when its task polls the
+//! future again (BENCHMARKS.md, "cache lines per delivery").
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
-use tokio_util::sync::ReusableBoxFuture;
 
-/// The sending side of a ring, which counts the sends it begins.
+/// What a feed and its taps share.
+#[derive(Default)]
+struct Shared {
+    /// Sends begun, and one more once the feed goes.
+    sends: AtomicU64,
+    /// How many times the parked wakers were taken (by a send, or by the feed's end); written
+    /// under `parked`'s lock.
+    takes: AtomicU64,
+    /// The wakers of the waiting taps, by the tap's number: woken, and cleared, by the next
+    /// send.
+    parked: Mutex<Vec<(u64, Waker)>>,
+    /// The number of the next tap.
+    taps: AtomicU64,
+}
+
+/// A lock that a panic elsewhere does not poison: the array is whole between statements.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Wakes every parked tap; `spare` lends an empty array to swap in (and gets the one
+    /// taken back, emptied, with its capacity).
+    fn wake_parked(&self, spare: &Mutex<Vec<(u64, Waker)>>) {
+        let mut taken = std::mem::take(&mut *lock(spare));
+        {
+            let mut parked = lock(&self.parked);
+            if parked.is_empty() {
+                drop(parked);
+                *lock(spare) = taken;
+                return;
+            }
+            std::mem::swap(&mut *parked, &mut taken);
+            self.takes.fetch_add(1, Ordering::Release);
+        }
+        for (_, waker) in taken.drain(..) {
+            waker.wake();
+        }
+        *lock(spare) = taken;
+    }
+}
+
+/// The sending side of a ring, which counts the sends it begins and wakes the taps that wait.
 ///
 /// The count is what spares a [`Tap`] most of its polls: hyper polls a response body twice
-/// more after each chunk it writes (until the body says to wait), and a tokio receiver that
-/// finds nothing takes the ring's slot lock and its tail lock, which every receiver of the
-/// ring shares, each time. A tap that waits for the ring's message number `n`, registered
-/// with the poll's waker, knows while the count is `n` that the ring has nothing for it.
+/// more after each chunk it writes (until the body says to wait), and a tap that received
+/// every message begun, and whose waker is still parked, knows without looking at the ring
+/// that it has nothing.
 ///
 /// Sends and [`Feed::tap`] must be serialized by the owner (they are, under a lock of its):
 /// the count then numbers the ring's messages as a receiver sees them.
 pub(crate) struct Feed<T> {
-    tx: broadcast::Sender<T>,
-    /// Sends begun, and one more once the feed goes.
-    sends: Arc<AtomicU64>,
+    /// The ring's sender; taken when the feed goes, before the taps are woken to see the end.
+    tx: Option<broadcast::Sender<T>>,
+    shared: Arc<Shared>,
+    /// The array a send swaps in for the parked wakers it takes, kept to keep its capacity.
+    spare: Mutex<Vec<(u64, Waker)>>,
 }
 
 impl<T: Clone + Send + 'static> Feed<T> {
     /// A ring of `capacity` messages (tokio rounds it up to a power of two).
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
-            tx: broadcast::channel(capacity).0,
-            sends: Arc::default(),
+            tx: Some(broadcast::channel(capacity).0),
+            shared: Arc::default(),
+            spare: Mutex::default(),
         }
     }
 
-    /// Sends `message` to every receiver; returns how many there were.
+    /// Sends `message` to every receiver and wakes those that wait; returns how many
+    /// receivers there were.
     pub(crate) fn send(&self, message: T) -> usize {
-        // Counted before the ring has it: a tap that read the old count registered its wait
-        // before this send wakes the waiters, and the poll that wake brings reads the new one.
-        self.sends.fetch_add(1, Ordering::Release);
-        self.tx.send(message).unwrap_or(0)
+        // Counted before the ring has it: a tap that reads the count after this sees that a
+        // message may be coming, and either finds it or parks before the wake below.
+        self.shared.sends.fetch_add(1, Ordering::Release);
+        let receivers = self
+            .tx
+            .as_ref()
+            .map_or(0, |tx| tx.send(message).unwrap_or(0));
+        self.shared.wake_parked(&self.spare);
+        receivers
     }
 
     /// A receiver of every message sent from now on.
     pub(crate) fn tap(&self) -> Tap<T> {
         Tap {
-            rx: Some(self.tx.subscribe()),
-            wait: None,
+            rx: self.tx.as_ref().map(broadcast::Sender::subscribe),
             waker: None,
-            registered: false,
-            sends: self.sends.clone(),
-            next: self.sends.load(Ordering::Acquire),
+            parked_at: None,
+            shared: self.shared.clone(),
+            next: self.shared.sends.load(Ordering::Acquire),
+            number: self.shared.taps.fetch_add(1, Ordering::Relaxed),
         }
     }
 
     /// How many receivers there are.
     pub(crate) fn receiver_count(&self) -> usize {
-        self.tx.receiver_count()
+        self.tx
+            .as_ref()
+            .map_or(0, broadcast::Sender::receiver_count)
     }
 }
 
 impl<T> Drop for Feed<T> {
     fn drop(&mut self) {
-        // Before the sender goes and wakes the waiting taps with the end: they must look.
-        self.sends.fetch_add(1, Ordering::Release);
+        // The end first, then the wakes: a woken tap must find the ring closed.
+        self.shared.sends.fetch_add(1, Ordering::Release);
+        drop(self.tx.take());
+        self.shared.wake_parked(&self.spare);
     }
 }
 
-/// A broadcast receiver that can be polled: ready events are taken with `try_recv` (no future),
-/// and a wait for the next one reuses one allocation, made at the first wait.
+/// A broadcast receiver that can be polled: messages are taken with `try_recv` (no future),
+/// and a tap that finds none parks its task's waker with the feed.
 pub(crate) struct Tap<T> {
-    /// The receiver, while no wait is in progress.
+    /// The receiver, until the tap ends.
     rx: Option<broadcast::Receiver<T>>,
-    /// The wait for the next event once none was ready; it owns the receiver meanwhile.
-    wait: Option<ReusableBoxFuture<'static, Received<T>>>,
-    /// The waker the wait last registered, kept across waits (one clone per task).
+    /// The waker last parked, kept across waits (one clone per task).
     waker: Option<Waker>,
-    /// The wait is registered with `waker`: the ring wakes it when a message comes.
-    registered: bool,
-    /// The feed's count of sends.
-    sends: Arc<AtomicU64>,
+    /// The feed's count of takes when this tap's waker was parked, while it may still be:
+    /// it is, or is being woken, as long as the count is the same.
+    parked_at: Option<u64>,
+    shared: Arc<Shared>,
     /// The number (in the feed's count) of the next message this tap receives.
     next: u64,
-}
-
-/// What a wait ends with, and the receiver back.
-type Received<T> = (Result<T, RecvError>, broadcast::Receiver<T>);
-
-async fn next<T: Clone>(mut rx: broadcast::Receiver<T>) -> Received<T> {
-    let received = rx.recv().await;
-    (received, rx)
+    /// This tap's number, which names its parked waker.
+    number: u64,
 }
 
 impl<T: Clone + Send + 'static> Tap<T> {
     /// Whether the tap was ended (or its ring closed and the end was taken).
     pub(crate) fn is_ended(&self) -> bool {
-        self.rx.is_none() && self.wait.is_none()
+        self.rx.is_none()
     }
 
-    /// The next message of the ring: at once if one is ready, else through the (reused) wait.
-    /// An ended tap reports `Closed`.
+    /// The next message of the ring: at once if one is ready, else `Pending` with the poll's
+    /// waker parked, woken by the next send. An ended tap reports `Closed`.
     pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, RecvError>> {
-        if self.registered
-            && self.sends.load(Ordering::Acquire) == self.next
+        if let Some(at) = self.parked_at
+            && self.shared.sends.load(Ordering::Acquire) == self.next
+            && self.shared.takes.load(Ordering::Acquire) == at
             && self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
         {
-            // Registered for message `next`, whose sending has not begun (see `Feed`).
+            // Every message begun was received, and the waker is still parked (or being
+            // woken): the next send wakes it.
             return Poll::Pending;
         }
-        self.registered = false;
-        if self.rx.is_some() {
-            // Events sent together are taken without a future, one after the other.
-            match self.try_recv() {
-                Ok(message) => return Poll::Ready(Ok(message)),
-                Err(TryRecvError::Lagged(missed)) => {
-                    return Poll::Ready(Err(RecvError::Lagged(missed)));
-                }
-                Err(TryRecvError::Closed) => {
-                    self.rx = None;
-                    return Poll::Ready(Err(RecvError::Closed));
-                }
-                Err(TryRecvError::Empty) => {}
-            }
+        if let Some(ready) = self.poll_ring() {
+            return ready;
         }
-        if let Some(rx) = self.rx.take() {
-            match &mut self.wait {
-                Some(wait) => wait.set(next(rx)),
-                None => self.wait = Some(ReusableBoxFuture::new(next(rx))),
-            }
+        self.park(cx.waker());
+        // A send that began before the waker was parked, and took the parked wakers before
+        // it was, has its message in the ring, or is about to put it there and then wake the
+        // waker: look once more.
+        if self.shared.sends.load(Ordering::Acquire) != self.next
+            && let Some(ready) = self.poll_ring()
+        {
+            return ready;
         }
-        let Some(wait) = &mut self.wait else {
-            return Poll::Ready(Err(RecvError::Closed));
-        };
-        // `recv` is budgeted: with the task's budget spent it yields without polling the ring,
-        // so without registering anything; such a wait is not taken for registered.
-        let budgeted = tokio::task::coop::has_budget_remaining();
-        let Poll::Ready((received, rx)) = wait.poll(cx) else {
-            if !self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                self.waker = Some(cx.waker().clone());
-            }
-            self.registered = budgeted;
-            return Poll::Pending;
-        };
-        self.rx = Some(rx);
-        match &received {
-            Ok(_) => self.next += 1,
-            Err(RecvError::Lagged(missed)) => self.next += missed,
-            Err(RecvError::Closed) => {}
-        }
-        Poll::Ready(received)
+        Poll::Pending
     }
 
-    /// The next message if one is ready, when no wait holds the receiver (counted, as every
-    /// receive is).
+    /// What the ring has for this tap, if anything: `None` when it has nothing yet.
+    fn poll_ring(&mut self) -> Option<Poll<Result<T, RecvError>>> {
+        if self.rx.is_none() {
+            return Some(Poll::Ready(Err(RecvError::Closed)));
+        }
+        match self.try_recv() {
+            Ok(message) => Some(Poll::Ready(Ok(message))),
+            Err(TryRecvError::Lagged(missed)) => Some(Poll::Ready(Err(RecvError::Lagged(missed)))),
+            Err(TryRecvError::Closed) => {
+                self.end();
+                Some(Poll::Ready(Err(RecvError::Closed)))
+            }
+            Err(TryRecvError::Empty) => None,
+        }
+    }
+
+    /// Parks `waker` with the feed, for the next send to wake.
+    fn park(&mut self, waker: &Waker) {
+        let same = self.waker.as_ref().is_some_and(|w| w.will_wake(waker));
+        if !same {
+            self.waker = Some(waker.clone());
+        }
+        let mut parked = lock(&self.shared.parked);
+        // Exact under the lock: takes happen under it.
+        let takes = self.shared.takes.load(Ordering::Relaxed);
+        if self.parked_at == Some(takes) {
+            // Still parked (a send began, and has not taken the wakers yet).
+            if !same && let Some(entry) = parked.iter_mut().find(|(n, _)| *n == self.number) {
+                entry.1 = waker.clone();
+            }
+            return;
+        }
+        parked.push((self.number, waker.clone()));
+        self.parked_at = Some(takes);
+    }
+
+    /// The next message if one is ready (counted, as every receive is).
     pub(crate) fn try_recv(&mut self) -> Result<T, TryRecvError> {
         let Some(rx) = &mut self.rx else {
             return Err(TryRecvError::Empty);
@@ -165,17 +227,39 @@ impl<T: Clone + Send + 'static> Tap<T> {
         received
     }
 
-    /// How many messages wait in the ring, when no wait holds the receiver.
+    /// How many messages wait in the ring for this tap.
     pub(crate) fn len(&self) -> usize {
         self.rx.as_ref().map_or(0, broadcast::Receiver::len)
     }
 
-    /// Ends the tap: the receiver, and with it its place in the ring, goes at once.
+    /// Ends the tap: the receiver, and with it its place in the ring, goes at once, and so
+    /// does its parked waker.
     pub(crate) fn end(&mut self) {
         self.rx = None;
-        self.wait = None;
-        self.registered = false;
+        self.unpark();
         self.waker = None;
+    }
+}
+
+impl<T> Tap<T> {
+    /// Takes this tap's waker back from the feed, if it is still parked: a parked waker keeps
+    /// its task's memory, which should go with the tap, not at the topic's next send.
+    fn unpark(&mut self) {
+        let Some(at) = self.parked_at.take() else {
+            return;
+        };
+        let mut parked = lock(&self.shared.parked);
+        if self.shared.takes.load(Ordering::Relaxed) == at
+            && let Some(i) = parked.iter().position(|(n, _)| *n == self.number)
+        {
+            parked.swap_remove(i);
+        }
+    }
+}
+
+impl<T> Drop for Tap<T> {
+    fn drop(&mut self) {
+        self.unpark();
     }
 }
 
@@ -275,39 +359,118 @@ mod tests {
         assert_eq!(poll(&mut tap, &second_waker), Poll::Ready(Ok(1)));
     }
 
-    #[tokio::test]
-    async fn a_wait_cut_short_by_the_task_budget_is_not_taken_for_registered() {
+    #[test]
+    fn a_tap_that_ends_or_goes_takes_its_parked_waker_back() {
+        let feed = Feed::new(4);
+        let (mut first, mut second) = (feed.tap(), feed.tap());
+        let (counter, waker) = WakeCount::waker();
+        assert!(poll(&mut first, &waker).is_pending());
+        assert!(poll(&mut second, &waker).is_pending());
+        assert_eq!(feed.shared.parked.lock().unwrap().len(), 2);
+        drop(first);
+        assert_eq!(feed.shared.parked.lock().unwrap().len(), 1);
+        second.end();
+        assert_eq!(feed.shared.parked.lock().unwrap().len(), 0);
+        assert_eq!(feed.send(1), 0);
+        assert_eq!(counter.wakes(), 0);
+        assert_eq!(
+            poll(&mut second, &waker),
+            Poll::Ready(Err(RecvError::Closed))
+        );
+    }
+
+    #[test]
+    fn a_tap_woken_and_polled_again_parks_again() {
         let feed = Feed::new(4);
         let mut tap = feed.tap();
         let (counter, waker) = WakeCount::waker();
-        let (filler_tx, mut filler) = tokio::sync::broadcast::channel(512);
-        for n in 0..300 {
-            filler_tx.send(n).unwrap();
-        }
-        std::future::poll_fn(|cx| {
-            // Ready receives spend the task's budget (128 of them).
-            for _ in 0..300 {
-                if !tokio::task::coop::has_budget_remaining() {
-                    break;
-                }
-                let _ = std::pin::pin!(filler.recv()).poll(cx);
-            }
-            assert!(
-                !tokio::task::coop::has_budget_remaining(),
-                "the budget is spent"
-            );
-            // The wait yields for the budget, registering nothing with the ring.
+        for n in 1..=3 {
             assert!(poll(&mut tap, &waker).is_pending());
-            Poll::Ready(())
-        })
-        .await;
-        tokio::task::yield_now().await;
-        // With budget again: this poll must register the wait.
+            feed.send(n);
+            assert_eq!(counter.wakes(), n as usize);
+            assert_eq!(feed.shared.parked.lock().unwrap().len(), 0);
+            assert_eq!(poll(&mut tap, &waker), Poll::Ready(Ok(n)));
+        }
         assert!(poll(&mut tap, &waker).is_pending());
-        let before = counter.wakes();
-        feed.send(1);
-        assert_eq!(counter.wakes(), before + 1, "the send wakes the wait");
-        assert_eq!(poll(&mut tap, &waker), Poll::Ready(Ok(1)));
+        assert_eq!(feed.shared.parked.lock().unwrap().len(), 1);
+    }
+
+    /// Wakes a thread that parked itself.
+    struct Unpark(std::thread::Thread);
+
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    #[test]
+    fn taps_on_other_threads_miss_no_wake_however_sends_and_parks_interleave() {
+        // Each message is the last for a while: the publisher waits until every tap has it,
+        // so a wake lost between a tap's look at the ring and its park shows as a tap that
+        // never gets it.
+        const TAPS: usize = 3;
+        const MESSAGES: u32 = 10_000;
+        let feed = std::sync::Arc::new(Feed::new(8));
+        let received: std::sync::Arc<Vec<std::sync::atomic::AtomicU64>> =
+            std::sync::Arc::new((0..TAPS).map(|_| Default::default()).collect());
+        let threads: Vec<_> = (0..TAPS)
+            .map(|i| {
+                let mut tap = feed.tap();
+                let received = received.clone();
+                std::thread::spawn(move || {
+                    let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+                    let mut expected = 1;
+                    let mut since = std::time::Instant::now();
+                    loop {
+                        match poll(&mut tap, &waker) {
+                            Poll::Ready(Ok(n)) => {
+                                assert_eq!(n, expected, "in order, none skipped");
+                                expected += 1;
+                                since = std::time::Instant::now();
+                                received[i]
+                                    .store(u64::from(n), std::sync::atomic::Ordering::Release);
+                            }
+                            Poll::Ready(Err(RecvError::Closed)) => return expected - 1,
+                            Poll::Ready(Err(lag)) => panic!("{lag}"),
+                            Poll::Pending => {
+                                let parked = std::time::Instant::now();
+                                std::thread::park_timeout(std::time::Duration::from_millis(500));
+                                // Woken by the timeout, not by a send: then nothing may wait.
+                                if parked.elapsed() >= std::time::Duration::from_millis(500) {
+                                    assert!(
+                                        tap.len() == 0,
+                                        "tap {i}: message {expected} came with no wake"
+                                    );
+                                }
+                                assert!(
+                                    since.elapsed() < std::time::Duration::from_secs(10),
+                                    "tap {i} waits for message {expected}"
+                                );
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for n in 1..=MESSAGES {
+            feed.send(n);
+            let start = std::time::Instant::now();
+            while received
+                .iter()
+                .any(|r| r.load(std::sync::atomic::Ordering::Acquire) < u64::from(n))
+            {
+                assert!(
+                    start.elapsed() < std::time::Duration::from_secs(10),
+                    "message {n} not received by every tap"
+                );
+                std::thread::yield_now();
+            }
+        }
+        drop(std::sync::Arc::into_inner(feed).expect("the only feed handle"));
+        for thread in threads {
+            assert_eq!(thread.join().expect("a tap thread"), MESSAGES);
+        }
     }
 
     #[test]
