@@ -377,6 +377,8 @@ impl AsyncRead for Io {
         if this.closed {
             return Poll::Ready(Err(closed_by_shutdown()));
         }
+        // hyper's registration of the read replaces the direct path's watch.
+        this.socket.read_armed.store(false, Ordering::Relaxed);
         match poll_read_from(&this.socket.stream, cx, buf) {
             // hyper keeps a read pending on every open connection (h2 frames, h1 EOF detection).
             Poll::Pending => this.pending(cx),
@@ -499,6 +501,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// `send(2)` flags of a direct write: no SIGPIPE for a closed client (an `EPIPE` error
+/// instead), as std's and tokio's writes to a `TcpStream` ask.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SEND_FLAGS: std::ffi::c_int = libc::MSG_NOSIGNAL;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const SEND_FLAGS: std::ffi::c_int = 0;
+
 /// The most frames one task poll writes directly before it lets other tasks run (as hyper's
 /// own loop does after 16 rounds).
 const DIRECT_FRAMES: usize = 16;
@@ -512,6 +521,48 @@ type Stash = Option<Result<Frame<Bytes>, axum::Error>>;
 struct Relay {
     body: Option<Body>,
     stash: Option<Stash>,
+    /// The waker the socket's read readiness was last registered with by the direct path.
+    read: Option<ReadWatch>,
+}
+
+/// A waker for the socket's read readiness that says it was used: then, and only then, the
+/// direct path has to ask the socket again whether the client sent something. Each event's
+/// poll otherwise reads no line of the socket's readiness state, which lives in the I/O
+/// driver's slab away from the connection's own memory (a cache miss per delivery saved).
+struct ReadWatch {
+    flag: Arc<ReadFlag>,
+    waker: std::task::Waker,
+}
+
+struct ReadFlag {
+    /// Read readiness came since the watch was registered.
+    woken: AtomicBool,
+    /// The connection task's waker.
+    task: std::task::Waker,
+}
+
+impl std::task::Wake for ReadFlag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake_by_ref();
+    }
+}
+
+impl ReadWatch {
+    fn new(task: &std::task::Waker) -> Self {
+        let flag = Arc::new(ReadFlag {
+            woken: AtomicBool::new(false),
+            task: task.clone(),
+        });
+        Self {
+            waker: std::task::Waker::from(flag.clone()),
+            flag,
+        }
+    }
 }
 
 /// The socket of one connection, shared by its [`Io`] (hyper's side) and `serve`'s connection
@@ -529,6 +580,9 @@ pub(crate) struct Socket {
     /// The error a direct write met, for hyper's next write to report.
     failed: Mutex<Option<io::Error>>,
     relay: Mutex<Relay>,
+    /// The direct path's [`ReadWatch`] is what the socket's read readiness wakes: hyper has
+    /// not polled a read since (its own registration replaces the watch's).
+    read_armed: AtomicBool,
 }
 
 #[cfg(test)]
@@ -545,6 +599,7 @@ impl Socket {
             pending: Mutex::default(),
             failed: Mutex::default(),
             relay: Mutex::default(),
+            read_armed: AtomicBool::new(false),
         }
     }
 
@@ -557,6 +612,7 @@ impl Socket {
         *lock(&self.relay) = Relay {
             body: Some(body),
             stash: None,
+            read: None,
         };
         Relayed {
             socket: self.clone(),
@@ -584,12 +640,7 @@ impl Socket {
         };
         for _ in 0..DIRECT_FRAMES {
             match Pin::new(&mut *body).poll_frame(cx) {
-                Poll::Pending => {
-                    return match self.stream.poll_read_ready(cx) {
-                        Poll::Pending => Poll::Pending,
-                        Poll::Ready(_) => Poll::Ready(()),
-                    };
-                }
+                Poll::Pending => return self.poll_readable(&mut relay.read, cx),
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
                         // hyper asks the same after each data frame, and skips empty ones.
@@ -617,6 +668,35 @@ impl Socket {
         Poll::Pending
     }
 
+    /// `Ready` if the client may have sent something (hyper must read it), else `Pending`
+    /// with the socket's read readiness set to wake this task. Asks the socket only when its
+    /// readiness woke the watch, or the watch is not the one registered.
+    fn poll_readable(&self, read: &mut Option<ReadWatch>, cx: &mut Context<'_>) -> Poll<()> {
+        let watch = match read {
+            Some(watch) if watch.flag.task.will_wake(cx.waker()) => watch,
+            _ => {
+                self.read_armed.store(false, Ordering::Relaxed);
+                read.insert(ReadWatch::new(cx.waker()))
+            }
+        };
+        if self.read_armed.load(Ordering::Relaxed) && !watch.flag.woken.load(Ordering::Acquire) {
+            return Poll::Pending;
+        }
+        // Cleared first: readiness that comes from here on is either seen by the poll below
+        // or wakes the watch.
+        watch.flag.woken.store(false, Ordering::Relaxed);
+        match self
+            .stream
+            .poll_read_ready(&mut Context::from_waker(&watch.waker))
+        {
+            Poll::Pending => {
+                self.read_armed.store(true, Ordering::Relaxed);
+                Poll::Pending
+            }
+            Poll::Ready(_) => Poll::Ready(()),
+        }
+    }
+
     /// Writes `data` as one chunk, framed as hyper frames it; whether the socket took all of
     /// it (what it did not take, or the error, waits in `pending`).
     fn write_chunk(&self, data: &Bytes) -> bool {
@@ -629,9 +709,14 @@ impl Socket {
         let parts = [line, &data[..], b"\r\n"];
         let total = line.len() + data.len() + 2;
         let slices = parts.map(io::IoSlice::new);
+        // Straight to the socket, not through tokio's `try_write`, which first reads the
+        // socket's readiness in the I/O driver's slab (a cache line of its own, cold at each
+        // event). A full socket answers `WouldBlock` all the same, and the rest goes out
+        // through `Io`, whose writes wait for readiness as tokio's do.
+        let socket = socket2::SockRef::from(&self.stream);
         let result = match gathered(&slices) {
-            Some((small, len)) => self.stream.try_write(&small[..len]),
-            None => self.stream.try_write_vectored(&slices),
+            Some((small, len)) => socket.send_with_flags(&small[..len], SEND_FLAGS),
+            None => socket.send_vectored_with_flags(&slices, SEND_FLAGS),
         };
         let written = match result {
             Ok(n) => n,

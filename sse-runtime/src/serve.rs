@@ -371,7 +371,11 @@ mod tests {
     }
 
     async fn server() -> std::net::SocketAddr {
-        let app = Router::new()
+        server_with(Router::new()).await
+    }
+
+    async fn server_with(routes: Router) -> std::net::SocketAddr {
+        let app = routes
             .route(
                 "/few",
                 get(|| async { events(20, 40, Duration::from_millis(5)) }),
@@ -508,5 +512,52 @@ mod tests {
         let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
         assert!(!String::from_utf8_lossy(&raw[..end]).contains("chunked"));
         assert_eq!(&raw[end..], &expected(20, 40)[..]);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_leaves_an_idle_relayed_stream_ends_it_at_once() {
+        // A few events, then nothing: the direct path wrote the later ones and left the
+        // socket's read readiness to its watch, which the client's close must still reach
+        // (hyper then reads the end).
+        let (closed_tx, closed) = tokio::sync::oneshot::channel();
+        let closed_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(closed_tx)));
+        let routes = Router::new().route(
+            "/idle",
+            get(move || {
+                let closed_tx = closed_tx.lock().unwrap().take();
+                async move {
+                    EventSourceResponse::new(async_stream::stream! {
+                        for data in ["first", "second", "last"] {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            yield ServerSentEvent::new().data(data);
+                        }
+                        std::future::pending::<()>().await;
+                    })
+                    .on_close(move |reason| {
+                        if let Some(tx) = closed_tx {
+                            let _ = tx.send(reason);
+                        }
+                    })
+                }
+            }),
+        );
+        let addr = server_with(routes).await;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        send(&mut client, "GET /idle HTTP/1.1").await;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !seen.windows(10).any(|w| w == b"data: last") {
+            let n = client.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the connection closed before the event");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        // The read watch is armed by now; then the client goes.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(client);
+        let reason = tokio::time::timeout(Duration::from_secs(10), closed)
+            .await
+            .expect("the stream ends once its client has gone")
+            .unwrap();
+        assert_eq!(reason, crate::CloseReason::ClientDisconnected);
     }
 }
