@@ -43,12 +43,11 @@ macro_rules! drive {
                     armed = true;
                 }
             }
-            // While no shutdown began, the frames of a relayed SSE body go to the socket
-            // from here, and hyper is polled only when it has something to do.
-            if !shutting_down
-                && crate::shutdown::none_triggered()
-                && $socket.poll_direct(cx).is_pending()
-            {
+            // Until this server's shutdown begins (seen above in this very poll), the frames
+            // of a relayed SSE body go to the socket from here, and hyper is polled only when
+            // it has something to do. A shutdown of another server of the process does not
+            // stop them: the watch above is then polled at each poll, and tells.
+            if !shutting_down && $socket.poll_direct(cx).is_pending() {
                 return std::task::Poll::Pending;
             }
             conn.as_mut().poll(cx)
@@ -343,6 +342,9 @@ mod tests {
     use crate::connection::{DIRECT_CHUNKS, Listener, PARTIAL_CHUNKS};
     use crate::{EventSourceResponse, ServerSentEvent, Shutdown};
 
+    /// Held by the tests that count direct writes (process-wide counters), one at a time.
+    static COUNTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     /// Events of `/large`: 16 MiB in all.
     const LARGE: usize = 1_000;
 
@@ -450,19 +452,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stream_s_events_go_out_as_direct_chunks_and_the_connection_serves_on() {
+        let _counting = COUNTING.lock().await;
         let addr = server().await;
-        let before = DIRECT_CHUNKS.load(Ordering::Relaxed);
         let mut client = TcpStream::connect(addr).await.unwrap();
-        send(&mut client, "GET /few HTTP/1.1").await;
-        let (head, body) =
-            tokio::time::timeout(Duration::from_secs(10), chunked_response(&mut client))
-                .await
-                .unwrap();
-        assert!(head.contains("transfer-encoding: chunked"), "{head}");
-        assert_eq!(body, expected(20, 40));
-        // The first event goes out with the head, through hyper; the others, 5 ms apart, are
-        // written by the connection's task.
-        let direct = DIRECT_CHUNKS.load(Ordering::Relaxed) - before;
+        let direct = few_direct_chunks(&mut client).await;
         assert!(direct >= 15, "only {direct} direct chunks");
         // hyper ended the response, and serves the next request on the same connection.
         send(&mut client, "GET /plain HTTP/1.1").await;
@@ -479,8 +472,34 @@ mod tests {
         assert!(answer.starts_with(b"HTTP/1.1 200 OK\r\n"));
     }
 
+    /// Reads `/few` on `client`; how many of its chunks went out as direct writes.
+    async fn few_direct_chunks(client: &mut TcpStream) -> u64 {
+        let before = DIRECT_CHUNKS.load(Ordering::Relaxed);
+        send(client, "GET /few HTTP/1.1").await;
+        let (head, body) = tokio::time::timeout(Duration::from_secs(10), chunked_response(client))
+            .await
+            .unwrap();
+        assert!(head.contains("transfer-encoding: chunked"), "{head}");
+        assert_eq!(body, expected(20, 40));
+        // The first event goes out with the head, through hyper; the others, 5 ms apart, are
+        // written by the connection's task.
+        DIRECT_CHUNKS.load(Ordering::Relaxed) - before
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shutdown_of_another_server_of_the_process_leaves_the_direct_path_on() {
+        let _counting = COUNTING.lock().await;
+        // Another server's shutdown, begun before this one serves a stream.
+        Shutdown::new().trigger();
+        let addr = server().await;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let direct = few_direct_chunks(&mut client).await;
+        assert!(direct >= 15, "only {direct} direct chunks");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_client_that_stops_reading_gets_every_byte_in_order_after_partial_direct_writes() {
+        let _counting = COUNTING.lock().await;
         let addr = server().await;
         let before = PARTIAL_CHUNKS.load(Ordering::Relaxed);
         let mut client = TcpStream::connect(addr).await.unwrap();
