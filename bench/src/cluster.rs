@@ -8,7 +8,8 @@
 //!   built in release; one tokio worker thread each unless `--node-threads` says otherwise)
 //!   sharing one hub through a `redis-server` of their own;
 //! * **nchan, 3 nodes**: three nginx processes with nchan (one worker each, no master) in
-//!   nchan's Redis mode, on a `redis-server` of their own;
+//!   nchan's Redis mode, on a `redis-server` of their own, pinging each subscriber with a
+//!   comment every 15 s as the example does (`: ping`);
 //! * **the floor, 3 nodes**: three `bench cluster-floor` processes (this binary; one worker
 //!   thread each, likewise) on our Redis store, with everything after the store written by
 //!   hand: each node writes every event to all its subscribers' sockets in one loop, one
@@ -74,6 +75,9 @@ const SUBSCRIBE: &str = "/events?topic=bench";
 const PUBLISH: &str = "/publish/bench";
 /// The data of every event: its send time, padded to this many bytes.
 const PAYLOAD_BYTES: usize = 64;
+/// The `cluster` example's ping period (`#[sse_endpoint(ping = 15)]`): nchan's subscribers get
+/// a ping comment as often, so that both sides do the same work.
+const PING_SECS: u64 = 15;
 /// Events kept per topic: the `cluster` example's `HISTORY`, and nchan's buffer likewise.
 const HISTORY: usize = 10_000;
 /// How far the publishers may run ahead of the slowest subscriber, in events (ours ends a
@@ -1069,6 +1073,10 @@ http {{
             nchan_channel_id $arg_topic;
             nchan_redis_pass redis;
             nchan_subscriber_first_message newest;
+            nchan_eventsource_ping_interval {PING_SECS};
+            nchan_eventsource_ping_comment "ping";
+            nchan_eventsource_ping_event "";
+            nchan_eventsource_ping_data "";
             nchan_message_buffer_length {HISTORY};
             nchan_message_timeout 24h;
         }}
