@@ -6,7 +6,7 @@
 use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -17,6 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::BoxError;
 use crate::event::{Separator, ServerSentEvent};
 use crate::into_event::{IntoEvent, Payload};
+use crate::lock;
 use crate::tap::{Feed, Tap};
 
 /// What a subscriber that fell behind gets.
@@ -206,11 +207,7 @@ impl Broadcast {
 
     /// Hands already-encoded bytes to every subscriber, unchanged.
     pub fn send_bytes(&self, bytes: Bytes) -> usize {
-        let mut next = self
-            .inner
-            .next
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut next = lock(&self.inner.next);
         let seq = *next;
         let delivered = self.inner.tx.send((seq, bytes));
         *next = seq + 1;
@@ -221,11 +218,7 @@ impl Broadcast {
     /// A stream of everything sent from now on, for one response.
     pub fn subscribe(&self) -> Subscription {
         // Under the sending lock, as the feed's count wants.
-        let _sending = self
-            .inner
-            .next
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let _sending = lock(&self.inner.next);
         Subscription::new(self.inner.tx.tap(), self.inner.shared.clone())
     }
 

@@ -5,7 +5,9 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
+
+use crate::lock;
 
 /// Why a Server-Sent Event stream ended. Every response reports exactly one.
 ///
@@ -227,7 +229,7 @@ impl CloseHooks {
     }
 
     fn with(&self, register: impl FnOnce(&mut HookSet)) {
-        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = lock(&self.0);
         match slot.as_mut() {
             Some(hooks) => register(hooks),
             None => tracing::debug!("close hook registered after the stream ended; ignored"),
@@ -236,7 +238,7 @@ impl CloseHooks {
 
     /// Takes every registered hook; later registrations are ignored.
     pub(crate) fn take(&self) -> HookSet {
-        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = lock(&self.0);
         slot.take().unwrap_or_default()
     }
 }

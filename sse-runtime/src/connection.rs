@@ -43,7 +43,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -56,6 +56,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::time::{Instant, Sleep};
 
+use crate::lock;
 use crate::shutdown::{self, Shutdown, ShutdownWatch};
 use crate::time::deadline;
 
@@ -491,14 +492,6 @@ fn poll_writable(
             result => return Poll::Ready(result),
         }
     }
-}
-
-/// A lock that a panic elsewhere does not poison: every value behind these locks is whole
-/// between statements.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// `send(2)` flags of a direct write: no SIGPIPE for a closed client (an `EPIPE` error

@@ -118,6 +118,14 @@ mod time;
 #[cfg(test)]
 mod wake_count;
 
+/// Locks `mutex`, whether or not a panic elsewhere poisoned it: every value the crate keeps
+/// behind a lock is whole between statements, so a panic cannot leave it half-changed.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub use broadcast::Broadcast;
 pub use close::{CloseHooks, CloseReason, StreamAborted};
 pub use context::SseContext;

@@ -10,10 +10,12 @@
 //! future again (BENCHMARKS.md, "cache lines per delivery").
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+
+use crate::lock;
 
 /// What a feed and its taps share.
 #[derive(Default)]
@@ -28,11 +30,6 @@ struct Shared {
     parked: Mutex<Vec<(u64, Waker)>>,
     /// The number of the next tap.
     taps: AtomicU64,
-}
-
-/// A lock that a panic elsewhere does not poison: the array is whole between statements.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Shared {

@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
 use super::store::Stored;
+use crate::lock;
 use crate::tap::{Feed, Tap};
 
 /// Where a [`Store`](super::Store) delivers the events it appends: the local subscribers of
@@ -53,10 +54,7 @@ impl Live {
     }
 
     fn topics(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Ring>> {
-        self.inner
-            .topics
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock(&self.inner.topics)
     }
 
     /// Hands `event` of `topic` to its local subscribers; returns how many there were.

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -12,6 +12,7 @@ use super::id::{Epoch, EventId};
 use super::live::Live;
 use super::store::{BoxFuture, Page, Store, StoreError, Stored};
 use crate::event::{Separator, ServerSentEvent};
+use crate::lock;
 
 /// The history of a hub in this process's memory: per topic, the `history` most recent events
 /// (and, with [`max_age`](Self::max_age), none older than that), each kept once as the
@@ -120,7 +121,7 @@ impl MemoryStore {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 
     fn append_now(&self, topic: &str, event: ServerSentEvent, separator: Separator) -> EventId {

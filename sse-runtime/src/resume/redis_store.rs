@@ -42,6 +42,7 @@ use super::id::{Epoch, EventId};
 use super::live::Live;
 use super::store::{BoxFuture, Page, Store, StoreError, Stored};
 use crate::event::{Separator, ServerSentEvent};
+use crate::lock;
 
 /// The oldest Redis the store runs on (exclusive `XRANGE` bounds, `XADD` trimming as used).
 pub const MIN_REDIS_VERSION: (u32, u32) = (7, 0);
@@ -487,7 +488,7 @@ impl Store for RedisStore {
         }
         let tail = self.runtime.spawn(tail(self.shared.clone(), live.clone()));
         let unblock = self.runtime.spawn(unblock(self.shared.clone(), live));
-        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut tasks = lock(&self.tasks);
         tasks.push(tail.abort_handle());
         tasks.push(unblock.abort_handle());
     }
@@ -610,7 +611,7 @@ async fn feed(
             }
         };
         {
-            let mut known = shared.epoch.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut known = lock(&shared.epoch);
             live.mark(head);
             if *known != epoch {
                 // A new history: every local stream ends, and its client meets the gap policy.
