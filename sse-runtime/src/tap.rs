@@ -33,24 +33,23 @@ struct Shared {
 }
 
 impl Shared {
-    /// Wakes every parked tap; `spare` lends an empty array to swap in (and gets the one
-    /// taken back, emptied, with its capacity).
+    /// Wakes every parked tap: the parked wakers are swapped with `spare`'s empty array
+    /// under the lock, and woken outside it; `spare` keeps the array taken, emptied, with
+    /// its capacity. Only the feed's owner sends, one send at a time, so `spare`'s lock is
+    /// never waited for.
     fn wake_parked(&self, spare: &Mutex<Vec<(u64, Waker)>>) {
-        let mut taken = std::mem::take(&mut *lock(spare));
+        let mut taken = lock(spare);
         {
             let mut parked = lock(&self.parked);
             if parked.is_empty() {
-                drop(parked);
-                *lock(spare) = taken;
                 return;
             }
-            std::mem::swap(&mut *parked, &mut taken);
+            std::mem::swap(&mut *parked, &mut *taken);
             self.takes.fetch_add(1, Ordering::Release);
         }
         for (_, waker) in taken.drain(..) {
             waker.wake();
         }
-        *lock(spare) = taken;
     }
 }
 
