@@ -207,11 +207,16 @@ impl Broadcast {
 
     /// Hands already-encoded bytes to every subscriber, unchanged.
     pub fn send_bytes(&self, bytes: Bytes) -> usize {
-        let mut next = lock(&self.inner.next);
-        let seq = *next;
-        let delivered = self.inner.tx.send((seq, bytes));
-        *next = seq + 1;
-        self.inner.shared.head.store(seq + 1, Ordering::Release);
+        let (delivered, woken) = {
+            let mut next = lock(&self.inner.next);
+            let seq = *next;
+            let sent = self.inner.tx.send_later((seq, bytes), false);
+            *next = seq + 1;
+            self.inner.shared.head.store(seq + 1, Ordering::Release);
+            sent
+        };
+        // Woken after the lock is let go, which a woken subscriber's task may want.
+        drop(woken);
         delivered
     }
 

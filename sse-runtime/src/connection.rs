@@ -38,13 +38,17 @@
 //! which drops the source and reports `SendTimeout`, but the socket stays open until the client
 //! goes away, and a graceful shutdown waits for it.
 
+use std::any::Any;
+use std::cell::Cell;
 use std::fmt;
+use std::future::Future as _;
 use std::io;
+use std::mem::ManuallyDrop;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -576,8 +580,114 @@ pub(crate) struct Socket {
     /// The direct path's [`ReadWatch`] is what the socket's read readiness wakes: hyper has
     /// not polled a read since (its own registration replaces the watch's).
     read_armed: AtomicBool,
+    /// Where the connection's task is, for a send that would wake it (see [`Socket::wake`]).
+    task: AtomicU8,
+    /// The thread the task last went idle on ([`this_thread`]): only a send on that thread
+    /// polls the body in the task's place, on the runtime and the thread the task would have
+    /// been polled on.
+    thread: AtomicU64,
+    /// A panic of the relayed body polled by a send, for the connection's task to go on with.
+    panicked: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
+/// The connection's task is being polled, or waits for something other than its relayed
+/// body alone: a send must wake it.
+const TASK_BUSY: u8 = 0;
+/// The task's last poll ended on the direct path with everything written and the body
+/// waiting: a send may poll the body in its place.
+const TASK_IDLE: u8 = 1;
+/// A send is polling the body in the task's place.
+const TASK_INLINE: u8 = 2;
+/// A send is polling the body, and the task was polled meanwhile (and did nothing): the send
+/// wakes it when it is done.
+const TASK_WANTED: u8 = 3;
+
+thread_local! {
+    /// The socket whose relayed body the direct path is polling on this thread, with the
+    /// identity of the waker of its poll: a tap that parks that waker parks the socket with
+    /// it, so that the send that wakes it can poll the body in its task's place.
+    static DIRECT: ManuallyDrop<Cell<Option<DirectPoll>>> =
+        const { ManuallyDrop::new(Cell::new(None)) };
+    /// A send is polling bodies in their tasks' places on this thread: a send from inside
+    /// one of them wakes, it does not poll.
+    static INLINING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A poll of a relayed body on the direct path: its socket, and its waker's identity.
+struct DirectPoll {
+    socket: Arc<Socket>,
+    waker: (usize, usize),
+}
+
+/// The socket whose relayed body the direct path polls on this thread with `waker`, if any.
+pub(crate) fn direct_socket(waker: &Waker) -> Option<Arc<Socket>> {
+    DIRECT.with(|direct| {
+        let current = direct.take();
+        let found = match &current {
+            Some(poll) if crate::task_poll::identity(waker) == poll.waker => {
+                Some(poll.socket.clone())
+            }
+            _ => None,
+        };
+        direct.set(current);
+        found
+    })
+}
+
+/// How many bodies a send on this thread may poll in their tasks' places before it wakes the
+/// rest: none from inside such a poll, all on a runtime of one worker, else [`INLINE_MAX`], so
+/// that the other workers take their share meanwhile.
+pub(crate) fn inline_budget() -> usize {
+    if INLINING.with(Cell::get) {
+        return 0;
+    }
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.metrics().num_workers() == 1 => usize::MAX,
+        Ok(_) => INLINE_MAX,
+        Err(_) => 0,
+    }
+}
+
+/// How many bodies one send polls in their tasks' places on a runtime of several workers.
+const INLINE_MAX: usize = 64;
+
+/// A number of this thread's own, never 0, for a socket to tell whether its task last ran here.
+fn this_thread() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static THIS: Cell<u64> = const { Cell::new(0) };
+    }
+    THIS.with(|this| {
+        let mut number = this.get();
+        if number == 0 {
+            number = NEXT.fetch_add(1, Ordering::Relaxed);
+            this.set(number);
+        }
+        number
+    })
+}
+
+/// Held by the tests that read the counters below (process-wide), one at a time.
+#[cfg(test)]
+pub(crate) static COUNTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Reads from `client` into `seen` until `want` is among it; at most 10 s per read.
+#[cfg(test)]
+pub(crate) async fn read_until(client: &mut tokio::net::TcpStream, seen: &mut Vec<u8>, want: &str) {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(seen).contains(want) {
+        let n = tokio::time::timeout(Duration::from_secs(10), client.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no {want:?} within 10 s"))
+            .unwrap();
+        assert!(n > 0, "the connection closed before {want:?}");
+        seen.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Polls of relayed bodies by a send, in their tasks' places.
+#[cfg(test)]
+pub(crate) static INLINE_POLLS: AtomicU64 = AtomicU64::new(0);
 #[cfg(test)]
 pub(crate) static DIRECT_CHUNKS: AtomicU64 = AtomicU64::new(0);
 #[cfg(test)]
@@ -593,6 +703,111 @@ impl Socket {
             failed: Mutex::default(),
             relay: Mutex::default(),
             read_armed: AtomicBool::new(false),
+            task: AtomicU8::new(TASK_BUSY),
+            thread: AtomicU64::new(0),
+            panicked: Mutex::default(),
+        }
+    }
+
+    /// Begins a poll of the connection's task: `false` if a send is polling the body in the
+    /// task's place (it wakes the task when it is done). Goes on with a panic that such a
+    /// poll met, as the task's own poll would have.
+    pub(crate) fn begin_poll(&self) -> bool {
+        let mut state = self.task.load(Ordering::Acquire);
+        loop {
+            let next = match state {
+                TASK_BUSY => break,
+                TASK_IDLE => TASK_BUSY,
+                _ => TASK_WANTED,
+            };
+            match self
+                .task
+                .compare_exchange(state, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) if next == TASK_WANTED => return false,
+                Ok(_) => break,
+                Err(now) => state = now,
+            }
+        }
+        if let Some(panic) = lock(&self.panicked).take() {
+            std::panic::resume_unwind(panic);
+        }
+        true
+    }
+
+    /// Polls the relayed body on the direct path ([`Socket::poll_direct`]), as the poll of
+    /// the connection's task; `Pending` leaves the task idle, for a send to poll the body in
+    /// its place.
+    pub(crate) fn poll_task(self: &Arc<Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let polled = self.poll_marked(cx);
+        if polled.is_pending() {
+            self.thread.store(this_thread(), Ordering::Relaxed);
+            self.task.store(TASK_IDLE, Ordering::Release);
+        }
+        polled
+    }
+
+    fn poll_marked(self: &Arc<Self>, cx: &mut Context<'_>) -> Poll<()> {
+        /// Puts back what [`DIRECT`] held, also on a panic's way out.
+        struct Restore(Option<DirectPoll>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let outer = self.0.take();
+                drop(DIRECT.with(|direct| direct.replace(outer)));
+            }
+        }
+        let poll = DirectPoll {
+            socket: self.clone(),
+            waker: crate::task_poll::identity(cx.waker()),
+        };
+        let _restore = Restore(DIRECT.with(|direct| direct.replace(Some(poll))));
+        self.poll_direct(cx)
+    }
+
+    /// Wakes the connection's task for a message sent to its body, or, when the task is idle
+    /// on the direct path and `inline` allows, polls the body in its place with its waker.
+    pub(crate) fn wake(self: Arc<Self>, waker: Waker, inline: bool) {
+        if !inline
+            || self.thread.load(Ordering::Relaxed) != this_thread()
+            || self
+                .task
+                .compare_exchange(TASK_IDLE, TASK_INLINE, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            waker.wake();
+            return;
+        }
+        let mut cx = Context::from_waker(&waker);
+        let polled = {
+            let _poll = crate::task_poll::enter(&waker);
+            INLINING.with(|inlining| inlining.set(true));
+            let mut poll =
+                std::pin::pin!(tokio::task::unconstrained(std::future::poll_fn(
+                    |cx| self.poll_marked(cx)
+                )));
+            let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                poll.as_mut().poll(&mut cx)
+            }));
+            INLINING.with(|inlining| inlining.set(false));
+            polled
+        };
+        #[cfg(test)]
+        INLINE_POLLS.fetch_add(1, Ordering::Relaxed);
+        match polled {
+            Ok(Poll::Pending)
+                if self
+                    .task
+                    .compare_exchange(TASK_INLINE, TASK_IDLE, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok() => {}
+            Ok(_) => {
+                self.task.store(TASK_BUSY, Ordering::Release);
+                waker.wake();
+            }
+            Err(panic) => {
+                *lock(&self.panicked) = Some(panic);
+                self.task.store(TASK_BUSY, Ordering::Release);
+                waker.wake();
+            }
         }
     }
 

@@ -35,6 +35,11 @@ macro_rules! drive {
             // The streams this poll reaches can tell hyper's repeated polls of their bodies
             // within it from a poll after a wake (see `task_poll`).
             let _poll = crate::task_poll::enter(cx.waker());
+            if !$socket.begin_poll() {
+                // A send is polling the relayed body in this task's place; it wakes the task
+                // when it is done.
+                return std::task::Poll::Pending;
+            }
             if !shutting_down && !(armed && crate::shutdown::none_triggered()) {
                 if triggered.as_mut().poll(cx).is_ready() {
                     shutting_down = true;
@@ -47,7 +52,7 @@ macro_rules! drive {
             // of a relayed SSE body go to the socket from here, and hyper is polled only when
             // it has something to do. A shutdown of another server of the process does not
             // stop them: the watch above is then polled at each poll, and tells.
-            if !shutting_down && $socket.poll_direct(cx).is_pending() {
+            if !shutting_down && $socket.poll_task(cx).is_pending() {
                 return std::task::Poll::Pending;
             }
             conn.as_mut().poll(cx)
@@ -330,7 +335,9 @@ impl std::fmt::Debug for Serve {
 
 #[cfg(test)]
 mod tests {
+    use std::convert::Infallible;
     use std::future::IntoFuture as _;
+    use std::sync::Arc;
     use std::sync::atomic::Ordering;
     use std::time::Duration;
 
@@ -339,11 +346,11 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
-    use crate::connection::{DIRECT_CHUNKS, Listener, PARTIAL_CHUNKS};
+    use crate::connection::{
+        COUNTING, DIRECT_CHUNKS, INLINE_POLLS, Listener, PARTIAL_CHUNKS, read_until,
+    };
+    use crate::tap::Feed;
     use crate::{EventSourceResponse, ServerSentEvent, Shutdown};
-
-    /// Held by the tests that count direct writes (process-wide counters), one at a time.
-    static COUNTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
     /// Events of `/large`: 16 MiB in all.
     const LARGE: usize = 1_000;
@@ -578,5 +585,260 @@ mod tests {
             .expect("the stream ends once its client has gone")
             .unwrap();
         assert_eq!(reason, crate::CloseReason::ClientDisconnected);
+    }
+
+    /// The feed the streams of [`feed_server`] follow, sent to as a store's feed task sends
+    /// (`Live::deliver_inline`): the send polls idle streams in their tasks' places.
+    type TestFeed = Arc<(Feed<u32>, std::sync::Mutex<()>)>;
+
+    fn test_feed(capacity: usize) -> TestFeed {
+        Arc::new((Feed::new(capacity), std::sync::Mutex::new(())))
+    }
+
+    /// Sends `n`, and wakes the streams once the feed's lock (which serializes sends and
+    /// taps) is let go.
+    fn send_inline(feed: &TestFeed, n: u32) -> usize {
+        let (receivers, woken) = {
+            let _sending = feed.1.lock().unwrap();
+            feed.0.send_later(n, true)
+        };
+        drop(woken);
+        receivers
+    }
+
+    /// The numbers sent to `feed` from now on, as a stream.
+    fn numbers(feed: &TestFeed) -> impl futures_util::Stream<Item = u32> + Send + use<> {
+        let mut tap = {
+            let _sending = feed.1.lock().unwrap();
+            feed.0.tap()
+        };
+        futures_util::stream::poll_fn(move |cx| tap.poll_recv(cx).map(Result::ok))
+    }
+
+    const PING: u32 = 1_000;
+    const PONG: u32 = 1_001;
+    const BOOM: u32 = 1_002;
+
+    /// A server whose `/feed` streams `feed`'s numbers; whose `/echo` does too, but polled for
+    /// [`PING`] it sends [`PONG`] to the feed from inside that poll; and whose `/boom` panics
+    /// when polled for [`BOOM`].
+    async fn feed_server(feed: &TestFeed) -> std::net::SocketAddr {
+        let (plain, echo, boom) = (feed.clone(), feed.clone(), feed.clone());
+        let routes = Router::new()
+            .route(
+                "/feed",
+                get(move || {
+                    let numbers = numbers(&plain);
+                    async move {
+                        EventSourceResponse::new(futures_util::StreamExt::map(numbers, |n| {
+                            ServerSentEvent::new().data(n)
+                        }))
+                    }
+                }),
+            )
+            .route(
+                "/echo",
+                get(move || {
+                    let (numbers, feed) = (numbers(&echo), echo.clone());
+                    async move {
+                        EventSourceResponse::new(futures_util::StreamExt::map(numbers, move |n| {
+                            if n == PING {
+                                send_inline(&feed, PONG);
+                            }
+                            ServerSentEvent::new().data(n)
+                        }))
+                    }
+                }),
+            )
+            .route(
+                "/boom",
+                get(move || {
+                    let numbers = numbers(&boom);
+                    async move {
+                        // A body of its own, not an `EventSourceResponse` (whose driver catches
+                        // a stream's panic and ends the stream): relayed all the same, and
+                        // polled again after its panic, it would go on.
+                        let body = futures_util::StreamExt::map(numbers, |n| {
+                            assert_ne!(n, BOOM, "boom");
+                            Ok::<_, Infallible>(format!("data: {n}\r\n\r\n"))
+                        });
+                        (
+                            [(http::header::CONTENT_TYPE, "text/event-stream")],
+                            axum::body::Body::from_stream(body),
+                        )
+                    }
+                }),
+            );
+        server_with(routes).await
+    }
+
+    /// A subscriber of `path`, its response's head read.
+    async fn subscriber(addr: std::net::SocketAddr, path: &str) -> (TcpStream, Vec<u8>) {
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        send(&mut client, &format!("GET {path} HTTP/1.1")).await;
+        let mut seen = Vec::new();
+        read_until(&mut client, &mut seen, "\r\n\r\n").await;
+        // Then its task goes idle.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        (client, seen)
+    }
+
+    /// A subscriber of `path` and one of `/feed`, on a new feed, each idle after event 0
+    /// (the first event after the head goes out from the task: hyper flushed the head).
+    async fn beside_a_plain_one(
+        path: &str,
+    ) -> (TestFeed, (TcpStream, Vec<u8>), (TcpStream, Vec<u8>)) {
+        let feed = test_feed(64);
+        let addr = feed_server(&feed).await;
+        let mut this = subscriber(addr, path).await;
+        let mut plain = subscriber(addr, "/feed").await;
+        send_inline(&feed, 0);
+        for (client, seen) in [&mut this, &mut plain] {
+            read_until(client, seen, "data: 0\r\n").await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        (feed, this, plain)
+    }
+
+    #[tokio::test]
+    async fn a_send_polls_idle_streams_in_their_tasks_places_and_every_event_arrives_once() {
+        let _counting = COUNTING.lock().await;
+        let feed = test_feed(64);
+        let addr = feed_server(&feed).await;
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            clients.push(subscriber(addr, "/feed").await);
+        }
+        let before = INLINE_POLLS.load(Ordering::Relaxed);
+        let direct_before = DIRECT_CHUNKS.load(Ordering::Relaxed);
+        for i in 0..20 {
+            // On this runtime's one thread, the send writes each idle stream's event itself.
+            assert_eq!(send_inline(&feed, i), 3);
+            for (client, seen) in &mut clients {
+                read_until(client, seen, &format!("data: {i}\r\n\r\n")).await;
+            }
+        }
+        let inline = INLINE_POLLS.load(Ordering::Relaxed) - before;
+        assert!(
+            inline >= 45,
+            "only {inline} of 60 deliveries polled by the send"
+        );
+        assert!(DIRECT_CHUNKS.load(Ordering::Relaxed) - direct_before >= 60);
+        for (_, seen) in &clients {
+            let text = String::from_utf8_lossy(seen);
+            for i in 0..20 {
+                assert_eq!(text.matches(&format!("data: {i}\r\n")).count(), 1, "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_stream_that_sends_from_inside_a_send_s_poll_gets_both_events() {
+        // On a thread of its own, so that a deadlock fails the test instead of hanging it.
+        let (done_tx, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(a_stream_sends_from_inside_a_send_s_poll());
+            let _ = done_tx.send(());
+        });
+        match done.recv_timeout(Duration::from_secs(60)) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("stuck for 60 s"),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("the test failed"),
+        }
+    }
+
+    async fn a_stream_sends_from_inside_a_send_s_poll() {
+        let _counting = COUNTING.lock().await;
+        let (feed, (mut echo, mut echo_seen), (mut plain, mut plain_seen)) =
+            beside_a_plain_one("/echo").await;
+        let before = INLINE_POLLS.load(Ordering::Relaxed);
+        // The echo stream sends PONG while the send of PING polls it: the feed's lock is not
+        // held there, and the inner send wakes, it does not poll.
+        send_inline(&feed, PING);
+        read_until(&mut echo, &mut echo_seen, &format!("data: {PONG}\r\n")).await;
+        read_until(&mut plain, &mut plain_seen, &format!("data: {PONG}\r\n")).await;
+        assert!(
+            INLINE_POLLS.load(Ordering::Relaxed) > before,
+            "no poll by the send"
+        );
+        for seen in [&echo_seen, &plain_seen] {
+            let text = String::from_utf8_lossy(seen);
+            let ping = text.find(&format!("data: {PING}")).unwrap();
+            assert!(
+                text.find(&format!("data: {PONG}")).unwrap() > ping,
+                "{text}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_panics_in_a_send_s_poll_ends_its_own_connection_only() {
+        let _counting = COUNTING.lock().await;
+        let (feed, (mut boom, _), (mut plain, mut plain_seen)) = beside_a_plain_one("/boom").await;
+        let before = INLINE_POLLS.load(Ordering::Relaxed);
+        // The panic is the stream's, met in the send's poll: the send goes on, and the
+        // panicking stream's task ends with it, as if it had polled the stream itself.
+        assert_eq!(send_inline(&feed, BOOM), 2);
+        assert!(INLINE_POLLS.load(Ordering::Relaxed) - before >= 1);
+        send_inline(&feed, 3);
+        read_until(&mut plain, &mut plain_seen, "data: 3\r\n").await;
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), boom.read_to_end(&mut rest))
+            .await
+            .expect("the panicking stream's connection closes");
+        // Closed, cleanly or with a reset, and nothing of the later events came.
+        let _ = read;
+        let text = String::from_utf8_lossy(&rest);
+        assert!(
+            !text.contains(&BOOM.to_string()) && !text.contains("data: 3"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sends_from_two_threads_reach_every_stream_of_a_multi_thread_runtime_once() {
+        let feed = test_feed(4096);
+        let addr = feed_server(&feed).await;
+        let mut clients = Vec::new();
+        for _ in 0..8 {
+            clients.push(subscriber(addr, "/feed").await);
+        }
+        // Two senders on the runtime's workers, each 200 events, racing the streams' tasks
+        // (woken, or polled by a send where they last ran) and each other.
+        let senders: Vec<_> = (0..2)
+            .map(|sender| {
+                let feed = feed.clone();
+                tokio::spawn(async move {
+                    for i in 0..200 {
+                        send_inline(&feed, sender * 10_000 + i);
+                        if i % 16 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender.await.unwrap();
+        }
+        for (client, seen) in &mut clients {
+            read_until(client, seen, "data: 199\r\n").await;
+            read_until(client, seen, "data: 10199\r\n").await;
+            let text = String::from_utf8_lossy(seen);
+            for sender in 0..2 {
+                let mut at = 0;
+                for i in 0..200 {
+                    let event = format!("data: {}\r\n", sender * 10_000 + i);
+                    assert_eq!(text.matches(&event).count(), 1, "{event:?} not once");
+                    let found = text.find(&event).unwrap();
+                    assert!(found > at, "{event:?} out of order");
+                    at = found;
+                }
+            }
+        }
     }
 }

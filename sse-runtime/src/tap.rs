@@ -8,6 +8,11 @@
 //! subscribers, each woken once per event, those are a thousand cache misses per event before
 //! the first subscriber's task runs, and one more per subscriber when its task polls the
 //! future again (BENCHMARKS.md, "cache lines per delivery").
+//!
+//! A send hands the taps it took to a [`Woken`], which wakes them when it is dropped, so that
+//! an owner that sends under its lock wakes them after. For a feed task of the library's own
+//! (the Redis tail loop), it polls the streams of idle connections right there, in their
+//! tasks' places, instead of waking those tasks (see [`Socket::wake`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,6 +20,7 @@ use std::task::{Context, Poll, Waker};
 
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
+use crate::connection::{self, Socket};
 use crate::lock;
 
 /// What a feed and its taps share.
@@ -25,30 +31,90 @@ struct Shared {
     /// How many times the parked wakers were taken (by a send, or by the feed's end); written
     /// under `parked`'s lock.
     takes: AtomicU64,
-    /// The wakers of the waiting taps, by the tap's number: woken, and cleared, by the next
-    /// send.
-    parked: Mutex<Vec<(u64, Waker)>>,
+    /// The waiting taps: woken, and cleared, by the next send.
+    parked: Mutex<Vec<Parked>>,
+    /// The array a send swaps in for the parked taps it takes, kept for its capacity.
+    spare: Mutex<Vec<Parked>>,
     /// The number of the next tap.
     taps: AtomicU64,
 }
 
+/// A waiting tap.
+struct Parked {
+    /// The tap's number.
+    number: u64,
+    /// Its task's waker.
+    waker: Waker,
+    /// The connection whose relayed body parked it from the direct path, if one did: the
+    /// send polls that body in the task's place when the task is idle ([`Socket::wake`]).
+    direct: Option<Arc<Socket>>,
+}
+
 impl Shared {
-    /// Wakes every parked tap: the parked wakers are swapped with `spare`'s empty array
-    /// under the lock, and woken outside it; `spare` keeps the array taken, emptied, with
-    /// its capacity. Only the feed's owner sends, one send at a time, so `spare`'s lock is
-    /// never waited for.
-    fn wake_parked(&self, spare: &Mutex<Vec<(u64, Waker)>>) {
-        let mut taken = lock(spare);
-        {
-            let mut parked = lock(&self.parked);
-            if parked.is_empty() {
-                return;
-            }
-            std::mem::swap(&mut *parked, &mut *taken);
-            self.takes.fetch_add(1, Ordering::Release);
+    /// Takes every parked tap, to be woken by the [`Woken`] returned (when it is dropped);
+    /// `inline` lets it poll idle connections' bodies in their tasks' places.
+    fn take_parked(self: &Arc<Self>, inline: bool) -> Woken {
+        let mut parked = lock(&self.parked);
+        if parked.is_empty() {
+            return Woken {
+                shared: None,
+                taken: Vec::new(),
+                inline,
+            };
         }
-        for (_, waker) in taken.drain(..) {
-            waker.wake();
+        let spare = std::mem::take(&mut *lock(&self.spare));
+        let taken = std::mem::replace(&mut *parked, spare);
+        self.takes.fetch_add(1, Ordering::Release);
+        Woken {
+            shared: Some(self.clone()),
+            taken,
+            inline,
+        }
+    }
+}
+
+/// The taps a send took, woken when this is dropped: so that a sender that sends under a
+/// lock of its own can wake them after it let the lock go. A tap parked from the direct
+/// path of an idle connection has its body polled right here, in its task's place: what a
+/// send then costs each subscriber is the poll and the write, not a task's wake-up too.
+#[must_use = "dropping it wakes the taps"]
+pub(crate) struct Woken {
+    shared: Option<Arc<Shared>>,
+    taken: Vec<Parked>,
+    /// Whether bodies may be polled here (see [`Feed::send_later`]).
+    inline: bool,
+}
+
+impl Drop for Woken {
+    fn drop(&mut self) {
+        let Some(shared) = self.shared.take() else {
+            return;
+        };
+        let mut taken = std::mem::take(&mut self.taken);
+        let mut budget = if self.inline && taken.iter().any(|parked| parked.direct.is_some()) {
+            connection::inline_budget()
+        } else {
+            0
+        };
+        // The plain wakes first, so that other workers can take those tasks meanwhile.
+        taken.retain(|parked| {
+            if parked.direct.is_some() && budget > 0 {
+                budget -= 1;
+                true
+            } else {
+                parked.waker.wake_by_ref();
+                false
+            }
+        });
+        for parked in taken.drain(..) {
+            match parked.direct {
+                Some(socket) => socket.wake(parked.waker, true),
+                None => parked.waker.wake(),
+            }
+        }
+        let mut spare = lock(&shared.spare);
+        if spare.capacity() < taken.capacity() {
+            *spare = taken;
         }
     }
 }
@@ -66,8 +132,6 @@ pub(crate) struct Feed<T> {
     /// The ring's sender; taken when the feed goes, before the taps are woken to see the end.
     tx: Option<broadcast::Sender<T>>,
     shared: Arc<Shared>,
-    /// The array a send swaps in for the parked wakers it takes, kept to keep its capacity.
-    spare: Mutex<Vec<(u64, Waker)>>,
 }
 
 impl<T: Clone + Send + 'static> Feed<T> {
@@ -76,13 +140,23 @@ impl<T: Clone + Send + 'static> Feed<T> {
         Self {
             tx: Some(broadcast::channel(capacity).0),
             shared: Arc::default(),
-            spare: Mutex::default(),
         }
     }
 
     /// Sends `message` to every receiver and wakes those that wait; returns how many
     /// receivers there were.
+    #[cfg(test)]
     pub(crate) fn send(&self, message: T) -> usize {
+        let (receivers, woken) = self.send_later(message, false);
+        drop(woken);
+        receivers
+    }
+
+    /// Sends `message` like [`Feed::send`], and returns the taps to wake with the count: they
+    /// are woken when the [`Woken`] is dropped. With `inline`, that drop polls the streams of
+    /// idle connections in their tasks' places: only for a sender that drops it holding no
+    /// lock a stream's poll could take (its own feed task), never in a caller's code.
+    pub(crate) fn send_later(&self, message: T, inline: bool) -> (usize, Woken) {
         // Counted before the ring has it: a tap that reads the count after this sees that a
         // message may be coming, and either finds it or parks before the wake below.
         self.shared.sends.fetch_add(1, Ordering::Release);
@@ -90,8 +164,7 @@ impl<T: Clone + Send + 'static> Feed<T> {
             .tx
             .as_ref()
             .map_or(0, |tx| tx.send(message).unwrap_or(0));
-        self.shared.wake_parked(&self.spare);
-        receivers
+        (receivers, self.shared.take_parked(inline))
     }
 
     /// A receiver of every message sent from now on.
@@ -119,7 +192,7 @@ impl<T> Drop for Feed<T> {
         // The end first, then the wakes: a woken tap must find the ring closed.
         self.shared.sends.fetch_add(1, Ordering::Release);
         drop(self.tx.take());
-        self.shared.wake_parked(&self.spare);
+        drop(self.shared.take_parked(false));
     }
 }
 
@@ -200,12 +273,17 @@ impl<T: Clone + Send + 'static> Tap<T> {
         let takes = self.shared.takes.load(Ordering::Relaxed);
         if self.parked_at == Some(takes) {
             // Still parked (a send began, and has not taken the wakers yet).
-            if !same && let Some(entry) = parked.iter_mut().find(|(n, _)| *n == self.number) {
-                entry.1 = waker.clone();
+            if !same && let Some(entry) = parked.iter_mut().find(|p| p.number == self.number) {
+                entry.waker = waker.clone();
+                entry.direct = connection::direct_socket(waker);
             }
             return;
         }
-        parked.push((self.number, waker.clone()));
+        parked.push(Parked {
+            number: self.number,
+            waker: waker.clone(),
+            direct: connection::direct_socket(waker),
+        });
         self.parked_at = Some(takes);
     }
 
@@ -246,7 +324,7 @@ impl<T> Tap<T> {
         };
         let mut parked = lock(&self.shared.parked);
         if self.shared.takes.load(Ordering::Relaxed) == at
-            && let Some(i) = parked.iter().position(|(n, _)| *n == self.number)
+            && let Some(i) = parked.iter().position(|p| p.number == self.number)
         {
             parked.swap_remove(i);
         }

@@ -49,7 +49,7 @@ thread_local! {
     static LAST: Cell<u64> = const { Cell::new(0) };
 }
 
-fn identity(waker: &Waker) -> (usize, usize) {
+pub(crate) fn identity(waker: &Waker) -> (usize, usize) {
     (
         waker.data() as usize,
         std::ptr::from_ref(waker.vtable()) as usize,

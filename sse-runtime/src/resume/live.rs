@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 
 use super::store::Stored;
 use crate::lock;
-use crate::tap::{Feed, Tap};
+use crate::tap::{Feed, Tap, Woken};
 
 /// Where a [`Store`](super::Store) delivers the events it appends: the local subscribers of
 /// each topic. Cheap to clone.
@@ -59,10 +59,28 @@ impl Live {
 
     /// Hands `event` of `topic` to its local subscribers; returns how many there were.
     pub fn deliver(&self, topic: &str, event: Stored) -> usize {
-        match self.topics().get(topic) {
-            Some(ring) => ring.tx.send(event),
-            None => 0,
-        }
+        // Woken after the lock is let go, which a woken subscriber's task may want.
+        let sent = self
+            .topics()
+            .get(topic)
+            .map(|ring| ring.tx.send_later(event, false));
+        sent.map_or(0, |(receivers, woken)| {
+            drop(woken);
+            receivers
+        })
+    }
+
+    /// Hands `event` of `topic` to its local subscribers like [`Live::deliver`], and wakes them
+    /// when the [`Woken`] returned is dropped; with `inline`, that polls the streams of idle
+    /// connections right there, in their tasks' places (see `Feed::send_later`). For a
+    /// store's own feed task, which holds no lock a stream could take: it drops them after a
+    /// batch, so that each stream is polled once for all of the batch's events.
+    pub(crate) fn deliver_later(&self, topic: &str, event: Stored, inline: bool) -> Option<Woken> {
+        let sent = self
+            .topics()
+            .get(topic)
+            .map(|ring| ring.tx.send_later(event, inline));
+        sent.map(|(_, woken)| woken)
     }
 
     /// Whether any local subscriber follows `topic`.

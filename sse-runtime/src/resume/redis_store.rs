@@ -51,6 +51,10 @@ pub const MIN_REDIS_VERSION: (u32, u32) = (7, 0);
 const TAIL_COUNT: usize = 512;
 /// How long one tail read blocks when nothing comes (a topic joining interrupts it).
 const TAIL_BLOCK: Duration = Duration::from_secs(1);
+/// How long a tail read must have waited for its entries for the loop to poll the streams of
+/// idle connections itself: longer than a read that finds entries waiting takes, even on a
+/// loaded machine.
+const INLINE_AFTER_WAIT: Duration = Duration::from_millis(2);
 /// How long a command of publishing or reading may take.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -598,6 +602,8 @@ async fn feed(
     // mark (a new subscriber's read is at or after it). A round that found nothing asks again,
     // which is how a new epoch is seen (its entries are not above the old cursors).
     let mut fed: Option<(String, u64)> = None;
+    // How long the last batch delivered with polls here took.
+    let mut fanout = Duration::ZERO;
     loop {
         let (epoch, head): (String, u64) = match fed.take() {
             Some(known) => known,
@@ -648,8 +654,17 @@ async fn feed(
         }
         shared.tail_generation.store(generation, Ordering::Release);
         shared.blocked.store(true, Ordering::Release);
+        let asked = tokio::time::Instant::now();
         let reply: redis::RedisResult<Value> = read.query_async(con).await;
         shared.blocked.store(false, Ordering::Release);
+        // A read that waited for its entries found the node idle: the streams are polled
+        // here, each event written as soon as it is in. Not when the node is busy: polls
+        // here do not yield, so the node's other tasks (the publishes) would wait for the
+        // whole fan-out, and woken tasks, which run later, take more events per write. So
+        // only after a wait of several times the last such fan-out: then at most a fifth of
+        // the loop's time goes to polls that do not yield.
+        let waited = asked.elapsed();
+        let inline = waited >= INLINE_AFTER_WAIT && waited >= fanout * 4;
         let reply = reply?;
         if live.generation() != generation {
             // A topic joined while this was read: read again with it, so that nothing is
@@ -661,7 +676,12 @@ async fn feed(
             continue;
         };
         let empty = batch.iter().all(Vec::is_empty);
-        if !deliver(live, &epoch, &topics, batch, count, cursors) {
+        let delivering = tokio::time::Instant::now();
+        let delivered = deliver(live, &epoch, &topics, batch, count, cursors, inline);
+        if inline {
+            fanout = delivering.elapsed();
+        }
+        if !delivered {
             // Entries of another history than the hub's meta says: the next round sees the
             // new epoch (and ends every stream); not a busy loop meanwhile.
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -725,7 +745,8 @@ fn parse_batch(reply: Value, topics: &[Arc<str>], prefix: &str) -> Option<Batch>
 }
 
 /// Hands a batch to the local rings in number order across topics; `false`, and nothing
-/// delivered, when it holds entries of another epoch.
+/// delivered, when it holds entries of another epoch. With `inline`, the streams of idle
+/// connections are polled here, in their tasks' places, once the batch is in.
 fn deliver(
     live: &Live,
     epoch: &str,
@@ -733,6 +754,7 @@ fn deliver(
     batch: Batch,
     count: usize,
     cursors: &mut HashMap<Arc<str>, u64>,
+    inline: bool,
 ) -> bool {
     // A topic that returned a full batch may have more below the others' later entries:
     // deliver only up to the lowest such batch's last number, and read on from there.
@@ -780,6 +802,9 @@ fn deliver(
     }
     // At an equal place an event goes first: a barrier's place is the number it follows.
     entries.sort_unstable_by_key(|entry| (entry.order, u8::from(entry.frame.is_empty())));
+    // The subscribers are woken once the whole batch is in the rings: a stream then takes
+    // all of its events in one poll, and one write.
+    let mut woken = Vec::new();
     for entry in entries
         .into_iter()
         .take_while(|entry| entry.order <= watermark)
@@ -788,14 +813,13 @@ fn deliver(
         if let Some(cursor) = cursors.get_mut(topic) {
             *cursor = entry.seq;
         }
-        live.deliver(
-            topic,
-            Stored {
-                seq: entry.seq,
-                frame: entry.frame,
-            },
-        );
+        let stored = Stored {
+            seq: entry.seq,
+            frame: entry.frame,
+        };
+        woken.extend(live.deliver_later(topic, stored, inline));
     }
+    drop(woken);
     true
 }
 
@@ -829,6 +853,91 @@ async fn unblock(shared: Arc<Shared>, live: Live) {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn the_tail_loop_polls_idle_streams_itself_and_every_event_arrives_once() {
+        use tokio::io::AsyncWriteExt;
+
+        use crate::connection::{COUNTING, INLINE_POLLS, Listener, read_until};
+        use crate::{EventSourceResponse, LastEventId, ServerSentEvent, Shutdown};
+
+        let Some(redis) = crate::testing::RedisServer::start() else {
+            return;
+        };
+        let _counting = COUNTING.lock().await;
+        let store = RedisStore::builder(redis.url())
+            .hub("inline")
+            .connect()
+            .await
+            .unwrap();
+        let hub = crate::Hub::builder().store(store).build();
+        let events = hub.clone();
+        let app = axum::Router::new().route(
+            "/events",
+            axum::routing::get(move || {
+                let hub = events.clone();
+                async move { EventSourceResponse::new(hub.resume(["t"], LastEventId::None).await) }
+            }),
+        );
+        let listener = Listener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(
+            crate::serve(listener, app, &Shutdown::new())
+                .http1_only()
+                .into_future(),
+        );
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            client
+                .write_all(b"GET /events HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await
+                .unwrap();
+            clients.push((client, Vec::new()));
+        }
+        // Until the tail loop feeds the topic (it reads it from when it joined) and every
+        // stream has written from its task once (the head went out through hyper).
+        let publish = |n: u32| {
+            let hub = hub.clone();
+            async move {
+                hub.publish("t", ServerSentEvent::new().data(n))
+                    .await
+                    .unwrap();
+            }
+        };
+        publish(0).await;
+        for (client, seen) in &mut clients {
+            read_until(client, seen, "data: 0\r\n").await;
+        }
+        // Paced: each read of the tail loop waits for its entry, so it polls the idle
+        // streams itself.
+        let before = INLINE_POLLS.load(Ordering::Relaxed);
+        for n in 1..=10 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            publish(n).await;
+            for (client, seen) in &mut clients {
+                read_until(client, seen, &format!("data: {n}\r\n")).await;
+            }
+        }
+        let inline = INLINE_POLLS.load(Ordering::Relaxed) - before;
+        assert!(
+            inline >= 24,
+            "only {inline} of 30 deliveries polled by the tail loop"
+        );
+        // A burst: reads find entries waiting, and tasks are woken.
+        for n in 11..=200 {
+            publish(n).await;
+        }
+        for (client, seen) in &mut clients {
+            read_until(client, seen, "data: 200\r\n").await;
+            let numbers: Vec<u32> = String::from_utf8_lossy(seen)
+                .lines()
+                .filter_map(|line| line.strip_prefix("data: "))
+                .map(|n| n.parse().unwrap())
+                .collect();
+            assert_eq!(numbers, (0..=200).collect::<Vec<_>>());
+        }
+    }
+
     #[test]
     fn a_topics_hole_goes_out_before_later_events_of_other_topics() {
         let live = Live::new(8);
@@ -842,7 +951,7 @@ mod tests {
             vec![(144, b"e".to_vec(), 143, frame(144))],
             vec![(75, b"e".to_vec(), 32, frame(75))],
         ];
-        assert!(deliver(&live, "e", &topics, batch, 1, &mut cursors));
+        assert!(deliver(&live, "e", &topics, batch, 1, &mut cursors, false));
         // One entry per topic was read, so this round delivers up to the lower, 75. `a`'s
         // hole begins after 74: its barrier goes out now, before `c`'s 75, so that a stream
         // of both topics ends instead of sending 75 and more while `a`'s are missing.
