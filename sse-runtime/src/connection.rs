@@ -764,11 +764,11 @@ impl Socket {
         self.poll_direct(cx)
     }
 
-    /// Wakes the connection's task for a message sent to its body, or, when the task is idle
-    /// on the direct path and `inline` allows, polls the body in its place with its waker.
-    pub(crate) fn wake(self: Arc<Self>, waker: Waker, inline: bool) {
-        if !inline
-            || self.thread.load(Ordering::Relaxed) != this_thread()
+    /// Polls the relayed body in the place of the connection's task, with the task's
+    /// `waker`, when the task is idle on the direct path and last ran on this thread; else,
+    /// or when hyper has something to do after it, wakes the task.
+    pub(crate) fn wake(self: Arc<Self>, waker: Waker) {
+        if self.thread.load(Ordering::Relaxed) != this_thread()
             || self
                 .task
                 .compare_exchange(TASK_IDLE, TASK_INLINE, Ordering::AcqRel, Ordering::Relaxed)

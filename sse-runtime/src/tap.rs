@@ -108,7 +108,7 @@ impl Drop for Woken {
         });
         for parked in taken.drain(..) {
             match parked.direct {
-                Some(socket) => socket.wake(parked.waker, true),
+                Some(socket) => socket.wake(parked.waker),
                 None => parked.waker.wake(),
             }
         }
