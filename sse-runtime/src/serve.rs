@@ -570,13 +570,7 @@ mod tests {
         let addr = server_with(routes).await;
         let mut client = TcpStream::connect(addr).await.unwrap();
         send(&mut client, "GET /idle HTTP/1.1").await;
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !seen.windows(10).any(|w| w == b"data: last") {
-            let n = client.read(&mut buf).await.unwrap();
-            assert!(n > 0, "the connection closed before the event");
-            seen.extend_from_slice(&buf[..n]);
-        }
+        read_until(&mut client, &mut Vec::new(), "data: last").await;
         // The read watch is armed by now; then the client goes.
         tokio::time::sleep(Duration::from_millis(50)).await;
         drop(client);
@@ -588,7 +582,7 @@ mod tests {
     }
 
     /// The feed the streams of [`feed_server`] follow, sent to as a store's feed task sends
-    /// (`Live::deliver_inline`): the send polls idle streams in their tasks' places.
+    /// (`Live::deliver_later` with `inline`): the send polls idle streams in their tasks' places.
     type TestFeed = Arc<(Feed<u32>, std::sync::Mutex<()>)>;
 
     fn test_feed(capacity: usize) -> TestFeed {

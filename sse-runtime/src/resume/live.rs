@@ -60,27 +60,28 @@ impl Live {
     /// Hands `event` of `topic` to its local subscribers; returns how many there were.
     pub fn deliver(&self, topic: &str, event: Stored) -> usize {
         // Woken after the lock is let go, which a woken subscriber's task may want.
-        let sent = self
-            .topics()
-            .get(topic)
-            .map(|ring| ring.tx.send_later(event, false));
-        sent.map_or(0, |(receivers, woken)| {
-            drop(woken);
-            receivers
-        })
+        self.deliver_later(topic, event, false)
+            .map_or(0, |(receivers, woken)| {
+                drop(woken);
+                receivers
+            })
     }
 
-    /// Hands `event` of `topic` to its local subscribers like [`Live::deliver`], and wakes them
-    /// when the [`Woken`] returned is dropped; with `inline`, that polls the streams of idle
-    /// connections right there, in their tasks' places (see `Feed::send_later`). For a
-    /// store's own feed task, which holds no lock a stream could take: it drops them after a
-    /// batch, so that each stream is polled once for all of the batch's events.
-    pub(crate) fn deliver_later(&self, topic: &str, event: Stored, inline: bool) -> Option<Woken> {
-        let sent = self
-            .topics()
+    /// Hands `event` of `topic` to its local subscribers like [`Live::deliver`], with how many
+    /// there were, and wakes them when the [`Woken`] returned is dropped (the topics' lock is
+    /// let go by then); with `inline`, that polls the streams of idle connections right
+    /// there, in their tasks' places (see `Feed::send_later`). For a store's own feed task,
+    /// which holds no lock a stream could take: it drops them after a batch, so that each
+    /// stream is polled once for all of the batch's events.
+    pub(crate) fn deliver_later(
+        &self,
+        topic: &str,
+        event: Stored,
+        inline: bool,
+    ) -> Option<(usize, Woken)> {
+        self.topics()
             .get(topic)
-            .map(|ring| ring.tx.send_later(event, inline));
-        sent.map(|(_, woken)| woken)
+            .map(|ring| ring.tx.send_later(event, inline))
     }
 
     /// Whether any local subscriber follows `topic`.

@@ -817,7 +817,10 @@ fn deliver(
             seq: entry.seq,
             frame: entry.frame,
         };
-        woken.extend(live.deliver_later(topic, stored, inline));
+        woken.extend(
+            live.deliver_later(topic, stored, inline)
+                .map(|(_, woken)| woken),
+        );
     }
     drop(woken);
     true
