@@ -212,7 +212,10 @@ struct Plan {
     warmup: Duration,
     window: Duration,
     /// The fixed rate runs in rounds: in each, every system of a group in turn gets a warm-up
-    /// and a window.
+    /// and a window. A p99 over a run's windows rests on its slowest 1% of deliveries: with 3
+    /// rounds (240 events) that was the tails of a few events, and a stall of the machine in
+    /// one of them moved the run's p99 ratio between two systems by up to a quarter; 8 rounds
+    /// (640 events) narrow that spread by a third (BENCHMARKS.md, "eight rounds per run").
     paced_rounds: usize,
     paced_warmup: Duration,
     paced_window: Duration,
@@ -229,7 +232,7 @@ impl Plan {
             rate: 40,
             warmup: Duration::from_secs(1),
             window: Duration::from_secs(3),
-            paced_rounds: 3,
+            paced_rounds: 8,
             paced_warmup: Duration::from_millis(500),
             paced_window: Duration::from_secs(2),
             node_threads: 1,
